@@ -1,0 +1,60 @@
+# medigan hub: one entry point for running and testing on a fresh machine.
+# `make run` brings the hub up with its demo catalogue on the embedded default;
+# `make test` runs every test suite and the linters.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+NODJANGO_VENV ?= .venv-nodjango
+BIN := $(VENV)/bin
+# The CPU build that lies on disk here; elsewhere set TORCH_SPEC (e.g. "torch>=2.1,<3").
+TORCH_SPEC ?= torch==2.13.0
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: run test install lint typecheck test-python test-nodjango clean
+
+$(BIN)/.installed: pyproject.toml catalog/pyproject.toml client/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e ./catalog -e ./client -e ".[dev]"
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python manage.py seed_demo
+	HOST=$(HOST) PORT=$(PORT) VENV=$(VENV) deploy/run-embedded.sh
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+typecheck: install
+	$(BIN)/mypy --strict catalog/src client/src
+	$(BIN)/mypy hub
+
+test-python: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The catalog and the client must work where Django is not installed.
+$(NODJANGO_VENV)/.installed: catalog/pyproject.toml client/pyproject.toml
+	$(PYTHON) -m venv $(NODJANGO_VENV)
+	$(NODJANGO_VENV)/bin/pip install --quiet --upgrade pip
+	$(NODJANGO_VENV)/bin/pip install --quiet "$(TORCH_SPEC)"
+	$(NODJANGO_VENV)/bin/pip install --quiet -e "./catalog[test]" -e "./client[test]"
+	touch $@
+
+test-nodjango: $(NODJANGO_VENV)/.installed
+	$(NODJANGO_VENV)/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('django') is not None)"
+	cd catalog && ../$(NODJANGO_VENV)/bin/python -m pytest -p no:cacheprovider -c /dev/null --rootdir . tests -q
+	cd client && ../$(NODJANGO_VENV)/bin/python -m pytest -p no:cacheprovider -c /dev/null --rootdir . tests -q
+
+test: lint typecheck test-python test-nodjango
+
+clean:
+	rm -rf $(VENV) $(NODJANGO_VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Shared vocabulary of medigan hub: card schema, lifecycle, search, packaging rules."""

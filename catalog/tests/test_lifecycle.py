@@ -1,0 +1,95 @@
+"""Tests for medigan_catalog.lifecycle: the release state graph and the transition check."""
+
+from __future__ import annotations
+
+import pytest
+
+from medigan_catalog.errors import ErrorCode, TransitionNotAllowedError
+from medigan_catalog.lifecycle import (
+    CATALOGUE_STATES,
+    FINAL_STATES,
+    TRANSITIONS,
+    VISIBLE_STATES,
+    ReleaseState,
+    allowed_targets,
+    check_transition,
+    is_final,
+)
+
+S = ReleaseState
+
+
+def test_graph_is_the_documented_one() -> None:
+    edges = {(a.value, b.value) for a, targets in TRANSITIONS.items() for b in targets}
+    assert edges == {
+        ("submitted", "validating"),
+        ("submitted", "withdrawn"),
+        ("validating", "in_review"),
+        ("validating", "rejected"),
+        ("in_review", "approved"),
+        ("in_review", "rejected"),
+        ("in_review", "withdrawn"),
+        ("approved", "published"),
+        ("published", "deprecated"),
+    }
+    assert set(TRANSITIONS) == set(ReleaseState)
+
+
+def test_final_states_have_no_way_out() -> None:
+    assert {s.value for s in FINAL_STATES} == {"rejected", "withdrawn", "deprecated"}
+    for state in ReleaseState:
+        assert is_final(state) == (not TRANSITIONS[state])
+
+
+def test_every_state_is_reachable_from_submitted() -> None:
+    reached = {S.SUBMITTED}
+    frontier = [S.SUBMITTED]
+    while frontier:
+        for target in TRANSITIONS[frontier.pop()]:
+            if target not in reached:
+                reached.add(target)
+                frontier.append(target)
+    assert reached == set(ReleaseState)
+
+
+def test_allowed_moves_pass() -> None:
+    check_transition(S.SUBMITTED, S.VALIDATING)
+    check_transition("in_review", "approved")
+    assert allowed_targets("approved") == frozenset({S.PUBLISHED})
+
+
+def test_disallowed_move_names_both_states_and_the_options() -> None:
+    with pytest.raises(TransitionNotAllowedError) as caught:
+        check_transition(S.SUBMITTED, S.PUBLISHED)
+    error = caught.value
+    assert "'submitted'" in str(error) and "'published'" in str(error)
+    assert "validating, withdrawn" in str(error)
+    assert error.to_body() == {
+        "code": ErrorCode.TRANSITION_NOT_ALLOWED.value,
+        "message": str(error),
+        "detail": {
+            "current": "submitted",
+            "target": "published",
+            "allowed": ["validating", "withdrawn"],
+        },
+    }
+
+
+def test_leaving_a_final_state_says_so() -> None:
+    with pytest.raises(TransitionNotAllowedError, match="'rejected' is a final state"):
+        check_transition(S.REJECTED, S.IN_REVIEW)
+
+
+def test_published_release_cannot_be_withdrawn() -> None:
+    with pytest.raises(TransitionNotAllowedError):
+        check_transition(S.PUBLISHED, S.WITHDRAWN)
+
+
+def test_unknown_state_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="'archived'"):
+        check_transition("archived", "published")
+
+
+def test_visibility_sets() -> None:
+    assert frozenset({S.PUBLISHED}) == CATALOGUE_STATES
+    assert frozenset({S.PUBLISHED, S.DEPRECATED}) == VISIBLE_STATES

@@ -1,0 +1,242 @@
+"""The Python face of the client: :class:`Client` ties settings, cache, hub and runtime together.
+
+>>> from medigan_client import Client
+>>> client = Client()                      # settings from env / config file / defaults
+>>> client.sync()                          # fetch the catalogue (ETag aware)
+>>> [hit.card.model_id for hit in client.search("mammography dcgan")]
+>>> client.generate("zoo/chestxray-dcgan-64", 100, "out/")
+
+Search, rank and show work on the cached catalogue, offline; the first call syncs once when
+nothing is cached. torch is imported only when a model runs.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from medigan_catalog.schema import Card
+from medigan_catalog.search import (
+    SearchHit,
+    medigan_find_matching,
+    medigan_rank,
+    parse_filter_terms,
+    rank,
+    search,
+)
+from medigan_client.errors import BadRequestError
+from medigan_client.http import HubSession
+from medigan_client.settings import ClientSettings
+from medigan_client.sync import (
+    Snapshot,
+    SyncResult,
+    find_release,
+    has_snapshot,
+    latest_cards,
+    load_snapshot,
+    split_model_ref,
+)
+from medigan_client.sync import sync as sync_catalog
+
+if TYPE_CHECKING:
+    from medigan_client.generate import GenerationResult
+    from medigan_client.push import PushResult
+
+OPERATORS = ("AND", "OR", "XOR")
+REVIEW_DECISIONS = ("approve", "reject")
+
+
+def release_path(model_at_version: str) -> str:
+    """The hub API path of ``ns/name@version``."""
+    model_id, version = split_model_ref(model_at_version)
+    if version is None:
+        raise BadRequestError(f"{model_at_version!r} names no version; write ns/name@version")
+    namespace, name = model_id.split("/", 1)
+    return (
+        f"/api/v1/models/{quote(namespace, safe='')}/{quote(name, safe='')}"
+        f"/releases/{quote(version, safe='')}"
+    )
+
+
+def _split_query(query: str) -> list[str]:
+    """Words of a query, keeping ``"quoted phrases"`` together (unbalanced quotes: plain split)."""
+    try:
+        return shlex.split(query)
+    except ValueError:
+        return query.split()
+
+
+class Client:
+    """A client of one hub with one cache: sync, search, rank, show, download, generate, push."""
+
+    def __init__(
+        self,
+        hub_url: str | None = None,
+        token: str | None = None,
+        cache_dir: Path | str | None = None,
+        offline: bool | None = None,
+        *,
+        timeout: float | None = None,
+        settings: ClientSettings | None = None,
+        progress: bool = True,
+    ):
+        self.settings = settings or ClientSettings.load(
+            hub_url=hub_url, token=token, cache_dir=cache_dir, offline=offline, timeout=timeout
+        )
+        self.progress = progress
+        self._session: HubSession | None = None
+
+    def __repr__(self) -> str:
+        return f"Client(hub_url={self.settings.hub_url!r}, offline={self.settings.offline})"
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP connection pool, if one was opened."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> HubSession:
+        """The HTTP session to the hub, opened on first use."""
+        if self._session is None:
+            self._session = HubSession(self.settings)
+        return self._session
+
+    # -- catalogue -------------------------------------------------------------------------
+
+    def sync(self) -> SyncResult:
+        """Fetch the hub's catalogue into the cache (304 keeps it; unreachable falls back)."""
+        return sync_catalog(self.settings, session=self.session)
+
+    def snapshot(self) -> Snapshot:
+        """The cached catalogue, synced once first when nothing is cached and online."""
+        if not has_snapshot(self.settings) and not self.settings.offline:
+            self.sync()
+        return load_snapshot(self.settings)
+
+    def models(self) -> list[Card]:
+        """The newest release of every model in the catalogue, in catalogue order."""
+        return latest_cards(self.snapshot())
+
+    def search(
+        self,
+        query: str | Sequence[str] = (),
+        *,
+        filters: Mapping[str, str] | None = None,
+        operator: str = "AND",
+        medigan_semantics: bool = False,
+    ) -> list[SearchHit]:
+        """Search the newest releases offline.
+
+        ``query`` is text or a list of terms; terms written ``key=value`` become filters.
+        With ``medigan_semantics`` the terms are matched the way medigan's
+        ``find_matching_models_by_values`` does (lower-cased values anywhere in ``selection``,
+        combined with ``operator``), and every hit has score 1.0.
+        """
+        operator = operator.upper()
+        if operator not in OPERATORS:
+            raise BadRequestError(f"operator must be one of {', '.join(OPERATORS)}, not {operator}")
+        tokens = _split_query(query) if isinstance(query, str) else [str(t) for t in query]
+        terms, parsed_filters = parse_filter_terms(tokens)
+        all_filters = {**parsed_filters, **dict(filters or {})}
+        cards = self.models()
+        if medigan_semantics:
+            values = [term.strip('"').lower() for term in terms]
+            values += [value.lower() for value in all_filters.values()]
+            if not values:
+                raise BadRequestError("medigan semantics need at least one value to match")
+            matched = medigan_find_matching(cards, values, operator=operator)
+            return [SearchHit(card, 1.0, tuple(values)) for card in matched]
+        return search(cards, " ".join(terms), filters=all_filters or None, operator=operator)
+
+    def rank(self, metric: str, *, descending: bool = False) -> list[Card]:
+        """The newest releases ordered by ``metric`` (dotted path under selection.performance).
+
+        Releases without a value for the metric come last, in catalogue order.
+        """
+        return list(rank(self.models(), metric, descending=descending))
+
+    def medigan_rank(self, metric: str, order: str = "asc") -> list[Card]:
+        """Rank like medigan's ``rank_models_by_performance`` (``order`` asc or desc)."""
+        return list(medigan_rank(self.models(), metric, order))
+
+    def show(self, model: str) -> Card:
+        """The card of ``ns/name`` (newest release) or ``ns/name@version``."""
+        return find_release(self.snapshot(), model)
+
+    # -- artifacts and generation ----------------------------------------------------------
+
+    def download(self, model: str) -> Path:
+        """Download (once, verified) the package zip of a release; return its cached path."""
+        from medigan_client.download import download_release
+
+        return download_release(
+            self.settings, self.show(model), session=self.session, progress=self.progress
+        )
+
+    def package(self, model: str) -> Path:
+        """Download and extract (once) the package of a release; return its directory."""
+        from medigan_client.download import ensure_package
+
+        return ensure_package(
+            self.settings, self.show(model), session=self.session, progress=self.progress
+        )
+
+    def generate(
+        self,
+        model: str,
+        num_samples: int,
+        output_dir: Path | str,
+        **kwargs: Any,
+    ) -> GenerationResult:
+        """Generate images into ``output_dir``; see :func:`medigan_client.generate.generate`.
+
+        Keyword arguments: ``seed``, ``batch_size``, ``device``, ``args``, ``progress``.
+        """
+        from medigan_client.generate import generate
+
+        kwargs.setdefault("progress", self.progress)
+        return generate(
+            self.settings, model, num_samples, Path(output_dir), session=self.session, **kwargs
+        )
+
+    # -- contributing and reviewing --------------------------------------------------------
+
+    def push(self, package_dir: Path | str) -> PushResult:
+        """Check, zip and upload a package directory; return the hub's answer."""
+        from medigan_client.push import push
+
+        return push(self.settings, Path(package_dir), session=self.session)
+
+    def release_status(self, model_at_version: str) -> dict[str, Any]:
+        """The hub's status of a release: state, checks, events, DOI."""
+        status = self.session.get_json(release_path(model_at_version))
+        if not isinstance(status, dict):
+            raise BadRequestError(f"the hub's status of {model_at_version} is not an object")
+        return status
+
+    def review(self, model_at_version: str, decision: str, note: str = "") -> dict[str, Any]:
+        """Approve or reject a release in review (reviewers only); return its new status."""
+        if decision not in REVIEW_DECISIONS:
+            raise BadRequestError(f"decision must be approve or reject, not {decision!r}")
+        status = self.session.post_json(
+            release_path(model_at_version) + "/review", {"decision": decision, "note": note}
+        )
+        if not isinstance(status, dict):
+            raise BadRequestError(f"the hub's status of {model_at_version} is not an object")
+        return status

@@ -1,0 +1,309 @@
+"""Download a release's package into the content-verified cache, and extract it safely once.
+
+:func:`download_release` returns the cached package zip when its sha256 and size are known to
+match; otherwise it streams the first reachable URL of the card's package artifact (and only
+those URLs) into a partial file while hashing, resuming with ``Range`` when a partial file and
+the server allow it, verifies sha256 and size, and moves the file into place atomically.
+:func:`ensure_package` extracts the verified zip with the catalogue's safe extraction rules
+into ``.../package/`` once, recording the archive's sha256 in a marker file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from tqdm import tqdm  # type: ignore[import-untyped]
+
+from medigan_catalog.errors import CatalogError
+from medigan_catalog.packaging import ArchiveLimits, safe_extract, sha256_file
+from medigan_catalog.schema import Artifact, Card
+from medigan_client.cache import Cache, write_atomic
+from medigan_client.errors import (
+    ArchiveUnsafeError,
+    ArtifactUnreachableError,
+    AuthenticationRequiredError,
+    ChecksumMismatchError,
+    HubUnreachableError,
+    MediganClientError,
+    NotFoundError,
+    OfflineError,
+    PermissionDeniedError,
+)
+from medigan_client.http import HubSession
+from medigan_client.settings import ClientSettings
+
+CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class _Verified:
+    sha256: str
+    size: int
+    mtime_ns: int
+
+
+def package_artifact(card: Card) -> Artifact:
+    """The card's package artifact; :class:`NotFoundError` when the release has none."""
+    artifact = card.package_artifact
+    if artifact is None or not artifact.urls:
+        raise NotFoundError(f"{card.release_id} has no downloadable package artifact")
+    return artifact
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".verified")
+
+
+def _read_verified(path: Path) -> _Verified | None:
+    try:
+        data = json.loads(_sidecar(path).read_text(encoding="utf-8"))
+        return _Verified(str(data["sha256"]), int(data["size"]), int(data["mtime_ns"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_verified(path: Path, sha256: str) -> None:
+    stat = path.stat()
+    record = {"sha256": sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    write_atomic(_sidecar(path), json.dumps(record).encode("utf-8"))
+
+
+def cached_sha256(path: Path, artifact: Artifact) -> str | None:
+    """The sha256 of a cached artifact if it is present and matches the card, else None.
+
+    A record written after verification spares re-hashing large files on every call; when the
+    record is missing or stale (file touched), the file is hashed again.
+    """
+    if not path.is_file():
+        return None
+    stat = path.stat()
+    if artifact.size is not None and stat.st_size != artifact.size:
+        return None
+    record = _read_verified(path)
+    if record is not None and record.size == stat.st_size and record.mtime_ns == stat.st_mtime_ns:
+        digest = record.sha256
+    else:
+        digest = sha256_file(path)
+        _write_verified(path, digest)
+    if artifact.sha256 is not None and digest != artifact.sha256.lower():
+        return None
+    return digest
+
+
+def download_release(
+    settings: ClientSettings,
+    card: Card,
+    *,
+    session: HubSession | None = None,
+    progress: bool = True,
+) -> Path:
+    """Path of the release's verified package zip in the cache, downloading it if needed.
+
+    Raises :class:`ChecksumMismatchError` (the partial file is deleted) when the bytes differ
+    from the card, :class:`ArtifactUnreachableError` when no URL answers, and
+    :class:`OfflineError` in offline mode when the file is not cached.
+    """
+    artifact = package_artifact(card)
+    cache = Cache(settings.cache_dir)
+    target = cache.artifact_path(card.namespace, card.name, card.version, artifact.filename)
+    if cached_sha256(target, artifact) is not None:
+        return target
+    if settings.offline:
+        raise OfflineError(
+            f"offline mode: the package of {card.release_id} is not in the cache "
+            f"{settings.cache_dir}; run `medigan-client download {card.release_id}` online"
+        )
+    with cache.lock(f"artifact:{target}"):
+        # Another process may have finished the same download while we waited for the lock.
+        if cached_sha256(target, artifact) is not None:
+            return target
+        own_session = session is None
+        hub = session or HubSession(settings)
+        try:
+            return _download_first_reachable(hub, cache, card, artifact, target, progress)
+        finally:
+            if own_session:
+                hub.close()
+
+
+def _download_first_reachable(
+    hub: HubSession,
+    cache: Cache,
+    card: Card,
+    artifact: Artifact,
+    target: Path,
+    progress: bool,
+) -> Path:
+    reasons: list[tuple[str, str]] = []
+    access_error: MediganClientError | None = None
+    for url in artifact.urls:
+        try:
+            digest = _fetch(hub, cache, card, artifact, url, target, progress)
+        except ChecksumMismatchError:
+            raise
+        except (AuthenticationRequiredError, PermissionDeniedError) as exc:
+            access_error = access_error or exc
+            reasons.append((url, exc.message))
+            continue
+        except HubUnreachableError as exc:
+            reasons.append((url, exc.detail if isinstance(exc.detail, str) else exc.message))
+            continue
+        except MediganClientError as exc:
+            reasons.append((url, exc.message))
+            continue
+        _write_verified(target, digest)
+        return target
+    if access_error is not None:
+        raise access_error
+    outside = not any(hub.is_hub_url(url) for url, _ in reasons)
+    where = "; ".join(f"at {url}: {reason}" for url, reason in reasons)
+    suffix = "; this release's package is hosted outside the hub" if outside else ""
+    raise ArtifactUnreachableError(
+        f"cannot reach the artifact of {card.release_id} {where}{suffix}",
+        detail={"urls": [url for url, _ in reasons]},
+    )
+
+
+def _fetch(
+    hub: HubSession,
+    cache: Cache,
+    card: Card,
+    artifact: Artifact,
+    url: str,
+    target: Path,
+    progress: bool,
+) -> str:
+    partial = cache.partial_path(f"{artifact.sha256 or url}:{target}")
+    have = partial.stat().st_size if partial.is_file() else 0
+    if artifact.size is not None and have >= artifact.size:
+        have = 0  # a partial as large as the file that was not moved in is not trustworthy
+    headers = {"Range": f"bytes={have}-"} if have else {}
+    hasher = hashlib.sha256()
+    with hub.stream("GET", url, headers=headers) as response:
+        resumed = (
+            have > 0
+            and response.status_code == 206
+            and response.headers.get("Content-Range", "").startswith(f"bytes {have}-")
+        )
+        if resumed:
+            with partial.open("rb") as existing:
+                for chunk in iter(lambda: existing.read(CHUNK_BYTES), b""):
+                    hasher.update(chunk)
+        else:
+            have = 0
+        total = artifact.size
+        if total is None and response.headers.get("Content-Length", "").isdigit():
+            total = have + int(response.headers["Content-Length"])
+        announced = response.headers.get("X-Checksum-Sha256")
+        with (
+            partial.open("ab" if resumed else "wb") as out,
+            tqdm(
+                total=total,
+                initial=have,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=artifact.filename,
+                file=sys.stderr,
+                disable=not progress,
+                leave=False,
+            ) as bar,
+        ):
+            try:
+                for chunk in response.iter_bytes(CHUNK_BYTES):
+                    out.write(chunk)
+                    hasher.update(chunk)
+                    bar.update(len(chunk))
+            except httpx.HTTPError as exc:
+                # The partial file stays for a later resume with Range.
+                raise ArtifactUnreachableError(
+                    f"the connection broke after {out.tell()} bytes: {exc or type(exc).__name__}"
+                ) from exc
+            out.flush()
+            os.fsync(out.fileno())
+    digest = hasher.hexdigest()
+    size = partial.stat().st_size
+    expected = (artifact.sha256 or announced or "").lower() or None
+    if (expected is not None and digest != expected) or (
+        artifact.size is not None and size != artifact.size
+    ):
+        partial.unlink(missing_ok=True)
+        raise ChecksumMismatchError(
+            f"the package of {card.release_id} from {url} has sha256 {digest} and {size} "
+            f"bytes, expected sha256 {expected or 'unknown'} and "
+            f"{artifact.size if artifact.size is not None else 'unknown'} bytes; "
+            "the download was deleted",
+            detail={
+                "expected_sha256": expected,
+                "got_sha256": digest,
+                "expected_size": artifact.size,
+                "got_size": size,
+                "url": url,
+            },
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial.replace(target)
+    return digest
+
+
+def ensure_package(
+    settings: ClientSettings,
+    card: Card,
+    *,
+    session: HubSession | None = None,
+    progress: bool = True,
+    limits: ArchiveLimits | None = None,
+) -> Path:
+    """Directory of the release's extracted package, downloading and extracting it once.
+
+    Extraction goes through :func:`medigan_catalog.packaging.safe_extract` (no path traversal,
+    links or oversized members) into a temporary sibling that is moved into place; a marker
+    file records the archive's sha256 so a re-downloaded, different archive is re-extracted.
+    """
+    archive = download_release(settings, card, session=session, progress=progress)
+    cache = Cache(settings.cache_dir)
+    package_dir = cache.package_dir(card.namespace, card.name, card.version)
+    marker = cache.extracted_marker(card.namespace, card.name, card.version)
+    artifact = package_artifact(card)
+    digest = cached_sha256(archive, artifact)
+    if digest is None:  # replaced under our feet between download and here
+        archive = download_release(settings, card, session=session, progress=progress)
+        digest = sha256_file(archive)
+    if _marker_matches(marker, digest) and package_dir.is_dir():
+        return package_dir
+    with cache.lock(f"package:{package_dir}"):
+        if _marker_matches(marker, digest) and package_dir.is_dir():
+            return package_dir
+        staging = Path(tempfile.mkdtemp(prefix=".package-", dir=package_dir.parent))
+        try:
+            safe_extract(archive, staging, limits or ArchiveLimits())
+        except CatalogError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ArchiveUnsafeError(
+                f"the package of {card.release_id} cannot be extracted safely: {exc.message}",
+                detail=exc.detail,
+            ) from exc
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        marker.unlink(missing_ok=True)
+        if package_dir.exists():
+            shutil.rmtree(package_dir)
+        staging.replace(package_dir)
+        write_atomic(marker, digest.encode("ascii"))
+    return package_dir
+
+
+def _marker_matches(marker: Path, digest: str) -> bool:
+    try:
+        return marker.read_text(encoding="ascii").strip() == digest
+    except OSError:
+        return False

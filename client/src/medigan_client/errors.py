@@ -1,0 +1,184 @@
+"""Typed exceptions of the client, one per hub error code, and the mapping from error bodies.
+
+The hub answers errors as ``{"code", "message", "detail"}`` with ``code`` from
+:class:`medigan_catalog.errors.ErrorCode`; :func:`error_from_body` turns such a body into the
+matching subclass of :class:`MediganClientError`, so callers catch what they mean
+(``except NotFoundError``) and the CLI prints ``error: <message>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from medigan_catalog.errors import ErrorCode
+
+
+class MediganClientError(Exception):
+    """Base of every error the client raises on purpose; carries the hub's code, message, detail."""
+
+    code: ErrorCode = ErrorCode.BAD_REQUEST
+
+    def __init__(self, message: str, *, detail: object = None, code: ErrorCode | None = None):
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code.value!r}, message={self.message!r})"
+
+
+class CardInvalidError(MediganClientError):
+    """The card does not follow the schema."""
+
+    code = ErrorCode.CARD_INVALID
+
+
+class ArchiveUnsafeError(MediganClientError):
+    """The package archive would escape its directory, holds links, or is too large."""
+
+    code = ErrorCode.ARCHIVE_UNSAFE
+
+
+class ChecksumMismatchError(MediganClientError):
+    """A downloaded or uploaded file does not have the sha256 or size the card names."""
+
+    code = ErrorCode.CHECKSUM_MISMATCH
+
+
+class ArtifactUnreachableError(MediganClientError):
+    """None of an artifact's URLs answered with its bytes."""
+
+    code = ErrorCode.ARTIFACT_UNREACHABLE
+
+
+class NotFoundError(MediganClientError):
+    """The model, release or file does not exist (or is not visible to this token)."""
+
+    code = ErrorCode.NOT_FOUND
+
+
+class AuthenticationRequiredError(MediganClientError):
+    """The operation needs a token and none (or an invalid one) was sent."""
+
+    code = ErrorCode.AUTHENTICATION_REQUIRED
+
+
+class PermissionDeniedError(MediganClientError):
+    """The token is valid but may not do this."""
+
+    code = ErrorCode.PERMISSION_DENIED
+
+
+class TransitionNotAllowedError(MediganClientError):
+    """The release's lifecycle state does not allow the requested transition."""
+
+    code = ErrorCode.TRANSITION_NOT_ALLOWED
+
+
+class ReleaseExistsError(MediganClientError):
+    """A release with this model id and version was already pushed."""
+
+    code = ErrorCode.RELEASE_EXISTS
+
+
+class ValidationFailedError(MediganClientError):
+    """The hub's validation checks failed for a release."""
+
+    code = ErrorCode.VALIDATION_FAILED
+
+
+class GenerationFailedError(MediganClientError):
+    """A model package failed to generate, crashed, timed out, or produced the wrong output."""
+
+    code = ErrorCode.GENERATION_FAILED
+
+
+class BadRequestError(MediganClientError):
+    """The request (or the local configuration) is malformed."""
+
+    code = ErrorCode.BAD_REQUEST
+
+
+class ServerError(MediganClientError):
+    """The hub failed while answering."""
+
+    code = ErrorCode.SERVER_ERROR
+
+
+class HubUnreachableError(MediganClientError):
+    """The hub did not answer (connection refused, timeout, gateway errors after retries)."""
+
+    code = ErrorCode.HUB_UNREACHABLE
+
+
+class OfflineError(MediganClientError):
+    """The client is in offline mode and the operation needs the network."""
+
+    code = ErrorCode.OFFLINE
+
+
+_BY_CODE: dict[str, type[MediganClientError]] = {
+    cls.code.value: cls
+    for cls in (
+        CardInvalidError,
+        ArchiveUnsafeError,
+        ChecksumMismatchError,
+        ArtifactUnreachableError,
+        NotFoundError,
+        AuthenticationRequiredError,
+        PermissionDeniedError,
+        TransitionNotAllowedError,
+        ReleaseExistsError,
+        ValidationFailedError,
+        GenerationFailedError,
+        BadRequestError,
+        ServerError,
+        HubUnreachableError,
+        OfflineError,
+    )
+}
+
+_BY_STATUS: dict[int, type[MediganClientError]] = {
+    400: BadRequestError,
+    401: AuthenticationRequiredError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ReleaseExistsError,
+    502: HubUnreachableError,
+    503: HubUnreachableError,
+    504: HubUnreachableError,
+}
+
+
+def error_class_for(code: str) -> type[MediganClientError] | None:
+    """The exception class for an error code value, or None when the code is unknown."""
+    return _BY_CODE.get(code)
+
+
+def error_from_body(status: int, body: object) -> MediganClientError:
+    """Map an HTTP error status and its decoded JSON body to the typed client exception.
+
+    A body with a known ``code`` picks the class by code; otherwise the status decides
+    (401 authentication, 403 permission, 404 not found, 5xx server error, else bad request).
+    The message is the hub's, or a generic one naming the status when the body has none.
+    """
+    code: str | None = None
+    message: str | None = None
+    detail: object = None
+    if isinstance(body, Mapping):
+        raw_code = body.get("code")
+        code = raw_code if isinstance(raw_code, str) else None
+        raw_message = body.get("message")
+        message = raw_message if isinstance(raw_message, str) and raw_message else None
+        detail = body.get("detail")
+    cls = error_class_for(code) if code else None
+    if cls is None:
+        cls = _BY_STATUS.get(status, ServerError if status >= 500 else BadRequestError)
+    if message is None:
+        message = f"the hub answered HTTP {status}" + (f" ({code})" if code else "")
+    return cls(message, detail=detail)

@@ -1,0 +1,251 @@
+"""The client's one way to talk HTTP: a hub session with auth, retries and error mapping.
+
+Every request to the hub goes through :class:`HubSession`: it adds ``Authorization: Token <key>``
+and ``User-Agent: medigan-client/<version>``, retries connection failures and 502/503/504 a
+bounded number of times with exponential backoff (honouring ``Retry-After``), turns connection
+failures into :class:`HubUnreachableError` and error answers into the typed exceptions of
+:mod:`medigan_client.errors`. In offline mode it refuses before any traffic. Artifact URLs that
+point elsewhere (e.g. Zenodo) use the same session but never receive the hub token.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+)
+
+from medigan_client.errors import (
+    HubUnreachableError,
+    MediganClientError,
+    OfflineError,
+    error_from_body,
+)
+from medigan_client.settings import ClientSettings
+from medigan_client.version import __version__
+
+RETRY_STATUSES = frozenset({502, 503, 504})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+USER_AGENT = f"medigan-client/{__version__}"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry: ``attempts`` tries, waits ``base * 2**n`` capped."""
+
+    attempts: int = 3
+    base_wait_seconds: float = 0.25
+    max_wait_seconds: float = 4.0
+    max_retry_after_seconds: float = 10.0
+
+
+class _RetryableStatusError(Exception):
+    """Internal signal: the answer was a gateway error that is worth retrying."""
+
+    def __init__(self, response: httpx.Response):
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+def origin_of(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of a URL with the default port filled in, for same-origin tests."""
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return (parts.scheme, (parts.hostname or "").lower(), parts.port or default)
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delta-seconds or HTTP date), None if absent."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class HubSession:
+    """An ``httpx.Client`` bound to one hub: base URL, token, user agent, retries, error mapping."""
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        *,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        self.settings = settings
+        self.retry = retry or RetryPolicy()
+        self._hub_origin = origin_of(settings.hub_url)
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=True,
+            transport=transport,
+        )
+
+    def __enter__(self) -> HubSession:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the underlying connection pool."""
+        self._client.close()
+
+    def url(self, path: str) -> str:
+        """The absolute URL of a hub path such as ``/api/v1/catalog``."""
+        if path.startswith(("http://", "https://")):
+            return path
+        return self.settings.hub_url + "/" + path.lstrip("/")
+
+    def is_hub_url(self, url: str) -> bool:
+        """Whether ``url`` is on the hub's origin (and may therefore carry the token)."""
+        return origin_of(url) == self._hub_origin
+
+    def _headers(self, url: str, extra: Mapping[str, str] | None) -> dict[str, str]:
+        headers = dict(extra or {})
+        if self.settings.token and self.is_hub_url(url):
+            headers["Authorization"] = f"Token {self.settings.token}"
+        return headers
+
+    def _wait(self, state: RetryCallState) -> float:
+        outcome = state.outcome
+        if outcome is not None and outcome.failed:
+            exc = outcome.exception()
+            if isinstance(exc, _RetryableStatusError):
+                asked = retry_after_seconds(exc.response)
+                if asked is not None:
+                    return min(asked, self.retry.max_retry_after_seconds)
+        exponent = max(0, state.attempt_number - 1)
+        return float(min(self.retry.base_wait_seconds * (2**exponent), self.retry.max_wait_seconds))
+
+    def _retrying(self, method: str) -> Retrying:
+        # Only idempotent requests are retried after the hub may have seen them; a POST is
+        # retried only when the connection was never made, so a push is never sent twice.
+        retryable: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout)
+        if method.upper() in IDEMPOTENT_METHODS:
+            retryable = (*retryable, httpx.RemoteProtocolError, _RetryableStatusError)
+        return Retrying(
+            stop=stop_after_attempt(self.retry.attempts),
+            wait=self._wait,
+            retry=retry_if_exception_type(retryable),
+            reraise=True,
+        )
+
+    def _check_online(self, url: str) -> None:
+        if self.settings.offline:
+            raise OfflineError(f"offline mode: not contacting {url}")
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        stream: bool = False,
+        ok_statuses: frozenset[int] = frozenset(),
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send one request with retries and return the response (2xx, 304 or ``ok_statuses``).
+
+        With ``stream=True`` the body is not read; the caller must close the response.
+        Error answers raise the typed exception from the body; connection failures raise
+        :class:`HubUnreachableError` (or, for non-hub URLs, the same error naming that URL).
+        """
+        url = self.url(path)
+        self._check_online(url)
+        request = self._client.build_request(
+            method, url, headers=self._headers(url, headers), **kwargs
+        )
+        response: httpx.Response | None = None
+        idempotent = method.upper() in IDEMPOTENT_METHODS
+        try:
+            for attempt in self._retrying(method):
+                with attempt:
+                    response = self._client.send(request, stream=stream)
+                    if response.status_code in RETRY_STATUSES and idempotent:
+                        response.read()
+                        response.close()
+                        raise _RetryableStatusError(response)
+        except _RetryableStatusError as exc:
+            raise _error_from_response(exc.response) from None
+        except httpx.TimeoutException as exc:
+            raise HubUnreachableError(
+                f"no answer from {url} within {self.settings.timeout:g} s", detail=str(exc)
+            ) from exc
+        except httpx.TransportError as exc:
+            reason = str(exc) or type(exc).__name__
+            raise HubUnreachableError(f"cannot reach {url}: {reason}", detail=reason) from exc
+        assert response is not None
+        status = response.status_code
+        if status < 400 or status in ok_statuses:
+            return response
+        if stream:
+            response.read()
+            response.close()
+        raise _error_from_response(response)
+
+    @contextmanager
+    def stream(
+        self, method: str, path: str, *, headers: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> Iterator[httpx.Response]:
+        """Context manager around :meth:`send` with ``stream=True`` that closes the response."""
+        response = self.send(method, path, headers=headers, stream=True, **kwargs)
+        try:
+            yield response
+        finally:
+            response.close()
+
+    def get_json(self, path: str, **kwargs: Any) -> Any:
+        """GET a hub path and decode its JSON body."""
+        return _json_of(self.send("GET", path, **kwargs))
+
+    def post_json(self, path: str, payload: object, **kwargs: Any) -> Any:
+        """POST a JSON payload to a hub path and decode the JSON answer."""
+        return _json_of(self.send("POST", path, json=payload, **kwargs))
+
+
+def _json_of(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise error_from_body(
+            502, {"message": f"{response.request.url} answered with a body that is not JSON"}
+        ) from exc
+
+
+def _error_from_response(response: httpx.Response) -> MediganClientError:
+    body: object = None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = error_from_body(response.status_code, body)
+    if not (isinstance(body, Mapping) and body.get("message")):
+        error.message = f"{response.request.url} answered HTTP {response.status_code}"
+        error.args = (error.message,)
+    return error

@@ -1,0 +1,139 @@
+"""Share a model package with a hub: check it locally like the hub will, zip it, upload it.
+
+:func:`push` is a dry run of the hub's first validation checks followed by the upload: the card
+must validate, a smoke generation of two samples must succeed in the sandboxed child process and
+match the card's ``output``; then the directory is zipped deterministically (same files, same
+bytes, same sha256) and sent as ``POST /api/v1/releases`` (multipart ``card``, ``package``,
+``sha256``). The hub answers 202 with the release status.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medigan_catalog.errors import CardInvalidError as CatalogCardInvalidError
+from medigan_catalog.errors import CatalogError
+from medigan_catalog.packaging import build_deterministic_zip
+from medigan_catalog.schema import Card
+from medigan_catalog.validation import validate_card
+from medigan_client.errors import (
+    ArchiveUnsafeError,
+    AuthenticationRequiredError,
+    CardInvalidError,
+    OfflineError,
+    ServerError,
+)
+from medigan_client.generate import check_samples, resolve_arguments
+from medigan_client.http import HubSession
+from medigan_client.runtime.sandbox import generate_in_subprocess
+from medigan_client.settings import ClientSettings
+
+RELEASES_PATH = "/api/v1/releases"
+SMOKE_SAMPLES = 2
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """The hub's answer to a push: where the release lives, its state, the whole status."""
+
+    release_url: str | None
+    state: str | None
+    sha256: str
+    status: Mapping[str, object] = field(default_factory=dict)
+
+
+def read_package_card(package_dir: Path) -> tuple[Card, str]:
+    """Validate ``package_dir/card.json``; return the card and the file's text as written."""
+    card_path = Path(package_dir) / "card.json"
+    try:
+        text = card_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CardInvalidError(f"{package_dir} has no card.json") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CardInvalidError(f"cannot read {card_path}: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise CardInvalidError(f"{card_path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise CardInvalidError(f"{card_path} must hold a JSON object")
+    try:
+        return validate_card(data), text
+    except CatalogCardInvalidError as exc:
+        raise CardInvalidError(f"{card_path}: {exc.message}", detail=exc.detail) from exc
+
+
+def push(
+    settings: ClientSettings,
+    package_dir: Path,
+    *,
+    session: HubSession | None = None,
+    smoke_timeout_seconds: float = 300.0,
+    smoke_memory_limit_bytes: int | None = 4 << 30,
+) -> PushResult:
+    """Check, zip and upload the package in ``package_dir``; return the hub's answer.
+
+    Fails before any upload when the client is offline, has no token, the card is invalid, or
+    the smoke generation fails or breaks the card's output promise.
+    """
+    package_dir = Path(package_dir).resolve()
+    if settings.offline:
+        raise OfflineError("offline mode: pushing needs the hub")
+    if not settings.token:
+        raise AuthenticationRequiredError(
+            f"pushing to {settings.hub_url} needs a token: pass --token or set MEDIGAN_TOKEN"
+        )
+    card, card_text = read_package_card(package_dir)
+    arguments = resolve_arguments(card, {})
+    samples = generate_in_subprocess(
+        package_dir,
+        card,
+        SMOKE_SAMPLES,
+        seed=0,
+        device="cpu",
+        args=arguments,
+        timeout_seconds=smoke_timeout_seconds,
+        memory_limit_bytes=smoke_memory_limit_bytes,
+    )
+    check_samples(card, samples, SMOKE_SAMPLES)
+
+    with tempfile.TemporaryDirectory(prefix="medigan-push-") as scratch:
+        archive = Path(scratch) / f"{card.name}-{card.version}.zip"
+        try:
+            info = build_deterministic_zip(package_dir, archive)
+        except CatalogError as exc:
+            raise ArchiveUnsafeError(
+                f"cannot package {package_dir}: {exc.message}", detail=exc.detail
+            ) from exc
+        own_session = session is None
+        hub = session or HubSession(settings)
+        try:
+            with archive.open("rb") as handle:
+                response = hub.send(
+                    "POST",
+                    RELEASES_PATH,
+                    data={"card": card_text, "sha256": info.sha256},
+                    files={"package": (archive.name, handle, "application/zip")},
+                    headers={"Accept": "application/json"},
+                )
+        finally:
+            if own_session:
+                hub.close()
+    try:
+        status = response.json()
+    except ValueError as exc:
+        raise ServerError(f"the hub answered the push with a body that is not JSON: {exc}") from exc
+    if not isinstance(status, dict):
+        raise ServerError("the hub answered the push with something that is not a release status")
+    url = status.get("url")
+    state = status.get("state")
+    return PushResult(
+        release_url=str(url) if url else None,
+        state=str(state) if state else None,
+        sha256=info.sha256,
+        status=status,
+    )

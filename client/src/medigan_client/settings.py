@@ -1,0 +1,136 @@
+"""Where the client's settings come from: explicit arguments, environment, config file, defaults.
+
+Precedence, highest first: arguments given to :meth:`ClientSettings.load` (or the CLI's global
+options), the environment (``MEDIGAN_HUB_URL``, ``MEDIGAN_TOKEN``, ``MEDIGAN_CACHE_DIR``,
+``MEDIGAN_OFFLINE``, ``MEDIGAN_TIMEOUT``), a TOML config file (``MEDIGAN_CONFIG`` or
+``<user config dir>/medigan-client/config.toml`` with keys ``hub_url``, ``token``, ``cache_dir``,
+``offline``, ``timeout``), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+from medigan_client.errors import BadRequestError
+
+DEFAULT_HUB_URL = "http://127.0.0.1:8000"
+DEFAULT_TIMEOUT_SECONDS = 30.0
+APP_NAME = "medigan-client"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def default_cache_dir() -> Path:
+    """The per-user cache directory (never the working directory)."""
+    return Path(platformdirs.user_cache_dir(APP_NAME))
+
+
+def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """The config file the client reads: ``MEDIGAN_CONFIG`` or the per-user config.toml."""
+    env = os.environ if environ is None else environ
+    explicit = env.get("MEDIGAN_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Resolved settings of one client: which hub, which token, which cache, online or not."""
+
+    hub_url: str = DEFAULT_HUB_URL
+    token: str | None = field(default=None, repr=False)
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    offline: bool = False
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+
+    def __post_init__(self) -> None:
+        # A trailing slash would double up when paths are joined onto the base URL.
+        object.__setattr__(self, "hub_url", self.hub_url.rstrip("/"))
+        object.__setattr__(self, "cache_dir", Path(self.cache_dir).expanduser())
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        hub_url: str | None = None,
+        token: str | None = None,
+        cache_dir: Path | str | None = None,
+        offline: bool | None = None,
+        timeout: float | None = None,
+        environ: Mapping[str, str] | None = None,
+        config_path: Path | None = None,
+    ) -> ClientSettings:
+        """Resolve settings: explicit arguments > environment > config file > defaults.
+
+        ``environ`` and ``config_path`` default to ``os.environ`` and :func:`default_config_path`.
+        A missing config file is fine; an unreadable or malformed one raises ``BadRequestError``.
+        """
+        env = os.environ if environ is None else environ
+        path = config_path if config_path is not None else default_config_path(env)
+        file_values = _read_config_file(path)
+
+        def pick(explicit: object, env_name: str, key: str) -> object:
+            if explicit is not None:
+                return explicit
+            if env.get(env_name):
+                return env[env_name]
+            return file_values.get(key)
+
+        raw_hub = pick(hub_url, "MEDIGAN_HUB_URL", "hub_url")
+        raw_token = pick(token, "MEDIGAN_TOKEN", "token")
+        raw_cache = pick(cache_dir, "MEDIGAN_CACHE_DIR", "cache_dir")
+        raw_offline = pick(offline, "MEDIGAN_OFFLINE", "offline")
+        raw_timeout = pick(timeout, "MEDIGAN_TIMEOUT", "timeout")
+        return cls(
+            hub_url=str(raw_hub) if raw_hub else DEFAULT_HUB_URL,
+            token=str(raw_token) if raw_token else None,
+            cache_dir=Path(str(raw_cache)) if raw_cache else default_cache_dir(),
+            offline=_as_bool(raw_offline, "offline") if raw_offline is not None else False,
+            timeout=_as_float(raw_timeout) if raw_timeout is not None else DEFAULT_TIMEOUT_SECONDS,
+        )
+
+
+def _read_config_file(path: Path) -> dict[str, object]:
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise BadRequestError(f"cannot read the config file {path}: {exc}") from exc
+    known = {"hub_url", "token", "cache_dir", "offline", "timeout"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise BadRequestError(
+            f"unknown keys in the config file {path}: {', '.join(unknown)}; "
+            f"known keys are {', '.join(sorted(known))}"
+        )
+    return dict(data)
+
+
+def _as_bool(value: object, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise BadRequestError(f"{name} must be true or false (1/0), not {value!r}")
+
+
+def _as_float(value: object) -> float:
+    try:
+        result = float(str(value))
+    except ValueError as exc:
+        raise BadRequestError(f"timeout must be a number of seconds, not {value!r}") from exc
+    if result <= 0:
+        raise BadRequestError(f"timeout must be positive, not {value!r}")
+    return result

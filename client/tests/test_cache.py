@@ -1,0 +1,54 @@
+"""Cache layout and atomic writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medigan_client.cache import Cache, hub_key, write_atomic
+
+
+def test_hub_key_is_a_sanitized_host_and_port() -> None:
+    assert hub_key("http://127.0.0.1:8000") == "127.0.0.1_8000"
+    assert hub_key("https://Hub.Example.org") == "hub.example.org_443"
+    assert hub_key("https://example.org/medigan/") == "example.org_443_medigan"
+    assert hub_key("http://[::1]:9000") == "__1_9000"
+
+
+def test_layout(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    assert cache.snapshot_path("http://127.0.0.1:8000") == (
+        tmp_path / "catalogs" / "127.0.0.1_8000" / "snapshot.json"
+    )
+    assert cache.etag_path("http://127.0.0.1:8000").name == "etag"
+    assert cache.artifact_path("medigan", "00001_X", "0.0.1", "p.zip") == (
+        tmp_path / "releases" / "medigan" / "00001_X" / "0.0.1" / "p.zip"
+    )
+    assert cache.package_dir("zoo", "a", "1.0.0") == tmp_path / "releases/zoo/a/1.0.0/package"
+    assert cache.tmp_dir.is_dir()
+
+
+def test_hostile_components_stay_inside_the_cache(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    path = cache.artifact_path("..", "../../etc", "..", "passwd")
+    assert tmp_path in path.resolve().parents
+
+
+def test_write_atomic_replaces_content_and_leaves_no_temporary_files(tmp_path: Path) -> None:
+    target = tmp_path / "deep" / "file.json"
+    write_atomic(target, b"one")
+    write_atomic(target, b"two")
+    assert target.read_bytes() == b"two"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["file.json"]
+
+
+def test_partial_path_is_stable_per_key(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    assert cache.partial_path("a") == cache.partial_path("a")
+    assert cache.partial_path("a") != cache.partial_path("b")
+    assert cache.partial_path("a").parent == cache.tmp_dir
+
+
+def test_lock_is_reentrant_across_instances_of_the_same_key(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    with cache.lock("item"):
+        assert Path(cache.lock("item").lock_file).exists()

@@ -1,0 +1,1 @@
+"""Accounts: users, the reviewer group and API tokens."""

@@ -1,0 +1,84 @@
+"""Every API error is answered as ``{code, message, detail}`` with a code from ErrorCode.
+
+Domain errors (``CatalogError`` and its subclasses, raised by services) and DRF's own exceptions
+are both mapped here, so views never build error bodies themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+from medigan_catalog.errors import CatalogError, ErrorBody, ErrorCode
+
+STATUS_BY_CODE: dict[ErrorCode, int] = {
+    ErrorCode.CARD_INVALID: status.HTTP_400_BAD_REQUEST,
+    ErrorCode.BAD_REQUEST: status.HTTP_400_BAD_REQUEST,
+    ErrorCode.ARCHIVE_UNSAFE: status.HTTP_400_BAD_REQUEST,
+    ErrorCode.CHECKSUM_MISMATCH: status.HTTP_400_BAD_REQUEST,
+    ErrorCode.AUTHENTICATION_REQUIRED: status.HTTP_401_UNAUTHORIZED,
+    ErrorCode.PERMISSION_DENIED: status.HTTP_403_FORBIDDEN,
+    ErrorCode.NOT_FOUND: status.HTTP_404_NOT_FOUND,
+    ErrorCode.ARTIFACT_UNREACHABLE: status.HTTP_404_NOT_FOUND,
+    ErrorCode.RELEASE_EXISTS: status.HTTP_409_CONFLICT,
+    ErrorCode.TRANSITION_NOT_ALLOWED: status.HTTP_409_CONFLICT,
+    ErrorCode.VALIDATION_FAILED: status.HTTP_422_UNPROCESSABLE_ENTITY,
+    ErrorCode.GENERATION_FAILED: status.HTTP_422_UNPROCESSABLE_ENTITY,
+}
+
+
+class ApiError(exceptions.APIException):
+    """An error a view raises directly with its code, message and detail."""
+
+    def __init__(self, code: ErrorCode, message: str, detail: Any = None) -> None:
+        super().__init__(message)
+        self.error_code = code
+        self.message = message
+        self.extra_detail = detail
+        self.status_code = STATUS_BY_CODE.get(code, status.HTTP_400_BAD_REQUEST)
+
+
+def error_response(code: ErrorCode, message: str, detail: Any = None) -> Response:
+    """A response carrying the error body with the status that belongs to ``code``."""
+    body: ErrorBody = {"code": code, "message": message, "detail": detail}
+    return Response(body, status=STATUS_BY_CODE.get(code, status.HTTP_400_BAD_REQUEST))
+
+
+def _drf_error(exc: exceptions.APIException) -> tuple[ErrorCode, str, Any]:
+    if isinstance(exc, ApiError):
+        return exc.error_code, exc.message, exc.extra_detail
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        return ErrorCode.AUTHENTICATION_REQUIRED, str(exc.detail), None
+    if isinstance(exc, exceptions.PermissionDenied):
+        return ErrorCode.PERMISSION_DENIED, str(exc.detail), None
+    if isinstance(exc, exceptions.NotFound):
+        return ErrorCode.NOT_FOUND, str(exc.detail), None
+    if isinstance(exc, exceptions.ValidationError):
+        return ErrorCode.BAD_REQUEST, "the request is not valid", exc.detail
+    return ErrorCode.BAD_REQUEST, str(exc.detail), None
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's exception handler for the whole API."""
+    if isinstance(exc, CatalogError):
+        return error_response(exc.code, exc.message, exc.detail)
+    if isinstance(exc, Http404):
+        return error_response(ErrorCode.NOT_FOUND, "not found")
+    if isinstance(exc, DjangoPermissionDenied):
+        return error_response(ErrorCode.PERMISSION_DENIED, "permission denied")
+    if isinstance(exc, exceptions.APIException):
+        code, message, detail = _drf_error(exc)
+        response = Response({"code": code, "message": message, "detail": detail})
+        response.status_code = (
+            status.HTTP_401_UNAUTHORIZED
+            if code is ErrorCode.AUTHENTICATION_REQUIRED
+            else exc.status_code
+        )
+        if code is ErrorCode.AUTHENTICATION_REQUIRED:
+            response["WWW-Authenticate"] = "Token"
+        return response
+    return None

@@ -1,0 +1,1 @@
+"""Registry: generative models, their releases, artifacts, validation checks and audit events."""

@@ -1,0 +1,167 @@
+"""Review in the Django admin: releases with their checks, sample grid, card and audit trail.
+
+Approve and reject are admin actions that ask for a note and go through the lifecycle services,
+so the admin cannot change a state any other way.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.auth.models import User
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from hub.accounts.selectors import user_is_reviewer
+from hub.registry import services
+from hub.registry.models import (
+    Artifact,
+    GenerativeModel,
+    Release,
+    ReleaseCheck,
+    ReleaseEvent,
+)
+from medigan_catalog.errors import CatalogError
+from medigan_catalog.lifecycle import ReleaseState
+
+
+def _reviewer(request: HttpRequest) -> User:
+    assert isinstance(request.user, User), "the admin only serves signed-in users"
+    return request.user
+
+
+class ReviewNoteForm(forms.Form):
+    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 4, "cols": 80}), required=False)
+
+
+class ReleaseCheckInline(admin.TabularInline[ReleaseCheck, Release]):
+    model = ReleaseCheck
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("name", "status", "message", "duration_seconds")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReleaseEventInline(admin.TabularInline[ReleaseEvent, Release]):
+    model = ReleaseEvent
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("created_at", "actor", "from_state", "to_state", "note")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ArtifactInline(admin.TabularInline[Artifact, Release]):
+    model = Artifact
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("role", "filename", "sha256", "size", "external_urls")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Release)
+class ReleaseAdmin(admin.ModelAdmin[Release]):
+    list_display = ["release_id", "state", "submitted_by", "created_at", "published_at", "pinned"]
+    list_filter = ["state", "generative_model__namespace", "pinned"]
+    search_fields = ["generative_model__namespace", "generative_model__name", "version"]
+    readonly_fields = [
+        "generative_model",
+        "version",
+        "state",
+        "submitted_by",
+        "created_at",
+        "published_at",
+        "doi",
+        "pinned",
+        "grid_preview",
+        "card_pretty",
+    ]
+    exclude = ["card", "sample_grid"]
+    inlines = [ReleaseCheckInline, ArtifactInline, ReleaseEventInline]
+    actions = ["approve", "reject"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Releases arrive by push (API or client), never typed into the admin.
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="sample grid")
+    def grid_preview(self, release: Release) -> SafeString | str:
+        if not release.sample_grid:
+            return "-"
+        return format_html(
+            '<img src="{}" style="image-rendering: pixelated; width: 512px">',
+            release.sample_grid.url,
+        )
+
+    @admin.display(description="card")
+    def card_pretty(self, release: Release) -> SafeString:
+        return format_html("<pre>{}</pre>", json.dumps(release.card, indent=2))
+
+    def has_review_permission(self, request: HttpRequest) -> bool:
+        return user_is_reviewer(request.user)
+
+    def _review(
+        self, request: HttpRequest, queryset: QuerySet[Release], decision: str
+    ) -> HttpResponse | None:
+        if "apply" in request.POST:
+            form = ReviewNoteForm(request.POST)
+            if form.is_valid():
+                for release in queryset:
+                    try:
+                        services.release_review(
+                            release_id=release.pk,
+                            reviewer=_reviewer(request),
+                            decision=decision,
+                            note=form.cleaned_data["note"],
+                        )
+                    except CatalogError as error:
+                        messages.error(request, f"{release.release_id}: {error.message}")
+                    else:
+                        messages.success(request, f"{release.release_id}: {decision}d")
+                return None
+        else:
+            form = ReviewNoteForm()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{decision.capitalize()} releases",
+            "decision": decision,
+            "releases": queryset,
+            "form": form,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            "opts": self.model._meta,
+            "in_review": ReleaseState.IN_REVIEW.value,
+        }
+        return TemplateResponse(request, "admin/registry/release/review.html", context)
+
+    @admin.action(
+        description="Approve and publish the selected releases (with a note)",
+        permissions=["review"],
+    )
+    def approve(self, request: HttpRequest, queryset: QuerySet[Release]) -> HttpResponse | None:
+        return self._review(request, queryset, "approve")
+
+    @admin.action(description="Reject the selected releases (with a note)", permissions=["review"])
+    def reject(self, request: HttpRequest, queryset: QuerySet[Release]) -> HttpResponse | None:
+        return self._review(request, queryset, "reject")
+
+
+@admin.register(GenerativeModel)
+class GenerativeModelAdmin(admin.ModelAdmin[GenerativeModel]):
+    list_display = ["model_id", "owner", "created_at"]
+    search_fields = ["namespace", "name"]
+    list_filter = ["namespace"]

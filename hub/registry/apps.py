@@ -1,0 +1,11 @@
+"""Django app configuration of the registry."""
+
+from django.apps import AppConfig
+
+
+class RegistryConfig(AppConfig):
+    """Generative models, releases, artifacts and their lifecycle."""
+
+    name = "hub.registry"
+    label = "registry"
+    default_auto_field = "django.db.models.BigAutoField"

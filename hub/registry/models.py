@@ -1,0 +1,147 @@
+"""Registry records: a generative model, its immutable releases, their artifacts, checks and events.
+
+A release's state is written by exactly one service (``services.release_transition``); the state
+graph itself is data in ``medigan_catalog.lifecycle``.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from medigan_catalog.lifecycle import ReleaseState
+
+
+class GenerativeModel(models.Model):
+    """A named entry ``namespace/name`` that owns a series of releases."""
+
+    namespace = models.CharField(max_length=64)
+    name = models.CharField(max_length=128)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["namespace", "name"], name="unique_model_id"),
+        ]
+        ordering = ["namespace", "name"]
+
+    def __str__(self) -> str:
+        return self.model_id
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class Release(models.Model):
+    """One immutable version of a generative model: its card, artifacts and lifecycle state."""
+
+    STATE_CHOICES = [(state.value, state.value) for state in ReleaseState]
+
+    generative_model = models.ForeignKey(
+        GenerativeModel, on_delete=models.PROTECT, related_name="releases"
+    )
+    version = models.CharField(max_length=64)
+    state = models.CharField(max_length=16, choices=STATE_CHOICES, default=ReleaseState.SUBMITTED)
+    card = models.JSONField()
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    doi = models.CharField(max_length=255, blank=True, default="")
+    pinned = models.BooleanField(default=False)
+    sample_grid = models.FileField(upload_to="grids/", blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["generative_model", "version"], name="unique_release_version"
+            ),
+        ]
+        ordering = ["generative_model__namespace", "generative_model__name", "created_at"]
+
+    def __str__(self) -> str:
+        return self.release_id
+
+    @property
+    def model_id(self) -> str:
+        return self.generative_model.model_id
+
+    @property
+    def release_id(self) -> str:
+        return f"{self.generative_model.model_id}@{self.version}"
+
+
+class Artifact(models.Model):
+    """A file of a release: stored by the hub (``file``) or hosted elsewhere (``external_urls``)."""
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="artifacts")
+    role = models.CharField(max_length=16, default="package")
+    filename = models.CharField(max_length=255)
+    file = models.FileField(upload_to="releases/", max_length=500, blank=True, default="")
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    size = models.BigIntegerField(null=True, blank=True)
+    # What the uploader said it sent; the artifact check compares it with what arrived.
+    declared_sha256 = models.CharField(max_length=64, blank=True, default="")
+    external_urls = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["release", "filename"], name="unique_artifact_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.release} {self.filename}"
+
+
+class ReleaseCheck(models.Model):
+    """The outcome of one named validation check on a release."""
+
+    class Status(models.TextChoices):
+        PASSED = "passed"
+        FAILED = "failed"
+        SKIPPED = "skipped"
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="checks")
+    name = models.CharField(max_length=64)
+    status = models.CharField(max_length=8, choices=Status.choices)
+    message = models.TextField(blank=True, default="")
+    duration_seconds = models.FloatField(default=0.0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.status}"
+
+
+class ReleaseEvent(models.Model):
+    """An audit record of one state change: who, from, to, why, when. Never edited."""
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    from_state = models.CharField(max_length=16, blank=True, default="")
+    to_state = models.CharField(max_length=16)
+    note = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.release}: {self.from_state or '-'} -> {self.to_state}"
+
+
+class CatalogSerial(models.Model):
+    """The single row that counts changes of the public catalogue; clients sync against it."""
+
+    serial = models.BigIntegerField(default=0)
+    changed_at = models.DateTimeField(auto_now=True)

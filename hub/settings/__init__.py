@@ -1,0 +1,208 @@
+"""Settings of medigan hub, read from the environment; without it, the embedded default.
+
+The embedded default needs no service: SQLite under ``var/``, artifacts on the filesystem, and a
+Celery broker that lives in a folder. Production sets ``DATABASE_URL``, ``CELERY_BROKER_URL`` and
+``MEDIGAN_STORAGE=s3`` (see deploy/env.example).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+import django_stubs_ext
+
+# Lets admin and queryset classes be subscripted at run time as they are for the type checker.
+django_stubs_ext.monkeypatch()
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+DATA_DIR = Path(os.environ.get("MEDIGAN_DATA_DIR", BASE_DIR / "var")).resolve()
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+DEBUG = _env_flag("DJANGO_DEBUG", False)
+# The embedded default must start with one command, so it carries a development key; production
+# refuses to start without its own (see deploy/env.example).
+_DEV_SECRET_KEY = "medigan-hub-embedded-default-not-for-production"  # noqa: S105
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", _DEV_SECRET_KEY)
+if SECRET_KEY == _DEV_SECRET_KEY and _env_flag("MEDIGAN_PRODUCTION", False):
+    raise RuntimeError("DJANGO_SECRET_KEY must be set when MEDIGAN_PRODUCTION is on")
+
+ALLOWED_HOSTS = [
+    host.strip()
+    for host in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
+    if host.strip()
+]
+CSRF_TRUSTED_ORIGINS = [
+    origin.strip()
+    for origin in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",")
+    if origin.strip()
+]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "hub.accounts",
+    "hub.registry",
+    "hub.web",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "hub.urls"
+WSGI_APPLICATION = "hub.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{DATA_DIR / 'hub.sqlite3'}"),
+        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A web process and a worker share the file: wait for the lock rather than fail at once.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(os.environ.get("MEDIGAN_MEDIA_ROOT", DATA_DIR / "media")).resolve()
+
+_STORAGE_KIND = os.environ.get("MEDIGAN_STORAGE", "filesystem")
+_default_storage: dict[str, Any]
+if _STORAGE_KIND == "s3":
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": os.environ.get("MEDIGAN_S3_BUCKET", "medigan-hub"),
+            "endpoint_url": os.environ.get("MEDIGAN_S3_ENDPOINT_URL") or None,
+            "default_acl": None,
+            "file_overwrite": False,
+        },
+    }
+elif _STORAGE_KIND == "filesystem":
+    _default_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT)},
+    }
+else:
+    raise RuntimeError(f"MEDIGAN_STORAGE must be 'filesystem' or 's3', not {_STORAGE_KIND!r}")
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "hub.accounts.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "hub.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "medigan hub API",
+    "DESCRIPTION": "Catalogue, releases, artifacts and review of generative models for medical "
+    "image synthesis.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# Uploads above this go to a temporary file instead of memory; the push limit is separate.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+MEDIGAN_MAX_PACKAGE_BYTES = int(os.environ.get("MEDIGAN_MAX_PACKAGE_BYTES", str(512 * 1024 * 1024)))
+
+# Limits of the sandboxed smoke generation that validation runs on every submitted package.
+MEDIGAN_SMOKE_SAMPLES = int(os.environ.get("MEDIGAN_SMOKE_SAMPLES", "4"))
+MEDIGAN_SMOKE_TIMEOUT_SECONDS = float(os.environ.get("MEDIGAN_SMOKE_TIMEOUT_SECONDS", "180"))
+MEDIGAN_SMOKE_MEMORY_BYTES = int(
+    os.environ.get("MEDIGAN_SMOKE_MEMORY_BYTES", str(6 * 1024 * 1024 * 1024))
+)
+MEDIGAN_WORK_DIR = DATA_DIR / "work"
+
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _queue_dir = DATA_DIR / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue_dir / "queue"),
+        "data_folder_out": str(_queue_dir / "queue"),
+        "processed_folder": str(_queue_dir / "processed"),
+        "store_processed": False,
+    }
+    # The transport lists its folders on every publish; it does not create them.
+    for _folder in ("queue", "processed"):
+        (_queue_dir / _folder).mkdir(parents=True, exist_ok=True)
+CELERY_TASK_ALWAYS_EAGER = _env_flag("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "hub.registry.tasks.release_validate_task": {"queue": "validation"},
+}
+# A push whose validation could not be queued (broker down at that moment) stays `submitted`;
+# beat re-queues such releases so none is forgotten.
+CELERY_BEAT_SCHEDULE = {
+    "requeue-unvalidated-releases": {
+        "task": "hub.registry.tasks.release_requeue_stale_task",
+        "schedule": 300.0,
+    },
+}
+MEDIGAN_REQUEUE_AFTER_SECONDS = 600
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("MEDIGAN_LOG_LEVEL", "INFO")},
+}

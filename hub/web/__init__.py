@@ -1,0 +1,1 @@
+"""Web pages of the hub for people: the catalogue in a browser."""

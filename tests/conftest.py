@@ -1,0 +1,39 @@
+"""Server test set-up: tasks run eagerly in-process unless a test starts a real worker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery_and_private_storage(settings: Any, tmp_path: Path) -> Iterator[None]:
+    from hub.celery import app
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "media")},
+        },
+    }
+    settings.MEDIGAN_WORK_DIR = tmp_path / "work"
+    settings.MEDIGAN_SMOKE_TIMEOUT_SECONDS = 60
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def medigan_global() -> dict[str, Any]:
+    """medigan's real catalogue, as the hub ships it."""
+    import json
+
+    path = Path(__file__).resolve().parent.parent / "hub/registry/seed/medigan-global.json"
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data

@@ -1,0 +1,131 @@
+"""Factories for the server tests: model packages, archives, users and tokens.
+
+Packages written here are real v2 packages (numpy only, so they import fast in the sandbox) with
+valid cards; tests change one thing at a time through the keyword arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from medigan_catalog.packaging import build_deterministic_zip
+
+NOISE_GENERATOR = """
+    '''A test generative model: seeded noise images with a brightness offset.'''
+
+    import numpy as np
+
+
+    def generate(num_samples, *, seed, device="cpu", brightness=0):
+        rng = np.random.default_rng(seed)
+        images = rng.integers(0, 128, size=(num_samples, 16, 16), dtype=np.int64) + brightness
+        return images.clip(0, 255).astype(np.uint8)
+"""
+
+
+def card_data(
+    *, model_id: str = "alice/noise-16", version: str = "1.0.0", **overrides: Any
+) -> dict[str, Any]:
+    """A valid v2 card for the noise package; ``overrides`` replace top-level fields."""
+    card: dict[str, Any] = {
+        "schema_version": "1.0",
+        "model_id": model_id,
+        "version": version,
+        "runtime": {
+            "kind": "v2",
+            "entry_point": "generate",
+            "python_requires": ">=3.11",
+            "dependencies": ["numpy>=1.26"],
+        },
+        "generation_arguments": [
+            {
+                "name": "brightness",
+                "type": "int",
+                "default": 0,
+                "minimum": 0,
+                "maximum": 127,
+                "help": "added to every pixel",
+            }
+        ],
+        "output": {
+            "height": 16,
+            "width": 16,
+            "depth": None,
+            "channels": 1,
+            "dtype": "uint8",
+            "value_range": [0, 255],
+        },
+        "artifacts": [],
+        "provenance": {
+            "authors": ["test suite"],
+            "licence": "MIT",
+            "dois": [],
+            "training_data": [
+                {"name": "none (procedural noise)", "licence": "CC0-1.0", "image_count": 0}
+            ],
+        },
+        "selection": {
+            "modality": ["test noise"],
+            "organ": ["none"],
+            "type": "NOISE",
+            "tags": ["test"],
+        },
+        "description": {"title": f"Noise test model {model_id}", "version": version},
+    }
+    card.update(overrides)
+    return card
+
+
+def package_dir(
+    root: Path,
+    *,
+    generator_source: str = NOISE_GENERATOR,
+    **card_kwargs: Any,
+) -> Path:
+    """Write a package directory (card.json and __init__.py) under ``root`` and return it."""
+    directory = root / "package"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "__init__.py").write_text(textwrap.dedent(generator_source), encoding="utf-8")
+    (directory / "card.json").write_text(
+        json.dumps(card_data(**card_kwargs), indent=2), encoding="utf-8"
+    )
+    return directory
+
+
+def package_zip(root: Path, **kwargs: Any) -> tuple[Path, str, dict[str, Any]]:
+    """Build a package's deterministic zip; return (zip path, sha256, card)."""
+    directory = package_dir(root, **kwargs)
+    archive = root / "package.zip"
+    info = build_deterministic_zip(directory, archive)
+    card = json.loads((directory / "card.json").read_text(encoding="utf-8"))
+    return archive, info.sha256, card
+
+
+def evil_zip(root: Path) -> Path:
+    """A zip that tries to write outside its folder (``../evil``) beside a valid package."""
+    archive = root / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("__init__.py", textwrap.dedent(NOISE_GENERATOR))
+        handle.writestr("../evil", "overwrite something")
+    return archive
+
+
+def user(username: str, *, reviewer: bool = False, staff: bool = False) -> Any:
+    """A user, optionally in the reviewer group or staff."""
+    from hub.accounts.services import user_get_or_create
+
+    return user_get_or_create(
+        username=username, password="test-password", is_staff=staff or reviewer, reviewer=reviewer
+    )
+
+
+def token(for_user: Any) -> str:
+    """A fresh API token key for ``for_user``."""
+    from hub.accounts.services import api_token_create
+
+    _, raw_key = api_token_create(user=for_user, name="test")
+    return raw_key

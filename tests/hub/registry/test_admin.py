@@ -1,0 +1,78 @@
+"""Tests of review in the Django admin: the approve action asks for a note and publishes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.test import Client as HttpClient
+
+from hub.registry import services
+from hub.registry.models import Release
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+def _release_in_review(tmp_path: Path, capture: Any) -> Release:
+    archive, sha256, card = factories.package_zip(tmp_path)
+    with capture(execute=True), archive.open("rb") as package:
+        release = services.release_submit(
+            user=factories.user("alice"), card_data=card, package=package, declared_sha256=sha256
+        )
+    return Release.objects.get(pk=release.pk)
+
+
+def test_a_reviewer_approves_with_a_note_in_the_admin(
+    tmp_path: Path, django_capture_on_commit_callbacks: Any
+) -> None:
+    release = _release_in_review(tmp_path, django_capture_on_commit_callbacks)
+    admin = HttpClient()
+    admin.force_login(factories.user("rita", reviewer=True))
+    changelist = "/admin/registry/release/"
+
+    confirmation = admin.post(changelist, {"action": "approve", ACTION_CHECKBOX_NAME: [release.pk]})
+    applied = admin.post(
+        changelist,
+        {"action": "approve", ACTION_CHECKBOX_NAME: [release.pk], "apply": "1", "note": "ok"},
+    )
+
+    assert confirmation.status_code == 200
+    assert b"note" in confirmation.content
+    assert applied.status_code == 302
+    release.refresh_from_db()
+    assert release.state == "published"
+    assert release.events.get(to_state="approved").note == "ok"
+
+
+def test_the_change_page_shows_checks_card_and_sample_grid(
+    tmp_path: Path, django_capture_on_commit_callbacks: Any
+) -> None:
+    release = _release_in_review(tmp_path, django_capture_on_commit_callbacks)
+    admin = HttpClient()
+    admin.force_login(factories.user("rita", reviewer=True))
+
+    page = admin.get(f"/admin/registry/release/{release.pk}/change/")
+
+    assert page.status_code == 200
+    assert b"smoke_generation" in page.content
+    assert b"<img" in page.content
+    assert b"&quot;model_id&quot;: &quot;alice/noise-16&quot;" in page.content
+
+
+def test_a_user_outside_the_reviewer_group_has_no_review_action(
+    tmp_path: Path, django_capture_on_commit_callbacks: Any
+) -> None:
+    release = _release_in_review(tmp_path, django_capture_on_commit_callbacks)
+    staff = HttpClient()
+    staff.force_login(factories.user("sam", staff=True))
+
+    staff.post(
+        "/admin/registry/release/",
+        {"action": "approve", ACTION_CHECKBOX_NAME: [release.pk], "apply": "1"},
+    )
+
+    release.refresh_from_db()
+    assert release.state == "in_review"
