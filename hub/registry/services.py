@@ -319,9 +319,7 @@ def release_reject(*, release_id: int, reviewer: User, note: str) -> Release:
     )
 
 
-def release_review(
-    *, release_id: int, reviewer: User, decision: str, note: str = ""
-) -> Release:
+def release_review(*, release_id: int, reviewer: User, decision: str, note: str = "") -> Release:
     """Apply a reviewer's decision, ``approve`` or ``reject``."""
     if decision == "approve":
         return release_approve(release_id=release_id, reviewer=reviewer, note=note)
@@ -330,9 +328,7 @@ def release_review(
     raise CatalogError(f"decision must be 'approve' or 'reject', not {decision!r}")
 
 
-def release_import_external(
-    *, card: Card, actor: User | None, source: str
-) -> Release | None:
+def release_import_external(*, card: Card, actor: User | None, source: str) -> Release | None:
     """Record a release whose package lives outside the hub (medigan's catalogue on Zenodo).
 
     Such a release cannot be validated here, so it walks the lifecycle with events that say it was
@@ -404,9 +400,7 @@ def medigan_catalog_import(
     return created, [str(warning) for warning in result.warnings]
 
 
-def package_publish_as_operator(
-    *, package_dir: Path, operator: User, note: str
-) -> Release:
+def package_publish_as_operator(*, package_dir: Path, operator: User, note: str) -> Release:
     """Push a package directory through the hub's own path: submit, validate, approve, publish.
 
     Used to seed the project's zoo models; nothing is skipped, so a zoo model that fails a check
