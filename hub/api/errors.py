@@ -6,6 +6,7 @@ are both mapped here, so views never build error bodies themselves.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -14,6 +15,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from medigan_catalog.errors import CatalogError, ErrorBody, ErrorCode
+
+logger = logging.getLogger(__name__)
 
 STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.CARD_INVALID: status.HTTP_400_BAD_REQUEST,
@@ -81,4 +84,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if code is ErrorCode.AUTHENTICATION_REQUIRED:
             response["WWW-Authenticate"] = "Token"
         return response
-    return None
+    # A bug: log it with its traceback, and still answer in the API's error shape.
+    logger.exception("unhandled error in %s", context.get("view"), exc_info=exc)
+    response = error_response(ErrorCode.SERVER_ERROR, "internal error; the hub logged it")
+    response.status_code = 500
+    return response

@@ -26,6 +26,7 @@ from medigan_catalog.errors import ErrorCode
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _STREAM_CHUNK = 256 * 1024
+_MAX_CARD_BYTES = 1024 * 1024
 
 
 class CheckOutputSerializer(serializers.Serializer[Any]):
@@ -220,13 +221,19 @@ class ReleaseCreateApi(APIView):
         data = request.data
         if not hasattr(data, "get"):
             raise ApiError(ErrorCode.BAD_REQUEST, "a push is a multipart form")
+        # The card comes as a text field (the client) or as a file part (`curl -F card=@...`).
         card_text = data.get("card")
+        card_file = request.FILES.get("card")
+        if card_file is not None:
+            if card_file.size is not None and card_file.size > _MAX_CARD_BYTES:
+                raise ApiError(ErrorCode.CARD_INVALID, f"the card exceeds {_MAX_CARD_BYTES} bytes")
+            card_text = card_file.read()
         package = request.FILES.get("package")
         if not card_text or package is None:
             raise ApiError(ErrorCode.BAD_REQUEST, "a push needs the fields 'card' and 'package'")
         try:
             card_data = json.loads(card_text)
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ApiError(ErrorCode.CARD_INVALID, f"the card is not JSON: {error}") from error
         if not isinstance(card_data, dict):
             raise ApiError(ErrorCode.CARD_INVALID, "the card must be a JSON object")

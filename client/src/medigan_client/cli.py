@@ -276,7 +276,7 @@ def status(
         if isinstance(event, dict):
             typer.echo(
                 f"  {event.get('created_at')}: {event.get('from_state')} -> "
-                f"{event.get('to_state')} by {event.get('actor')}"
+                f"{event.get('to_state')} by {event.get('actor') or 'the hub'}"
                 + (f" ({event.get('note')})" if event.get("note") else "")
             )
     if answer.get("doi"):

@@ -204,3 +204,41 @@ def test_openapi_schema_describes_the_push(db: Any) -> None:
 
     assert response.status_code == 200
     assert "/api/v1/releases" in json.loads(response.content)["paths"]
+
+
+def test_push_accepts_the_card_as_a_file_part_like_curl_sends_it(
+    tmp_path: Path, django_capture_on_commit_callbacks: Any
+) -> None:
+    key = factories.token(factories.user("alice"))
+    archive, _, card = factories.package_zip(tmp_path)
+    card_file = tmp_path / "card.json"
+    card_file.write_text(json.dumps(card), encoding="utf-8")
+
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        archive.open("rb") as package,
+        card_file.open("rb") as card_part,
+    ):
+        response = HttpClient().post(
+            "/api/v1/releases",
+            {"card": card_part, "package": package},
+            HTTP_AUTHORIZATION=f"Token {key}",
+        )
+
+    assert response.status_code == 202
+    assert response.json()["model_id"] == "alice/noise-16"
+
+
+def test_a_card_that_is_not_json_is_a_card_error_not_a_crash(tmp_path: Path) -> None:
+    key = factories.token(factories.user("alice"))
+    archive, _, _ = factories.package_zip(tmp_path)
+
+    with archive.open("rb") as package:
+        response = HttpClient().post(
+            "/api/v1/releases",
+            {"card": "{not json", "package": package},
+            HTTP_AUTHORIZATION=f"Token {key}",
+        )
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "card_invalid"
