@@ -41,34 +41,29 @@ class ReviewNoteForm(forms.Form):
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 4, "cols": 80}), required=False)
 
 
-class ReleaseCheckInline(admin.TabularInline[ReleaseCheck, Release]):
-    model = ReleaseCheck
+class _ReadOnlyInline(admin.TabularInline[Any, Release]):
+    """An inline that shows records of a release but never adds, edits or deletes them."""
+
     extra = 0
     can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReleaseCheckInline(_ReadOnlyInline):
+    model = ReleaseCheck
     fields = readonly_fields = ("name", "status", "message", "duration_seconds")
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
-
-class ReleaseEventInline(admin.TabularInline[ReleaseEvent, Release]):
+class ReleaseEventInline(_ReadOnlyInline):
     model = ReleaseEvent
-    extra = 0
-    can_delete = False
     fields = readonly_fields = ("created_at", "actor", "from_state", "to_state", "note")
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
-
-class ArtifactInline(admin.TabularInline[Artifact, Release]):
+class ArtifactInline(_ReadOnlyInline):
     model = Artifact
-    extra = 0
-    can_delete = False
     fields = readonly_fields = ("role", "filename", "sha256", "size", "external_urls")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Release)
