@@ -5,6 +5,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 NODJANGO_VENV ?= .venv-nodjango
+REFERENCE_VENV ?= .venv-reference
 BIN := $(VENV)/bin
 # The CPU build that lies on disk here; elsewhere set TORCH_SPEC (e.g. "torch>=2.1,<3").
 TORCH_SPEC ?= torch==2.13.0
@@ -12,7 +13,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test install lint typecheck test-python test-nodjango clean
+.PHONY: run test install lint typecheck test-python test-nodjango test-reference clean
 
 $(BIN)/.installed: pyproject.toml catalog/pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +36,8 @@ lint: install
 	$(BIN)/lint-imports
 
 typecheck: install
-	$(BIN)/mypy --strict catalog/src client/src
-	$(BIN)/mypy hub
+	$(BIN)/mypy --strict catalog/src client/src evaluation
+	$(BIN)/mypy --config-file hub/mypy.ini hub
 
 test-python: install
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -54,7 +55,20 @@ test-nodjango: $(NODJANGO_VENV)/.installed
 	cd catalog && ../$(NODJANGO_VENV)/bin/python -m pytest -p no:cacheprovider -c /dev/null --rootdir . tests -q
 	cd client && ../$(NODJANGO_VENV)/bin/python -m pytest -p no:cacheprovider -c /dev/null --rootdir . tests -q
 
-test: lint typecheck test-python test-nodjango
+# The reference FID implementation (pytorch-fid) needs torchvision, which does not import beside
+# the project's CPU torch; the equality tests run in their own environment, against the tree.
+$(REFERENCE_VENV)/.installed:
+	$(PYTHON) -m venv $(REFERENCE_VENV)
+	$(REFERENCE_VENV)/bin/pip install --quiet --upgrade pip
+	$(REFERENCE_VENV)/bin/pip install --quiet torch==2.14.1 torchvision==0.29.1 pytorch-fid==0.3.0 \
+		numpy scipy pillow safetensors pytest
+	touch $@
+
+test-reference: $(REFERENCE_VENV)/.installed
+	PYTHONPATH=. $(REFERENCE_VENV)/bin/python -m pytest -p no:cacheprovider -c /dev/null \
+		--rootdir . --confcutdir tests/evaluation/reference tests/evaluation/reference -q
+
+test: lint typecheck test-python test-nodjango test-reference
 
 clean:
-	rm -rf $(VENV) $(NODJANGO_VENV) var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(NODJANGO_VENV) $(REFERENCE_VENV) var .mypy_cache .ruff_cache .pytest_cache

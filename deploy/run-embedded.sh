@@ -8,7 +8,7 @@ HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
 mkdir -p var/log
 
-"$VENV/bin/celery" -A hub worker --queues validation,default --concurrency 1 \
+"$VENV/bin/celery" -A hub worker --queues validation,default,gpu --concurrency 1 \
   --loglevel INFO --logfile var/log/worker.log --pidfile var/worker.pid &
 worker=$!
 trap 'kill "$worker" 2>/dev/null || true; wait "$worker" 2>/dev/null || true' EXIT INT TERM

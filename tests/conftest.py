@@ -23,6 +23,10 @@ def _eager_celery_and_private_storage(settings: Any, tmp_path: Path) -> Iterator
     }
     settings.MEDIGAN_WORK_DIR = tmp_path / "work"
     settings.MEDIGAN_SMOKE_TIMEOUT_SECONDS = 60
+    # Evaluations run eagerly in these tests: keep them small, and their caches private.
+    settings.MEDIGAN_EVALUATION_SAMPLES = 100
+    settings.MEDIGAN_EVALUATION_BATCH_SIZE = 100
+    settings.MEDIGAN_EVALUATION_CACHE_DIR = tmp_path / "evaluation-cache"
     previous = app.conf.task_always_eager
     app.conf.task_always_eager = True
     yield

@@ -114,18 +114,27 @@ def release_card_for_clients(release: Release, *, base_url: str) -> dict[str, An
 
 
 def catalog_snapshot(*, base_url: str) -> dict[str, Any]:
-    """The catalogue snapshot: every published release with its card, and the serial."""
+    """The catalogue snapshot: every published release with its card and hub-computed metrics.
+
+    Metrics come from the evaluations app; a finished evaluation bumps the serial, so clients
+    revalidating with ``If-None-Match`` see new numbers.
+    """
     from django.utils import timezone
 
+    from hub.evaluations.selectors import evaluation_summaries_by_release
+
     serial = catalog_serial_get()
+    published = list(release_list_published())
+    evaluations = evaluation_summaries_by_release(release.pk for release in published)
     releases = [
         {
             "model_id": release.model_id,
             "version": release.version,
             "published_at": release.published_at.isoformat() if release.published_at else None,
             "card": release_card_for_clients(release, base_url=base_url),
+            "evaluations": evaluations.get(release.pk, []),
         }
-        for release in release_list_published()
+        for release in published
     ]
     return {
         "serial": serial,

@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from hub.registry import validation
+from hub.registry import signals, validation
 from hub.registry.models import (
     Artifact,
     CatalogSerial,
@@ -100,6 +100,11 @@ def release_transition(
             update_fields.append("published_at")
         if target in {ReleaseState.PUBLISHED, ReleaseState.DEPRECATED}:
             catalog_serial_bump()
+        if target is ReleaseState.PUBLISHED:
+            published_id = release.pk
+            transaction.on_commit(
+                lambda: signals.release_published.send(sender=Release, release_id=published_id)
+            )
         release.save(update_fields=update_fields)
         ReleaseEvent.objects.create(
             release=release,
@@ -289,6 +294,30 @@ def _work_root() -> Path:
     return root
 
 
+def release_package_extract(*, release: Release, destination: Path) -> Path:
+    """Copy a release's stored package out of storage, verify its sha256 and unpack it safely.
+
+    Returns the package directory. Used by work that runs a published package (evaluations);
+    the bytes are checked again because storage is outside the database's guarantees.
+    """
+    from medigan_catalog.packaging import ArchiveLimits, safe_extract, verify_file
+
+    artifact = release.artifacts.filter(role="package").exclude(file="").first()
+    if artifact is None:
+        raise CatalogError(
+            f"{release.release_id} has no package stored on this hub",
+            code=ErrorCode.ARTIFACT_UNREACHABLE,
+        )
+    destination.mkdir(parents=True, exist_ok=True)
+    archive = destination / artifact.filename
+    with artifact.file.open("rb") as source, archive.open("wb") as target:
+        shutil.copyfileobj(source, target, _HASH_CHUNK_BYTES)
+    verify_file(archive, sha256=artifact.sha256, size=artifact.size)
+    package_dir = destination / "package"
+    safe_extract(archive, package_dir, ArchiveLimits())
+    return package_dir
+
+
 def release_approve(*, release_id: int, reviewer: User, note: str = "") -> Release:
     """Approve a release in review and publish it.
 
@@ -325,7 +354,9 @@ def release_review(*, release_id: int, reviewer: User, decision: str, note: str 
         return release_approve(release_id=release_id, reviewer=reviewer, note=note)
     if decision == "reject":
         return release_reject(release_id=release_id, reviewer=reviewer, note=note)
-    raise CatalogError(f"decision must be 'approve' or 'reject', not {decision!r}")
+    raise CatalogError(
+        f"decision must be 'approve' or 'reject', not {decision!r}", code=ErrorCode.BAD_REQUEST
+    )
 
 
 def release_import_external(*, card: Card, actor: User | None, source: str) -> Release | None:

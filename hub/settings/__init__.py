@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "hub.accounts",
     "hub.registry",
+    "hub.evaluations",
     "hub.web",
 ]
 
@@ -167,6 +168,19 @@ MEDIGAN_SMOKE_MEMORY_BYTES = int(
 )
 MEDIGAN_WORK_DIR = DATA_DIR / "work"
 
+# Evaluations of published releases (queue `gpu`). The project's own extractor always runs; the
+# Inception extractors run when their weights files are configured (they cannot be downloaded
+# by the hub).
+MEDIGAN_EVALUATION_SAMPLES = int(os.environ.get("MEDIGAN_EVALUATION_SAMPLES", "1000"))
+MEDIGAN_EVALUATION_BATCH_SIZE = int(os.environ.get("MEDIGAN_EVALUATION_BATCH_SIZE", "250"))
+MEDIGAN_EVALUATION_BATCH_TIMEOUT_SECONDS = float(
+    os.environ.get("MEDIGAN_EVALUATION_BATCH_TIMEOUT_SECONDS", "600")
+)
+MEDIGAN_EVALUATION_DEVICE = os.environ.get("MEDIGAN_EVALUATION_DEVICE", "cpu")
+MEDIGAN_EVALUATION_CACHE_DIR = DATA_DIR / "evaluation-cache"
+MEDIGAN_INCEPTION_WEIGHTS = os.environ.get("MEDIGAN_INCEPTION_WEIGHTS", "")
+MEDIGAN_RADIMAGENET_WEIGHTS = os.environ.get("MEDIGAN_RADIMAGENET_WEIGHTS", "")
+
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
@@ -175,10 +189,12 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_queue_dir / "queue"),
         "data_folder_out": str(_queue_dir / "queue"),
         "processed_folder": str(_queue_dir / "processed"),
+        # Exchange bindings; kombu's default is a `control` folder in the working directory.
+        "control_folder": str(_queue_dir / "control"),
         "store_processed": False,
     }
     # The transport lists its folders on every publish; it does not create them.
-    for _folder in ("queue", "processed"):
+    for _folder in ("queue", "processed", "control"):
         (_queue_dir / _folder).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_ALWAYS_EAGER = _env_flag("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -188,6 +204,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "hub.registry.tasks.release_validate_task": {"queue": "validation"},
+    "hub.evaluations.tasks.evaluation_run_task": {"queue": "gpu"},
 }
 # A push whose validation could not be queued (broker down at that moment) stays `submitted`;
 # beat re-queues such releases so none is forgotten.

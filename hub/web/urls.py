@@ -4,4 +4,7 @@ from django.urls import path
 
 from hub.web import views
 
-urlpatterns = [path("", views.catalog_page, name="catalog-page")]
+urlpatterns = [
+    path("", views.catalog_page, name="catalog-page"),
+    path("leaderboard/", views.leaderboard_page, name="leaderboard-page"),
+]

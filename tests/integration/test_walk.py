@@ -79,6 +79,17 @@ def _drop_postgres_database(base_url: str, name: str) -> None:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _private_redis_database(broker_url: str) -> str:
+    """A Redis database of its own for this stack, emptied, so no earlier run's tasks arrive."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import redis
+
+    url = urlunsplit(urlsplit(broker_url)._replace(path="/15"))
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
 def _wait_until_serving(url: str, processes: list[subprocess.Popen[bytes]]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -103,6 +114,9 @@ def stack(
         "MEDIGAN_DATA_DIR": str(data_dir),
         "DJANGO_SETTINGS_MODULE": "hub.settings",
         "MEDIGAN_SMOKE_TIMEOUT_SECONDS": "120",
+        # The zoo model is evaluated by the worker after the seed publishes it; keep it short.
+        "MEDIGAN_EVALUATION_SAMPLES": "200",
+        "MEDIGAN_EVALUATION_BATCH_SIZE": "100",
     }
     cleanup_database: tuple[str, str] | None = None
     if request.param == "embedded":
@@ -118,8 +132,9 @@ def stack(
             )
         env["DATABASE_URL"], name = _postgres_database(database_url)
         cleanup_database = (database_url, name)
+        env["CELERY_BROKER_URL"] = _private_redis_database(broker_url)
     _manage(env, "migrate", "--noinput")
-    _manage(env, "seed_demo", "--skip-zoo")
+    _manage(env, "seed_demo")
     credentials = json.loads((data_dir / "demo-credentials.json").read_text(encoding="utf-8"))
     reviewer_token = _manage(env, "token_create", "reviewer").strip()
 
@@ -155,7 +170,7 @@ def stack(
                 "hub",
                 "worker",
                 "--queues",
-                "validation,default",
+                "validation,default,gpu",
                 "--concurrency",
                 "1",
                 "--without-gossip",
@@ -250,3 +265,33 @@ def test_a_zip_that_climbs_out_is_rejected_by_the_worker_with_its_message(
     assert unpacking["status"] == "failed"
     assert "../evil" in unpacking["message"]
     assert "../evil" in status["events"][-1]["note"]
+
+
+def test_the_published_zoo_model_is_evaluated_by_the_worker_and_ranked_offline(
+    stack: Stack, tmp_path: Path
+) -> None:
+    if not (REPO_ROOT.parent / "shared" / "data").is_dir():
+        pytest.skip("the reference sets need the shared data sets beside the repository")
+    deadline = time.monotonic() + STATE_TIMEOUT_SECONDS
+    rows: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not rows:
+        rows = httpx.get(f"{stack.url}/api/v1/leaderboards/chest-xray-test", timeout=10).json()[
+            "rows"
+        ]
+        time.sleep(1)
+    page = httpx.get(f"{stack.url}/leaderboard/", timeout=10)
+    client = Client(hub_url=stack.url, cache_dir=tmp_path / "cache", progress=False)
+    client.sync()
+    offline = Client(hub_url=stack.url, cache_dir=tmp_path / "cache", offline=True)
+    ranked = offline.rank_by_hub_metric("fid", reference="chest-xray-test")
+    evaluations = offline.evaluations("zoo/chestxray-dcgan-64")
+
+    assert rows, "no evaluation of the zoo model reached the leaderboard"
+    assert rows[0]["model_id"] == "zoo/chestxray-dcgan-64"
+    assert rows[0]["num_samples"] == 200
+    assert rows[0]["fid_rs"] > 0 and rows[0]["extractor"] == "medical-cnn"
+    assert "zoo/chestxray-dcgan-64" in page.text
+    assert ranked[0].card.model_id == "zoo/chestxray-dcgan-64"
+    assert ranked[0].value("fid") == pytest.approx(rows[0]["fid_rs"])
+    assert evaluations[0].reference == "chest-xray-test"
+    assert evaluations[0].extractor_weights_sha256 == rows[0]["extractor_weights_sha256"]

@@ -29,6 +29,7 @@ from medigan_catalog.search import (
     search,
 )
 from medigan_client.errors import BadRequestError
+from medigan_client.evaluations import HubEvaluation, RankedRelease, rank_by_hub_metric
 from medigan_client.http import HubSession
 from medigan_client.settings import ClientSettings
 from medigan_client.sync import (
@@ -37,6 +38,7 @@ from medigan_client.sync import (
     find_release,
     has_snapshot,
     latest_cards,
+    latest_releases,
     load_snapshot,
     split_model_ref,
 )
@@ -170,6 +172,35 @@ class Client:
         Releases without a value for the metric come last, in catalogue order.
         """
         return list(rank(self.models(), metric, descending=descending))
+
+    def rank_by_hub_metric(
+        self,
+        metric: str,
+        *,
+        reference: str,
+        extractor: str | None = None,
+        descending: bool | None = None,
+    ) -> list[RankedRelease]:
+        """The newest releases ordered by a hub-computed metric against a reference set.
+
+        ``metric`` is ``fid`` (FID_rs), ``fid_rr``, ``r_fid``, ``kid``, ``precision`` or
+        ``recall``; offline, from the synced snapshot. Releases the hub has not evaluated against
+        ``reference`` come last.
+        """
+        releases = [
+            (release.card, release.evaluations) for release in latest_releases(self.snapshot())
+        ]
+        return rank_by_hub_metric(
+            releases, metric, reference=reference, extractor=extractor, descending=descending
+        )
+
+    def evaluations(self, model: str) -> tuple[HubEvaluation, ...]:
+        """The hub's evaluations of ``ns/name`` (newest release) or ``ns/name@version``."""
+        card = self.show(model)
+        for release in self.snapshot().releases:
+            if release.card.release_id == card.release_id:
+                return release.evaluations
+        return ()
 
     def medigan_rank(self, metric: str, order: str = "asc") -> list[Card]:
         """Rank like medigan's ``rank_models_by_performance`` (``order`` asc or desc)."""

@@ -20,6 +20,7 @@ from medigan_catalog.errors import CatalogError
 from medigan_catalog.schema import Card
 from medigan_client.api import OPERATORS, Client
 from medigan_client.errors import BadRequestError, MediganClientError
+from medigan_client.evaluations import describe as describe_evaluation
 
 app = typer.Typer(
     name="medigan-client",
@@ -123,15 +124,42 @@ def search_command(
 def rank_command(
     ctx: typer.Context,
     metric: Annotated[
-        str, typer.Option("--metric", help="A metric in selection.performance, e.g. FID.")
+        str,
+        typer.Option(
+            "--metric",
+            help="With --reference a hub metric (fid, fid_rr, r_fid, kid, precision, recall); "
+            "else a path in selection.performance, e.g. FID.",
+        ),
     ],
+    reference: Annotated[
+        str | None,
+        typer.Option("--reference", help="Rank by the hub's numbers against this reference set."),
+    ] = None,
+    extractor: Annotated[
+        str | None, typer.Option("--extractor", help="Only numbers from this feature extractor.")
+    ] = None,
     descending: Annotated[
-        bool, typer.Option("--descending/--ascending", help="Highest value first.")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--descending/--ascending",
+            help="Highest value first (default: the metric's natural order with --reference, "
+            "else ascending).",
+        ),
+    ] = None,
 ) -> None:
     """Rank the newest releases by a metric; prints model id, value and title per line."""
-    for card in _client(ctx).rank(metric, descending=descending):
-        typer.echo(f"{card.model_id}\t{_metric_value(card, metric)}\t{card.title}")
+    client = _client(ctx)
+    if reference is None:
+        for card in client.rank(metric, descending=bool(descending)):
+            typer.echo(f"{card.model_id}\t{_metric_value(card, metric)}\t{card.title}")
+        return
+    for item in client.rank_by_hub_metric(
+        metric, reference=reference, extractor=extractor, descending=descending
+    ):
+        value = item.value(metric)
+        shown = "-" if value is None else f"{value:.4f}"
+        source = "" if item.evaluation is None else f"\t[{item.evaluation.extractor}]"
+        typer.echo(f"{item.card.model_id}\t{shown}\t{item.card.title}{source}")
 
 
 def _metric_value(card: Card, metric: str) -> str:
@@ -183,9 +211,13 @@ def _card_summary(card: Card) -> list[str]:
 def show(
     ctx: typer.Context, model: Annotated[str, typer.Argument(help="ns/name[@version]")]
 ) -> None:
-    """Print a release's card summary and provenance."""
-    for line in _card_summary(_client(ctx).show(model)):
+    """Print a release's card summary, provenance and the hub's evaluations."""
+    client = _client(ctx)
+    for line in _card_summary(client.show(model)):
         typer.echo(line)
+    for evaluation in client.evaluations(model):
+        for line in describe_evaluation(evaluation):
+            typer.echo(line)
 
 
 @app.command()

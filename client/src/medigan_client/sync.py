@@ -25,6 +25,7 @@ from medigan_client.errors import (
     OfflineError,
     ServerError,
 )
+from medigan_client.evaluations import HubEvaluation, parse_evaluations
 from medigan_client.http import HubSession
 from medigan_client.settings import ClientSettings
 
@@ -42,6 +43,7 @@ class SnapshotRelease:
 
     card: Card
     published_at: str | None
+    evaluations: tuple[HubEvaluation, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,11 @@ def parse_snapshot(data: object, *, hub_url: str) -> Snapshot:
             continue
         published = entry.get("published_at")
         releases.append(
-            SnapshotRelease(card=card, published_at=str(published) if published else None)
+            SnapshotRelease(
+                card=card,
+                published_at=str(published) if published else None,
+                evaluations=parse_evaluations(entry.get("evaluations")),
+            )
         )
     serial = data.get("serial")
     generated = data.get("generated_at")
@@ -249,13 +255,7 @@ def load_snapshot(settings: ClientSettings) -> Snapshot:
 
 def latest_cards(snapshot: Snapshot) -> list[Card]:
     """The newest release of each model (highest semver), in catalogue order of first appearance."""
-    newest: dict[str, Card] = {}
-    for release in snapshot.releases:
-        model_id = f"{release.card.namespace}/{release.card.name}"
-        current = newest.get(model_id)
-        if current is None or version_key(release.card.version) > version_key(current.version):
-            newest[model_id] = release.card
-    return list(newest.values())
+    return [release.card for release in latest_releases(snapshot)]
 
 
 def split_model_ref(model: str) -> tuple[str, str | None]:
@@ -267,6 +267,17 @@ def split_model_ref(model: str) -> tuple[str, str | None]:
             f"{model!r} is not a model reference; write namespace/name or namespace/name@version"
         )
     return model_id, (version or None)
+
+
+def latest_releases(snapshot: Snapshot) -> list[SnapshotRelease]:
+    """The newest release entry of each model, in catalogue order of first appearance."""
+    newest: dict[str, SnapshotRelease] = {}
+    for release in snapshot.releases:
+        model_id = release.card.model_id
+        current = newest.get(model_id)
+        if current is None or version_key(release.card.version) > version_key(current.card.version):
+            newest[model_id] = release
+    return list(newest.values())
 
 
 def find_release(snapshot: Snapshot, model: str) -> Card:

@@ -1,4 +1,4 @@
-"""``manage.py seed_demo``: the demo catalogue — the project's zoo models and medigan's catalogue.
+"""``manage.py seed_demo``: the demo — reference sets, the zoo models and medigan's catalogue.
 
 Idempotent: run it again and existing releases are kept. Zoo packages go through submit,
 validation (with the sandboxed smoke generation) and approval like any contributor's.
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from hub.accounts.services import api_token_create, user_get_or_create
@@ -58,6 +59,8 @@ class Command(BaseCommand):
             username="hub-operator", is_staff=True, is_superuser=False, reviewer=True
         )
         self._ensure_demo_accounts(Path(options["credentials"]))
+        # Reference sets first: publishing a zoo model queues its evaluations against them.
+        call_command("reference_sets_load", stdout=self.stdout)
         if not options["skip_zoo"]:
             for card_path in sorted(ZOO_DIR.glob("*/package/card.json")):
                 self._publish_zoo_package(card_path.parent, operator)

@@ -1,0 +1,128 @@
+"""Hub-computed metrics in the snapshot: parsing, ranking offline, and the CLI's rank and show."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from medigan_client.cli import main
+from medigan_client.errors import BadRequestError
+from medigan_client.evaluations import parse_evaluations, rank_by_hub_metric
+
+if TYPE_CHECKING:
+    from conftest import FakeHub, MakeCard
+
+
+def _evaluation(reference: str, fid: float | None, **extra: Any) -> dict[str, Any]:
+    return {
+        "reference": reference,
+        "extractor": "medical-cnn",
+        "comparable_with_published": False,
+        "fid_rs": fid,
+        "fid_rr_mean": 1.5,
+        "fid_rr_std": 0.1,
+        "r_fid": None if fid is None else 1.5 / fid,
+        "kid_mean": 0.01,
+        "kid_std": 0.001,
+        "precision": 0.7,
+        "recall": 0.4,
+        "num_samples": 1000,
+        "seed": 0,
+        "preprocess": {"resize_filter": "bilinear"},
+        "extractor_weights_sha256": "ab" * 32,
+        "reference_sha256": "cd" * 32,
+        "num_reference": 624,
+        "finished_at": "2026-11-26T00:00:00+00:00",
+        **extra,
+    }
+
+
+@pytest.fixture
+def three_evaluated(
+    hub: FakeHub,
+    publish: Callable[[dict[str, Any]], dict[str, Any]],
+    make_card: MakeCard,
+) -> None:
+    """Three models: FID 30 and 10 against chest-xray-test, and one never evaluated."""
+    for name, evaluations in (
+        ("zoo/worse", [_evaluation("chest-xray-test", 30.0)]),
+        ("zoo/unevaluated", []),
+        ("zoo/better", [_evaluation("other-set", 1.0), _evaluation("chest-xray-test", 10.0)]),
+    ):
+        publish(make_card(name))
+        hub.state.releases[-1]["evaluations"] = evaluations
+
+
+def test_malformed_evaluations_are_left_out() -> None:
+    parsed = parse_evaluations([_evaluation("a", 3.0), {"fid_rs": 1.0}, "nonsense"])
+
+    assert [item.reference for item in parsed] == ["a"]
+    assert parsed[0].value("fid") == 3.0
+    assert parse_evaluations(None) == ()
+
+
+def test_unknown_metric_names_the_known_ones() -> None:
+    with pytest.raises(BadRequestError, match="known: fid"):
+        rank_by_hub_metric([], "sharpness", reference="x")
+
+
+def test_cli_ranks_by_the_hubs_numbers_offline_and_keeps_unevaluated_last(
+    capsys: pytest.CaptureFixture[str], hub: FakeHub, tmp_path: Path, three_evaluated: None
+) -> None:
+    cache = str(tmp_path / "cache")
+    assert main(["--hub", hub.url, "--cache-dir", cache, "sync"]) == 0
+    capsys.readouterr()
+
+    code = main(
+        [
+            "--hub",
+            hub.url,
+            "--cache-dir",
+            cache,
+            "--offline",
+            "rank",
+            "--metric",
+            "fid",
+            "--reference",
+            "chest-xray-test",
+        ]
+    )
+    lines = capsys.readouterr().out.splitlines()
+    code_recall = main(
+        [
+            "--hub",
+            hub.url,
+            "--cache-dir",
+            cache,
+            "--offline",
+            "rank",
+            "--metric",
+            "r_fid",
+            "--reference",
+            "chest-xray-test",
+        ]
+    )
+    by_ratio = capsys.readouterr().out.splitlines()
+
+    assert code == 0 and code_recall == 0
+    assert [line.split("\t")[0] for line in lines] == ["zoo/better", "zoo/worse", "zoo/unevaluated"]
+    assert lines[0].split("\t")[1] == "10.0000"
+    assert lines[2].split("\t")[1] == "-"
+    # r_FID: larger is better, so the model with the lower FID_rs comes first too.
+    assert [line.split("\t")[0] for line in by_ratio][:2] == ["zoo/better", "zoo/worse"]
+
+
+def test_show_prints_the_hubs_evaluations_with_their_provenance(
+    capsys: pytest.CaptureFixture[str], hub: FakeHub, tmp_path: Path, three_evaluated: None
+) -> None:
+    code = main(["--hub", hub.url, "--cache-dir", str(tmp_path / "c"), "show", "zoo/better"])
+    out = capsys.readouterr().out
+
+    assert code == 0
+    assert "evaluation:  chest-xray-test with medical-cnn (NOT comparable" in out
+    assert "FID_rs 10" in out
+    assert "1000 samples (seed 0) vs 624 reference images" in out
+    assert "extractor weights sha256 " + "ab" * 32 in out

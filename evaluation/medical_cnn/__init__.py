@@ -1,0 +1,1 @@
+"""The medical-cnn feature extractor: a compact CNN trained here on the shared medical data sets."""

@@ -1,0 +1,237 @@
+"""Reference sets of real images, and the on-disk cache of their feature statistics.
+
+An FID is only reproducible when the reference images are pinned, so a `ReferenceImages` carries
+the sha256 of its pixel array (dtype, shape and bytes) and refuses an array that does not match
+it. Reference statistics depend on the images, the extractor and its weights, and every
+preprocessing option; `StatisticsKey` names all of them, and `StatisticsCache` computes each
+entry once and reuses it across evaluations (and across processes: entries are written
+atomically, so a concurrent reader sees either no file or a whole one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from evaluation.metrics import FeatureStatistics
+
+__all__ = [
+    "HELDOUT_MODULUS",
+    "ReferenceImages",
+    "StatisticsCache",
+    "StatisticsKey",
+    "busi_heldout_mask",
+    "images_sha256",
+    "load_npz_split",
+]
+
+HELDOUT_MODULUS = 5
+"""A set without its own splits holds out every image whose index is a multiple of this."""
+
+
+def images_sha256(images: np.ndarray[Any, Any]) -> str:
+    """Hex sha256 of an image array: its dtype, its shape, then its bytes in C order.
+
+    Dtype and shape go first so that the same bytes read as a different array (64 x 64 vs
+    32 x 128) get a different hash.
+    """
+    digest = hashlib.sha256()
+    digest.update(f"dtype={images.dtype.str};shape={tuple(images.shape)};".encode())
+    digest.update(np.ascontiguousarray(images).tobytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceImages:
+    """Real images of one split of a reference set: uint8 (N, H, W) or (N, H, W, C).
+
+    `sha256` must be `images_sha256(images)`; it is checked on construction, so a stored hash
+    (the hub's manifest) is verified against the pixels actually loaded. `from_images` computes it.
+    """
+
+    id: str
+    split: str
+    images: np.ndarray[Any, Any]
+    sha256: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.images, np.ndarray) or self.images.dtype != np.uint8:
+            raise ValueError("reference images must be a uint8 numpy array")
+        if self.images.ndim not in (3, 4) or self.images.shape[0] == 0:
+            raise ValueError(
+                f"reference images must be (N, H, W) or (N, H, W, C) with N >= 1, "
+                f"got {self.images.shape}"
+            )
+        actual = images_sha256(self.images)
+        if actual != self.sha256:
+            raise ValueError(
+                f"reference set {self.id!r} split {self.split!r}: images have sha256 {actual}, "
+                f"expected {self.sha256}"
+            )
+
+    @classmethod
+    def from_images(cls, id: str, split: str, images: np.ndarray[Any, Any]) -> ReferenceImages:
+        """A reference set from an array, its hash computed here."""
+        return cls(id=id, split=split, images=images, sha256=images_sha256(images))
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+
+def busi_heldout_mask(n: int) -> npt.NDArray[np.bool_]:
+    """Held-out images of a set that comes without splits (BUSI): index % 5 == 0, one in five.
+
+    The medical-cnn recipe trains on the complement ("train") and the hub's reference set is this
+    mask ("heldout"), so the extractor never saw the images it is evaluated against.
+    """
+    if n < 0:
+        raise ValueError(f"n must be non-negative, got {n}")
+    mask: npt.NDArray[np.bool_] = np.arange(n) % HELDOUT_MODULUS == 0
+    return mask
+
+
+def load_npz_split(path: Path, split: str, *, id: str) -> ReferenceImages:
+    """One split of a `../shared/data` .npz file (arrays `images`, `splits`) as a reference set.
+
+    `split` is a value of the file's `splits` array ("train", "test", "val", ...). A file whose
+    only split is "all" (BUSI) is divided by `busi_heldout_mask`: "heldout" is every fifth image
+    (index % 5 == 0), "train" the rest; "all" still means every image.
+    """
+    with np.load(path, allow_pickle=False) as data:
+        images = np.asarray(data["images"])
+        splits = np.asarray(data["splits"]).astype(str)
+    if images.dtype != np.uint8 or splits.shape != (images.shape[0],):
+        raise ValueError(
+            f"{path}: expected uint8 `images` and one `splits` entry per image, got "
+            f"{images.dtype} {images.shape} and splits {splits.shape}"
+        )
+    available = sorted(set(splits.tolist()))
+    if split in available:
+        mask = splits == split
+    elif available == ["all"] and split in ("heldout", "train"):
+        heldout = busi_heldout_mask(images.shape[0])
+        mask = heldout if split == "heldout" else ~heldout
+    else:
+        derived = ["heldout", "train"] if available == ["all"] else []
+        raise ValueError(
+            f"{path} has no split {split!r}; available: {', '.join(available + derived)}"
+        )
+    return ReferenceImages.from_images(id, split, np.ascontiguousarray(images[mask]))
+
+
+@dataclass(frozen=True)
+class StatisticsKey:
+    """Everything reference statistics depend on. Two keys are equal iff every field is."""
+
+    reference_id: str
+    reference_split: str
+    reference_sha256: str
+    extractor_id: str
+    weights_sha256: str
+    preprocess_key: str
+
+    def digest(self) -> str:
+        """Hex sha256 of the key's canonical JSON (sorted fields): the cache file's name."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+    def canonical_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+
+
+class StatisticsCache:
+    """Reference statistics (and features) on disk, one `.npz` per key, computed once.
+
+    Files are named by `StatisticsKey.digest()` and also store the key itself, which is
+    compared on reading: an entry for another key (or a damaged file) is never returned but
+    recomputed and overwritten. Writes go to a temporary file in the same directory that is then
+    renamed over the target, which is atomic on POSIX and Windows.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def path_for(self, key: StatisticsKey, kind: str = "statistics") -> Path:
+        return self.directory / f"{key.digest()}.{kind}.npz"
+
+    def get_or_compute(
+        self, key: StatisticsKey, compute: Callable[[], FeatureStatistics]
+    ) -> FeatureStatistics:
+        """The cached statistics for `key`, or `compute()`'s result, stored for next time."""
+        arrays = self._read(key, "statistics")
+        if arrays is not None:
+            try:
+                return FeatureStatistics(
+                    mean=arrays["mean"].astype(np.float64),
+                    covariance=arrays["covariance"].astype(np.float64),
+                    count=int(arrays["count"]),
+                )
+            except (KeyError, ValueError):
+                pass  # malformed entry: recompute below
+        statistics = compute()
+        self._write(
+            key,
+            "statistics",
+            mean=statistics.mean,
+            covariance=statistics.covariance,
+            count=np.asarray(statistics.count, dtype=np.int64),
+        )
+        return statistics
+
+    def get_or_compute_features(
+        self, key: StatisticsKey, compute: Callable[[], npt.ArrayLike]
+    ) -> npt.NDArray[np.float64]:
+        """The cached (N, d) reference features for `key`, or `compute()`'s, stored for next time.
+
+        FID_rr, KID and precision/recall need the reference features themselves, not only their
+        statistics; caching them spares re-running the network over the reference set per
+        evaluation. They are stored in the precision they were computed in (float32 from the
+        extractors here, so half the bytes) and returned as float64, the metrics' precision.
+        """
+        arrays = self._read(key, "features")
+        if arrays is not None and "features" in arrays and arrays["features"].ndim == 2:
+            return arrays["features"].astype(np.float64)
+        features = np.asarray(compute())
+        if features.dtype not in (np.float32, np.float64):
+            features = features.astype(np.float64)
+        self._write(key, "features", features=features)
+        return features.astype(np.float64)
+
+    def _read(self, key: StatisticsKey, kind: str) -> dict[str, np.ndarray[Any, Any]] | None:
+        path = self.path_for(key, kind)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: np.asarray(data[name]) for name in data.files}
+        except (OSError, ValueError, zipfile.BadZipFile):
+            return None
+        stored_key = arrays.pop("key", None)
+        if stored_key is None or str(stored_key) != key.canonical_json():
+            return None
+        return arrays
+
+    def _write(self, key: StatisticsKey, kind: str, **arrays: np.ndarray[Any, Any]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        target = self.path_for(key, kind)
+        with tempfile.NamedTemporaryFile(
+            dir=self.directory, prefix=f".{target.name}.", suffix=".tmp", delete=False
+        ) as handle:
+            temporary = Path(handle.name)
+            try:
+                contents = {"key": np.asarray(key.canonical_json()), **arrays}
+                np.savez(handle, allow_pickle=False, **contents)
+                handle.flush()
+            except BaseException:
+                handle.close()
+                temporary.unlink(missing_ok=True)
+                raise
+        temporary.replace(target)

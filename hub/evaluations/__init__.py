@@ -1,0 +1,1 @@
+"""Evaluations: reference sets of real images and hub-computed metrics of published releases."""

@@ -1,0 +1,68 @@
+"""Admin of evaluations: reference sets (read-only) and evaluation runs, with a re-run action."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from evaluation.preprocessing import PreprocessOptions
+from hub.evaluations import services
+from hub.evaluations.models import Evaluation, ReferenceSet
+
+
+@admin.register(ReferenceSet)
+class ReferenceSetAdmin(admin.ModelAdmin[ReferenceSet]):
+    list_display = ["slug", "modality", "split", "image_count", "licence"]
+    readonly_fields = [field.name for field in ReferenceSet._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Reference sets come from `manage.py reference_sets_load`, with their manifest.
+        return False
+
+
+@admin.register(Evaluation)
+class EvaluationAdmin(admin.ModelAdmin[Evaluation]):
+    list_display = [
+        "release",
+        "reference_set",
+        "extractor_id",
+        "status",
+        "fid_rs",
+        "fid_rr_mean",
+        "r_fid",
+        "kid_mean",
+        "num_samples",
+        "finished_at",
+    ]
+    list_filter = ["status", "extractor_id", "reference_set"]
+    readonly_fields = [field.name for field in Evaluation._meta.fields]
+    actions = ["run_again"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Queue the selected failed evaluations again")
+    def run_again(self, request: HttpRequest, queryset: QuerySet[Evaluation]) -> None:
+        requeued = 0
+        for evaluation in queryset.filter(status=Evaluation.Status.FAILED):
+            services.evaluation_request(
+                release=evaluation.release,
+                reference_set=evaluation.reference_set,
+                extractor_id=evaluation.extractor_id,
+                num_samples=evaluation.num_samples,
+                seed=evaluation.seed,
+                preprocess=PreprocessOptions.from_dict(evaluation.preprocess),
+                requested_by=request.user if request.user.is_authenticated else None,
+            )
+            requeued += 1
+        messages.success(request, f"{requeued} evaluation(s) queued again.")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Evaluation]:
+        queryset: QuerySet[Evaluation] = super().get_queryset(request)
+        return queryset.select_related("release__generative_model", "reference_set")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_staff)
