@@ -76,8 +76,8 @@ class FeatureStatistics:
 class RunningStatistics:
     """Mean and covariance of feature vectors that arrive in batches, in float64.
 
-    Each batch's own mean and centred scatter matrix are merged into the running ones with Chan
-    et al.'s pairwise update (the batched form of Welford's algorithm). Unlike accumulating
+    Each batch's own mean and centred scatter matrix are merged into the running ones with the
+    pairwise (parallel) update of streaming mean and covariance. Unlike accumulating
     sum(x) and sum(x xᵀ) and subtracting at the end, it never forms the difference of two large
     nearly-equal numbers, so features with a large mean relative to their spread keep their
     precision. Memory is O(d²) whatever the number of samples.
@@ -257,7 +257,7 @@ def kid(
 ) -> tuple[float, float]:
     """Kernel Inception Distance: mean and std (ddof=0) of the unbiased MMD² over random subsets.
 
-    Kernel k(x, y) = (xᵀy / d + 1)³ (Bińkowski et al. 2018, as in torch-fidelity). Each subset
+    Kernel k(x, y) = (xᵀy / d + 1)³ (the KID paper's kernel, as in torch-fidelity). Each subset
     draws m = min(subset_size, Na, Nb) rows of each set without replacement, from
     `np.random.default_rng(seed)`, and contributes
     Σ_{i≠j} k(a_i, a_j) / (m(m-1)) + Σ_{i≠j} k(b_i, b_j) / (m(m-1)) - 2 Σ_{i,j} k(a_i, b_j) / m².
@@ -309,7 +309,7 @@ def kid(
 def precision_recall(
     real: npt.ArrayLike, fake: npt.ArrayLike, *, k: int = 5, chunk_rows: int = 1024
 ) -> tuple[float, float]:
-    """Improved precision and recall (Kynkäänniemi et al. 2019) of k-NN manifolds.
+    """Improved precision and recall (the 2019 improved precision and recall) of k-NN manifolds.
 
     Each set's manifold is the union of balls around its points, each ball's radius being the
     distance to that point's k-th nearest other point of the same set. Precision is the fraction

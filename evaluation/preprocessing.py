@@ -4,7 +4,7 @@ FID moves with choices that look like details, so none of them is implicit here:
 
 - the resize filter. Generated and reference images rarely come at the network's input size, and
   the filter that brings them there changes FID by amounts comparable to the differences between
-  models (Parmar et al., "On Aliased Resizing and Surprising Subtleties in GAN Evaluation", 2022).
+  models ("On Aliased Resizing and Surprising Subtleties in GAN Evaluation", 2022).
   "bilinear" is torch's `F.interpolate(mode="bilinear", align_corners=False)` on [0, 1] floats,
   without antialiasing: exactly what pytorch-fid does inside its network, so numbers computed with
   it are comparable with pytorch-fid's. "lanczos", "bicubic" and "nearest" are Pillow's filters on

@@ -46,7 +46,7 @@ V2_BASE_ARGUMENTS = ("num_samples", "seed", "device")
 DEFAULT_VERSION = "0.0.1"
 
 # Keys are spellings reduced to lower-case letters and digits; values the spelling we keep.
-# WGAN-GP is the spelling of the paper that introduced it (Gulrajani et al. 2017) and of entry
+# WGAN-GP is the spelling of the paper that introduced it and of entry
 # 00006; 00018 writes WGANGP. "Progressively-growing GAN (PGGAN)" (00009) names the same
 # architecture that 00019 and 00020 call PGGAN.
 CANONICAL_MODEL_TYPES: Mapping[str, str] = {

@@ -21,7 +21,7 @@ class Generator(nn.Module):
     """Standard DCGAN generator: a latent (N, latent_size) to an image (N, 1, 64, 64) in [-1, 1].
 
     Four ConvTranspose-BatchNorm-ReLU blocks (4x4 -> 8x8 -> 16x16 -> 32x32) and a final
-    ConvTranspose to one channel at 64x64 followed by Tanh (Radford et al. 2016).
+    ConvTranspose to one channel at 64x64 followed by Tanh.
     """
 
     def __init__(self, latent_size: int = LATENT_SIZE, width: int = 40, channels: int = 1) -> None:
