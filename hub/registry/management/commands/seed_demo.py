@@ -49,6 +49,13 @@ class Command(BaseCommand):
         )
         parser.add_argument("--skip-zoo", action="store_true", help="do not publish zoo models")
         parser.add_argument(
+            "--zoo",
+            action="append",
+            default=None,
+            metavar="NAME",
+            help="publish only this zoo folder (repeatable; default: every zoo/*/package)",
+        )
+        parser.add_argument(
             "--credentials",
             default=str(Path(settings.DATA_DIR) / "demo-credentials.json"),
             help="where to write the demo accounts' passwords and token",
@@ -63,7 +70,8 @@ class Command(BaseCommand):
         call_command("reference_sets_load", stdout=self.stdout)
         if not options["skip_zoo"]:
             for card_path in sorted(ZOO_DIR.glob("*/package/card.json")):
-                self._publish_zoo_package(card_path.parent, operator)
+                if options["zoo"] is None or card_path.parent.parent.name in options["zoo"]:
+                    self._publish_zoo_package(card_path.parent, operator)
         raw = _read_catalog(options["medigan_catalog"])
         created, warnings = medigan_catalog_import(
             raw_catalog=raw, actor=operator, source="medigan global.json"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 
 from hub.registry.models import Release
@@ -57,11 +58,15 @@ def test_the_medigan_catalogue_is_imported_from_a_url_once(
 
 
 def test_zoo_models_are_published_through_validation_and_review(tmp_path: Path) -> None:
+    zoo_packages = len(list(Path(settings.BASE_DIR, "zoo").glob("*/package/card.json")))
+
     call_command(
         "seed_demo", "--credentials", str(tmp_path / "credentials.json"), stdout=StringIO()
     )
 
-    zoo = Release.objects.get(generative_model__namespace="zoo")
+    zoo = Release.objects.get(
+        generative_model__namespace="zoo", generative_model__name="chestxray-dcgan-64"
+    )
     assert zoo.state == "published"
     assert {check.status for check in zoo.checks.all()} == {"passed"}
     assert [event.to_state for event in zoo.events.all()] == [
@@ -72,3 +77,5 @@ def test_zoo_models_are_published_through_validation_and_review(tmp_path: Path) 
         "published",
     ]
     assert zoo.artifacts.get().sha256 == zoo.card["artifacts"][0]["sha256"]
+    published_zoo = Release.objects.filter(generative_model__namespace="zoo", state="published")
+    assert published_zoo.count() == zoo_packages
