@@ -36,7 +36,7 @@ lint: install
 	$(BIN)/lint-imports
 
 typecheck: install
-	$(BIN)/mypy --strict catalog/src client/src evaluation
+	$(BIN)/mypy --strict catalog/src client/src evaluation zoo
 	$(BIN)/mypy --config-file hub/mypy.ini hub
 
 test-python: install

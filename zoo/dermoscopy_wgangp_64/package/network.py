@@ -1,0 +1,77 @@
+"""The conditional WGAN-GP generator of zoo/dermoscopy-wgangp-64, its latents and output mapping.
+
+This is the single definition of the generator: the package's ``generate`` and the training recipe
+(``zoo/dermoscopy_wgangp_64/train.py``) both import it from here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+LATENT_SIZE = 100
+IMAGE_SIZE = 64
+CHANNELS = 3
+# Index i of this tuple is the training label i (0 = not melanoma, 1 = melanoma).
+CONDITIONS: tuple[str, ...] = ("not_melanoma", "melanoma")
+EMBEDDING_SIZE = 16
+# The one safetensors metadata key: a JSON object with latent_size and generator_width.
+WEIGHTS_METADATA_KEY = "generator"
+
+
+class Generator(nn.Module):
+    """Conditional DCGAN-style generator: latent (N, 100) and label (N,) to RGB (N, 3, 64, 64).
+
+    The label is embedded (16 numbers) and concatenated to the latent; four
+    ConvTranspose-BatchNorm-ReLU blocks (4x4 -> 8x8 -> 16x16 -> 32x32) and a final ConvTranspose to
+    three channels at 64x64 followed by Tanh.
+    """
+
+    def __init__(self, latent_size: int = LATENT_SIZE, width: int = 16) -> None:
+        super().__init__()
+        self.latent_size = latent_size
+        self.embedding = nn.Embedding(len(CONDITIONS), EMBEDDING_SIZE)
+        w = width
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(latent_size + EMBEDDING_SIZE, w * 8, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(w * 8),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(w * 8, w * 4, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(w * 4),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(w * 4, w * 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(w * 2),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(w * 2, w, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(w),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(w, CHANNELS, 4, 2, 1, bias=True),
+            nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Map latents (N, latent_size) and integer labels (N,) to images in [-1, 1]."""
+        code = torch.cat([z.reshape(z.shape[0], self.latent_size), self.embedding(labels)], dim=1)
+        out: torch.Tensor = self.net(code.reshape(code.shape[0], -1, 1, 1))
+        return out
+
+
+def sample_latents(num_samples: int, seed: int, truncation: float = 1.0) -> torch.Tensor:
+    """Draw ``num_samples`` latents from N(0, I) on the CPU with a generator seeded by ``seed``.
+
+    Drawing on the CPU makes the latents, and hence the images, independent of the device the
+    generator later runs on. ``truncation`` scales the latents towards the prior's mean (zero).
+    """
+    rng = torch.Generator(device="cpu")
+    rng.manual_seed(seed)
+    z = torch.randn(num_samples, LATENT_SIZE, generator=rng, dtype=torch.float32)
+    return z * truncation
+
+
+def to_uint8(images: torch.Tensor) -> npt.NDArray[np.uint8]:
+    """Map Tanh output in [-1, 1] of shape (N, 3, H, W) to uint8 (N, H, W, 3), rounding."""
+    scaled = ((images.float().permute(0, 2, 3, 1) + 1.0) * 127.5).round().clamp(0.0, 255.0)
+    result: npt.NDArray[np.uint8] = scaled.to(device="cpu", dtype=torch.uint8).numpy()
+    return result
