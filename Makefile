@@ -19,7 +19,7 @@ $(BIN)/.installed: pyproject.toml catalog/pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/pip install --quiet -e ./catalog -e ./client -e ".[dev]"
+	$(BIN)/pip install --quiet -e ./catalog -e "./client[formats]" -e ".[dev]"
 	touch $@
 
 install: $(BIN)/.installed
@@ -64,9 +64,18 @@ $(REFERENCE_VENV)/.installed:
 		numpy scipy pillow safetensors pytest
 	touch $@
 
-test-reference: $(REFERENCE_VENV)/.installed
+# medigan 1.0.0 itself, for the equality tests of the client's Generators: its search path needs
+# only requests beside what the client brings (--no-deps leaves out its GUI and GitHub packages).
+$(REFERENCE_VENV)/.medigan-installed: $(REFERENCE_VENV)/.installed catalog/pyproject.toml client/pyproject.toml
+	$(REFERENCE_VENV)/bin/pip install --quiet -e ./catalog -e ./client requests
+	$(REFERENCE_VENV)/bin/pip install --quiet --no-deps medigan==1.0.0
+	touch $@
+
+test-reference: $(REFERENCE_VENV)/.installed $(REFERENCE_VENV)/.medigan-installed
 	PYTHONPATH=. $(REFERENCE_VENV)/bin/python -m pytest -p no:cacheprovider -c /dev/null \
 		--rootdir . --confcutdir tests/evaluation/reference tests/evaluation/reference -q
+	$(REFERENCE_VENV)/bin/python -m pytest -p no:cacheprovider -c /dev/null \
+		--rootdir . client/tests/compat/reference -q
 
 test: lint typecheck test-python test-nodjango test-reference
 

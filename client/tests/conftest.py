@@ -14,6 +14,7 @@ import json
 import re
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,6 +51,13 @@ class FakeHubState:
     states: dict[str, str] = field(default_factory=dict)
     log: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Artifact bodies: the next responses stop after this many bytes and drop the connection.
+    cut_artifact_after: list[int] = field(default_factory=list)
+    # When set, an artifact body stops half way until the event is set (or 60 s pass).
+    artifact_gate: threading.Event | None = None
+    # Throttle: artifact bodies go out in chunks of this many bytes with a pause after each.
+    artifact_chunk_bytes: int = 0
+    artifact_chunk_delay_seconds: float = 0.0
 
     def etag(self) -> str:
         return f'"catalog-{self.serial}"'
@@ -116,6 +124,9 @@ class _Handler(BaseHTTPRequestHandler):
             if not self.state.fail_next:
                 return False
             status, headers = self.state.fail_next.pop(0)
+        if status == 0:  # drop the connection without any answer
+            self.close_connection = True
+            return True
         self._json(status, {"code": "server_error", "message": "injected", "detail": None}, headers)
         return True
 
@@ -179,9 +190,36 @@ class _Handler(BaseHTTPRequestHandler):
                 start = int(requested.removeprefix("bytes=").split("-")[0])
                 part = data[start:]
                 headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
-                self._send(206, part, headers)
+                self._send_artifact(206, part, headers)
                 return
-        self._send(200, data, headers)
+        self._send_artifact(200, data, headers)
+
+    def _send_artifact(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        """Like ``_send``, honouring the state's cut, gate and throttle options for bodies."""
+        with self.state.lock:
+            cut = self.state.cut_artifact_after.pop(0) if self.state.cut_artifact_after else None
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        payload = body if cut is None else body[:cut]
+        pieces = [payload]
+        if self.state.artifact_gate is not None:
+            pieces = [payload[: len(payload) // 2], payload[len(payload) // 2 :]]
+        for number, piece in enumerate(pieces):
+            if number and self.state.artifact_gate is not None:
+                self.state.artifact_gate.wait(timeout=60)
+            step = self.state.artifact_chunk_bytes or max(1, len(piece))
+            for offset in range(0, len(piece), step):
+                self.wfile.write(piece[offset : offset + step])
+                self.wfile.flush()
+                if self.state.artifact_chunk_delay_seconds:
+                    time.sleep(self.state.artifact_chunk_delay_seconds)
+        if cut is not None:
+            self.close_connection = True
 
     def do_POST(self) -> None:
         body = self._record()

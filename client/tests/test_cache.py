@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
+
+import pytest
+from filelock import Timeout
 
 from medigan_client.cache import Cache, hub_key, write_atomic
 
@@ -52,3 +57,51 @@ def test_lock_is_reentrant_across_instances_of_the_same_key(tmp_path: Path) -> N
     cache = Cache(tmp_path)
     with cache.lock("item"):
         assert Path(cache.lock("item").lock_file).exists()
+
+
+def test_relative_key_is_the_same_for_every_spelling_of_the_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    absolute = Cache(tmp_path / "cache")
+    relative = Cache(Path("cache"))
+    target = absolute.artifact_path("zoo", "a", "1.0.0", "p.zip")
+    assert absolute.relative_key(target) == "releases/zoo/a/1.0.0/p.zip"
+    assert relative.relative_key(Path("cache/releases/zoo/a/1.0.0/p.zip")) == (
+        "releases/zoo/a/1.0.0/p.zip"
+    )
+    same_lock = Path(absolute.item_lock(target).lock_file).resolve()
+    assert same_lock == Path(relative.item_lock(target).lock_file).resolve()
+
+
+def test_item_lock_is_exclusive_between_holders(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    item = cache.package_dir("zoo", "a", "1.0.0")
+    with cache.item_lock(item), pytest.raises(Timeout):
+        # A second lock object stands for another process: flock conflicts per open file.
+        cache.item_lock(item, timeout=0).acquire()
+    with cache.item_lock(item, timeout=0):
+        pass
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="shared leases need fcntl")
+def test_use_leases_are_shared_and_block_an_exclusive_claim(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    item = cache.release_dir("zoo", "a", "1.0.0")
+    with cache.in_use(item), cache.in_use(item), cache.claim_unused(item) as free:
+        assert free is False
+    with cache.claim_unused(item) as free:
+        assert free is True
+
+
+def test_mark_used_refreshes_the_directory_time_and_ignores_missing_items(
+    tmp_path: Path,
+) -> None:
+    cache = Cache(tmp_path)
+    item = cache.release_dir("zoo", "a", "1.0.0")
+    item.mkdir(parents=True)
+    os.utime(item, (1_000, 1_000))
+    cache.mark_used(item)
+    assert item.stat().st_mtime > 1_000
+    cache.mark_used(tmp_path / "missing")
+    assert not (tmp_path / "missing").exists()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,13 +13,14 @@ import pytest
 
 from medigan_catalog.schema import Card, card_from_json
 from medigan_client.cache import Cache
-from medigan_client.download import download_release, ensure_package
+from medigan_client.download import download_release, ensure_package, partial_download_path
 from medigan_client.errors import (
     ArchiveUnsafeError,
     ArtifactUnreachableError,
     ChecksumMismatchError,
     OfflineError,
 )
+from medigan_client.http import HubSession, RetryPolicy
 from medigan_client.settings import ClientSettings
 
 if TYPE_CHECKING:
@@ -71,7 +74,7 @@ def test_works_without_range_support_and_restarts_a_stale_partial(
     assert artifact is not None
     cache = Cache(settings.cache_dir)
     target = cache.artifact_path("zoo", "noise-8", "1.0.0", artifact.filename)
-    partial = cache.partial_path(f"{artifact.sha256}:{target}")
+    partial = partial_download_path(cache, artifact, target, artifact.urls[0])
     partial.write_bytes(b"garbage that is not the start of the file")
     path = download_release(settings, card, progress=False)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == artifact.sha256
@@ -87,7 +90,7 @@ def test_resumes_a_partial_download_with_range(
     data = next(iter(hub.state.artifacts.values()))
     cache = Cache(settings.cache_dir)
     target = cache.artifact_path("zoo", "noise-8", "1.0.0", artifact.filename)
-    cache.partial_path(f"{artifact.sha256}:{target}").write_bytes(data[:100])
+    partial_download_path(cache, artifact, target, artifact.urls[0]).write_bytes(data[:100])
     path = download_release(settings, card, progress=False)
     assert path.read_bytes() == data
     assert hub.state.log[-1].headers["Range"] == "bytes=100-"
@@ -168,3 +171,112 @@ def test_unsafe_archive_is_refused(
         ensure_package(settings, card, progress=False)
     assert not (settings.cache_dir / "releases" / "zoo" / "evil" / "escape.py").exists()
     assert not Cache(settings.cache_dir).package_dir("zoo", "evil", "1.0.0").exists()
+
+
+def _quick_session(settings: ClientSettings, slept: list[float]) -> HubSession:
+    return HubSession(
+        settings, retry=RetryPolicy(attempts=3, base_wait_seconds=0.5), sleep=slept.append
+    )
+
+
+def _artifact_ranges(hub: FakeHub) -> list[str | None]:
+    return [r.headers.get("Range") for r in hub.state.log if "/artifacts/" in r.path]
+
+
+def test_a_connection_cut_mid_body_is_resumed_with_range(
+    settings: ClientSettings, hub: FakeHub, published: dict[str, Any]
+) -> None:
+    data = next(iter(hub.state.artifacts.values()))
+    hub.state.cut_artifact_after = [100]
+    slept: list[float] = []
+    with _quick_session(settings, slept) as session:
+        path = download_release(
+            settings, card_from_json(published), session=session, progress=False
+        )
+    assert path.read_bytes() == data
+    assert _artifact_ranges(hub) == [None, "bytes=100-"]
+    assert slept == [0.5]
+    assert list(Cache(settings.cache_dir).tmp_dir.iterdir()) == []
+
+
+def test_a_cut_download_restarts_cleanly_when_the_server_ignores_range(
+    settings: ClientSettings, hub: FakeHub, published: dict[str, Any]
+) -> None:
+    data = next(iter(hub.state.artifacts.values()))
+    hub.state.support_range = False
+    hub.state.cut_artifact_after = [100, 300]
+    slept: list[float] = []
+    with _quick_session(settings, slept) as session:
+        path = download_release(
+            settings, card_from_json(published), session=session, progress=False
+        )
+    assert path.read_bytes() == data
+    # Each retry asks for the rest, gets the whole file with 200, and starts the file over.
+    assert _artifact_ranges(hub) == [None, "bytes=100-", "bytes=300-"]
+
+
+def test_a_download_cut_every_time_keeps_the_partial_for_a_later_call(
+    settings: ClientSettings, hub: FakeHub, published: dict[str, Any]
+) -> None:
+    data = next(iter(hub.state.artifacts.values()))
+    card = card_from_json(published)
+    artifact = card.package_artifact
+    assert artifact is not None
+    hub.state.cut_artifact_after = [50, 50, 50]  # 50 more bytes each time, then the cut
+    slept: list[float] = []
+    with _quick_session(settings, slept) as session, pytest.raises(ArtifactUnreachableError):
+        download_release(settings, card, session=session, progress=False)
+    cache = Cache(settings.cache_dir)
+    target = cache.artifact_path("zoo", "noise-8", "1.0.0", artifact.filename)
+    partial = partial_download_path(cache, artifact, target, artifact.urls[0])
+    assert partial.read_bytes() == data[:150]
+    assert not target.exists()
+    assert download_release(settings, card, progress=False).read_bytes() == data
+    assert _artifact_ranges(hub)[-1] == "bytes=150-"
+
+
+def test_range_not_satisfiable_restarts_from_zero(
+    settings: ClientSettings, hub: FakeHub, published: dict[str, Any]
+) -> None:
+    data = next(iter(hub.state.artifacts.values()))
+    card = card_from_json(published)
+    artifact = card.package_artifact
+    assert artifact is not None
+    # A card without size, so the client cannot tell that the partial is too long itself.
+    card = card.with_artifacts([artifact.model_copy(update={"size": None})])
+    cache = Cache(settings.cache_dir)
+    target = cache.artifact_path("zoo", "noise-8", "1.0.0", artifact.filename)
+    partial_download_path(cache, artifact, target, artifact.urls[0]).write_bytes(
+        b"x" * (len(data) + 10)
+    )
+    hub.state.fail_next = [(416, {})]
+    assert download_release(settings, card, progress=False).read_bytes() == data
+    assert _artifact_ranges(hub) == [f"bytes={len(data) + 10}-", None]
+
+
+def test_a_resumed_download_with_a_wrong_hash_is_fetched_again_from_scratch(
+    settings: ClientSettings, hub: FakeHub, published: dict[str, Any]
+) -> None:
+    data = next(iter(hub.state.artifacts.values()))
+    card = card_from_json(published)
+    artifact = card.package_artifact
+    assert artifact is not None
+    cache = Cache(settings.cache_dir)
+    target = cache.artifact_path("zoo", "noise-8", "1.0.0", artifact.filename)
+    partial_download_path(cache, artifact, target, artifact.urls[0]).write_bytes(b"\0" * 100)
+    assert download_release(settings, card, progress=False).read_bytes() == data
+    assert _artifact_ranges(hub) == ["bytes=100-", None]
+
+
+def test_downloads_record_a_sidecar_and_refresh_last_use(
+    settings: ClientSettings, hub: FakeHub, published: dict[str, Any]
+) -> None:
+    card = card_from_json(published)
+    path = download_release(settings, card, progress=False)
+    sidecar = json.loads(path.with_name(path.name + ".verified").read_text())
+    assert sidecar["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert sidecar["size"] == path.stat().st_size
+    os.utime(path.parent, (1_000_000, 1_000_000))
+    download_release(settings, card, progress=False)
+    assert path.parent.stat().st_mtime > 1_000_000
+    assert _artifact_requests(hub) == 1

@@ -1,58 +1,46 @@
-"""Training recipe of zoo/busi-gan-128: a small DCGAN with DiffAugment on BUSI breast ultrasound.
+"""Training recipe of zoo/busi-gan-128: an upsample-and-convolve GAN on BUSI breast ultrasound.
 
 One command, from the repository root::
 
-    python -m zoo.busi_gan_128.train [--config config.json] [--out DIR] [--smoke]
+    python -m zoo.busi_gan_128.train [--config config.json] [--out DIR] [--smoke] [--epochs N]
 
 BUSI has no official split: the recipe trains on the 624 images that
 ``evaluation.references.busi_heldout_mask`` does not hold out (index % 5 != 0); the other 156 are
 the hub's ``busi-heldout`` reference set and are never read. With so few images a GAN
 discriminator memorises the training set, so every batch the discriminator sees, real or fake, in
 its own step and in the generator's step, first goes through the same differentiable augmentation
-(random translation, cutout, brightness and contrast: the DiffAugment idea of Zhao et al. 2020,
-written here in plain torch), and the discriminator carries spectral normalisation.
+(horizontal flip, brightness, contrast, translation and a small cutout: the idea of
+"Differentiable Augmentation for Data-Efficient GAN Training", 2020, written here in plain
+torch). The discriminator is a DCGAN discriminator with BatchNorm and no spectral
+normalisation: a spectrally normalised one behind strong augmentation learnt nothing in the
+first release (D(x) = D(G(z)) = 0.5 throughout). The generator resizes and convolves instead of
+using transposed convolutions (no checkerboard texture), and an exponential moving average of
+its weights is what the package ships.
 
-The recipe is seeded (torch, numpy, random; the data order of each epoch is derived from the
-seed), writes a checkpoint with optimiser and RNG states after every epoch to ``--out`` (rerunning
-continues from it, and raising ``epochs`` extends a finished run), and logs per-epoch losses to
-``training_log.csv``. When training is done it exports the commit-ready artifacts: the package's
-``weights.safetensors`` (generator only, BatchNorm statistics recalibrated) and ``card.json``
-numbers, and ``training_log.csv``, ``training_summary.json``, ``loss_curve.png`` and
-``samples.png`` beside this file. ``--smoke`` trains a few steps on a small subset into a
-temporary directory and exports a complete package there instead, leaving the committed files
-alone.
+The machinery shared by all zoo recipes (seeding, checkpoints with optimiser and RNG states after
+every epoch to ``--out``, resuming, the log, the export of ``weights.safetensors``, card numbers,
+``training_log.csv``, ``training_summary.json``, ``loss_curve.png`` and ``samples.png``) is in
+``zoo/recipe.py``. ``--smoke`` trains a few steps on a small subset into a temporary directory and
+exports a complete package there instead, leaving the committed files alone.
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
 import dataclasses
-import datetime as dt
-import hashlib
-import json
-import os
-import platform
-import random
-import shutil
-import sys
-import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
-from PIL import Image
-from safetensors.torch import save_file
 from torch import nn
 from torch.nn import functional
-from torch.nn.utils.parametrizations import spectral_norm
 
 from evaluation.references import busi_heldout_mask
+from zoo import recipe as common
 from zoo.busi_gan_128.package.network import (
+    IMAGE_SIZE,
     LATENT_SIZE,
     WEIGHTS_METADATA_KEY,
     Generator,
@@ -60,88 +48,72 @@ from zoo.busi_gan_128.package.network import (
     to_uint8,
 )
 
-RECIPE_DIR = Path(__file__).resolve().parent
-PACKAGE_DIR = RECIPE_DIR / "package"
-REPO_ROOT = RECIPE_DIR.parents[1]
-RECIPE = "zoo/busi_gan_128/train.py"
-COMMAND = "python -m zoo.busi_gan_128.train"
-MODEL_ID = "zoo/busi-gan-128"
-DATA_FILE = Path("data/breast-ultrasound-busi/breast_ultrasound_busi_128.npz")
+RECIPE = common.Recipe.beside(
+    __file__, "zoo/busi-gan-128", "data/breast-ultrasound-busi/breast_ultrasound_busi_128.npz"
+)
 SMOKE_IMAGES = 64
 SMOKE_EPOCHS = 2
-SMOKE_RECALIBRATION_BATCHES = 4
-GRID_SIDE = 8
-GRID_PAD = 2
-PACKAGE_SOURCES = ("__init__.py", "network.py")
-LOG_FIELDS = (
-    "epoch",
-    "steps",
-    "loss_d",
-    "loss_g",
-    "d_real",
-    "d_fake",
-    "epoch_seconds",
-    "wall_time_seconds",
-)
 # Hyper-parameters that may change between a checkpoint and a rerun without breaking the run.
-RESUMABLE_CHANGES = frozenset({"epochs", "torch_threads", "bn_recalibration_batches"})
+RESUMABLE_CHANGES = frozenset(
+    {"epochs", "torch_threads", "bn_recalibration_batches", "progress_every"}
+)
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Hyper-parameters of the recipe, read from ``config.json``."""
 
-    seed: int = 20263
+    seed: int = 20264
     latent_size: int = LATENT_SIZE
-    generator_widths: tuple[int, ...] = (192, 128, 64, 32, 16)
+    generator_widths: tuple[int, ...] = (256, 128, 64, 32, 16, 8)
     discriminator_widths: tuple[int, ...] = (16, 32, 64, 128, 256)
     batch_size: int = 16
     learning_rate_g: float = 2e-4
     learning_rate_d: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
-    epochs: int = 24
+    epochs: int = 200
     leaky_relu_slope: float = 0.2
+    flip: bool = True
     translation_ratio: float = 0.125
-    cutout_ratio: float = 0.5
+    cutout_ratio: float = 0.25
     brightness: float = 0.5
     contrast: float = 0.5
+    ema_decay: float = 0.999
     bn_recalibration_batches: int = 50
     sample_seed: int = 0
+    progress_every: int = 10
     torch_threads: int = 1
 
     @classmethod
     def from_json(cls, path: Path) -> Config:
-        """Read a config file; unknown keys are an error so that typos do not pass silently."""
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise SystemExit(f"{path}: unknown config keys {unknown}")
-        for key in ("generator_widths", "discriminator_widths"):
-            if key in raw:
-                raw[key] = tuple(raw[key])
-        config = cls(**raw)
+        """Read a config file (unknown keys are an error) and check it fits the package."""
+        config = common.read_config(cls, path)
         if config.latent_size != LATENT_SIZE:
             raise SystemExit(f"latent_size must be {LATENT_SIZE}, the package's latent size")
-        if len(config.generator_widths) != 5 or len(config.discriminator_widths) != 5:
-            raise SystemExit("generator_widths and discriminator_widths need five entries each")
+        if 4 * 2 ** (len(config.generator_widths) - 1) != IMAGE_SIZE:
+            raise SystemExit("generator_widths needs six entries (4x4 up to 128x128)")
+        if 4 * 2 ** len(config.discriminator_widths) != IMAGE_SIZE:
+            raise SystemExit("discriminator_widths needs five entries (64x64 down to 4x4)")
         return config
 
 
 class Discriminator(nn.Module):
-    """Spectrally normalised DCGAN discriminator: (N, 1, 128, 128) to one logit per image.
+    """DCGAN discriminator: (N, 1, 128, 128) to one logit per image.
 
-    Five stride-2 Conv-LeakyReLU blocks (128 -> 64 -> 32 -> 16 -> 8 -> 4 pixels) and a final 4x4
-    convolution, every convolution under spectral normalisation, no BatchNorm.
+    Five stride-2 4x4 convolutions (128 -> 64 -> 32 -> 16 -> 8 -> 4 pixels), each followed by
+    BatchNorm (except the first) and LeakyReLU, and a final 4x4 convolution to one logit.
     """
 
     def __init__(self, widths: tuple[int, ...], slope: float) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        for wide, narrow in zip((1, *widths[:-1]), widths, strict=True):
-            layers += [spectral_norm(nn.Conv2d(wide, narrow, 4, 2, 1)), nn.LeakyReLU(slope)]
-        layers.append(spectral_norm(nn.Conv2d(widths[-1], 1, 4, 1, 0)))
+        for index, (wide, narrow) in enumerate(zip((1, *widths[:-1]), widths, strict=True)):
+            layers.append(nn.Conv2d(wide, narrow, 4, 2, 1, bias=index == 0))
+            if index > 0:
+                layers.append(nn.BatchNorm2d(narrow))
+            layers.append(nn.LeakyReLU(slope, inplace=True))
+        layers.append(nn.Conv2d(widths[-1], 1, 4, 1, 0))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -151,7 +123,8 @@ class Discriminator(nn.Module):
 
 
 def diff_augment(x: torch.Tensor, config: Config) -> torch.Tensor:
-    """Differentiable augmentation of a batch in [-1, 1]: brightness, contrast, translation, cutout.
+    """Differentiable augmentation of a batch in [-1, 1]: flip, brightness, contrast, translation
+    and cutout.
 
     Each image gets its own random parameters (drawn from torch's global RNG). Every operation is
     a differentiable function of ``x``, so the generator's gradient flows through it. Pixels
@@ -160,6 +133,9 @@ def diff_augment(x: torch.Tensor, config: Config) -> torch.Tensor:
     """
     n, _, height, width = x.shape
     device = x.device
+    if config.flip:
+        flipped = torch.rand(n, 1, 1, 1, device=device) < 0.5
+        x = torch.where(flipped, x.flip(3), x)
     x = x + (torch.rand(n, 1, 1, 1, device=device) - 0.5) * config.brightness
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     scale = 1.0 + (torch.rand(n, 1, 1, 1, device=device) - 0.5) * 2.0 * config.contrast
@@ -189,17 +165,6 @@ def diff_augment(x: torch.Tensor, config: Config) -> torch.Tensor:
     return x * keep - (1.0 - keep)
 
 
-def shared_dir() -> Path:
-    """The shared folder: ``$MEDIGAN_SHARED_DIR`` if set, else ``<repo root>/../shared``."""
-    override = os.environ.get("MEDIGAN_SHARED_DIR")
-    return Path(override) if override else REPO_ROOT.parent / "shared"
-
-
-def data_path() -> Path:
-    """Where the 128 px BUSI archive is expected."""
-    return shared_dir() / DATA_FILE
-
-
 def load_train_images(path: Path) -> npt.NDArray[np.uint8]:
     """The images the reference set does not hold out, uint8 (624, 128, 128)."""
     with np.load(path, allow_pickle=False) as archive:
@@ -213,135 +178,6 @@ def to_training_tensor(images: npt.NDArray[np.uint8]) -> torch.Tensor:
     return torch.from_numpy(images).float().div(127.5).sub(1.0).unsqueeze(1)
 
 
-def seed_everything(seed: int) -> None:
-    """Seed python's random, numpy's global RNG and torch's global RNG."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def init_generator_weights(module: nn.Module) -> None:
-    """DCGAN initialisation: ConvTranspose weights N(0, 0.02), BatchNorm scale N(1, 0.02)."""
-    if isinstance(module, nn.ConvTranspose2d):
-        nn.init.normal_(module.weight, 0.0, 0.02)
-    elif isinstance(module, nn.BatchNorm2d):
-        nn.init.normal_(module.weight, 1.0, 0.02)
-        nn.init.zeros_(module.bias)
-
-
-def epoch_order(seed: int, epoch: int, count: int) -> npt.NDArray[np.int64]:
-    """The order in which epoch ``epoch`` visits the images: a function of the seed alone."""
-    order: npt.NDArray[np.int64] = np.random.default_rng([seed, epoch]).permutation(count)
-    return order
-
-
-def rng_states() -> dict[str, Any]:
-    """The global RNG states in a form ``torch.load(weights_only=True)`` accepts."""
-    legacy = cast(tuple[str, npt.NDArray[np.uint32], int, int, float], np.random.get_state())
-    name, key, pos, has_gauss, cached = legacy
-    return {
-        "python": random.getstate(),
-        "numpy": (name, key.tolist(), pos, has_gauss, cached),
-        "torch": torch.get_rng_state(),
-    }
-
-
-def set_rng_states(states: dict[str, Any]) -> None:
-    """Restore what ``rng_states`` saved."""
-    version, internal, gauss = states["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, key, pos, has_gauss, cached = states["numpy"]
-    np.random.set_state((name, np.asarray(key, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(states["torch"])
-
-
-def hardware_description(device: torch.device) -> str:
-    """A one-line description of the machine the run used, from platform and torch."""
-    if device.type == "cuda":
-        accelerator = f"GPU {torch.cuda.get_device_name(device)}"
-    else:
-        accelerator = f"CPU {cpu_model()}, {torch.get_num_threads()} torch threads"
-    return (
-        f"{accelerator}; {os.cpu_count()} logical CPUs; {platform.system()} {platform.release()} "
-        f"{platform.machine()}; Python {platform.python_version()}; torch {torch.__version__}"
-    )
-
-
-def cpu_model() -> str:
-    """The CPU model name (Linux /proc/cpuinfo), else whatever platform knows."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def grid_image(
-    images: npt.NDArray[np.uint8], side: int = GRID_SIDE, pad: int = GRID_PAD
-) -> Image.Image:
-    """Tile ``side * side`` uint8 (N, H, W) images row by row with ``pad`` black pixels around."""
-    height, width = images.shape[1:]
-    canvas = np.zeros((side * (height + pad) + pad, side * (width + pad) + pad), dtype=np.uint8)
-    for index, image in enumerate(images[: side * side]):
-        row, col = divmod(index, side)
-        top, left = pad + row * (height + pad), pad + col * (width + pad)
-        canvas[top : top + height, left : left + width] = image
-    return Image.fromarray(canvas, mode="L")
-
-
-def sample(generator: Generator, latents: torch.Tensor) -> npt.NDArray[np.uint8]:
-    """Images of ``generator`` in eval mode for ``latents``, as the package would return them."""
-    was_training = generator.training
-    generator.eval()
-    device = next(generator.parameters()).device
-    with torch.inference_mode():
-        images = to_uint8(generator(latents.to(device)))
-    generator.train(was_training)
-    return images
-
-
-def write_log(path: Path, rows: Sequence[dict[str, float]]) -> None:
-    """Write the per-epoch log as CSV."""
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=LOG_FIELDS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(
-                {
-                    key: (f"{value:.6f}" if isinstance(value, float) else value)
-                    for key, value in row.items()
-                }
-            )
-
-
-def save_atomically(payload: dict[str, Any], path: Path) -> None:
-    """torch.save to a temporary file and rename it: an interrupted save leaves no half file."""
-    partial = path.with_suffix(path.suffix + ".partial")
-    torch.save(payload, partial)
-    partial.replace(path)
-
-
-@dataclasses.dataclass
-class RunState:
-    """What a checkpoint carries besides the networks and optimisers."""
-
-    epoch: int = 0
-    step: int = 0
-    wall_time_seconds: float = 0.0
-    rows: list[dict[str, float]] = dataclasses.field(default_factory=list)
-    step_losses: list[tuple[float, float]] = dataclasses.field(default_factory=list)
-
-
 def train(
     config: Config,
     images: npt.NDArray[np.uint8],
@@ -349,348 +185,108 @@ def train(
     *,
     smoke: bool,
     device: torch.device,
-) -> tuple[Generator, RunState]:
-    """Train (or continue training) into ``out_dir``; return the generator and the run's record."""
+) -> tuple[Generator, common.RunState]:
+    """Train (or continue training) into ``out_dir``; return the averaged generator and the run's
+    record."""
     torch.set_num_threads(config.torch_threads)
-    seed_everything(config.seed)
+    common.seed_everything(config.seed)
     generator = Generator(latent_size=config.latent_size, widths=config.generator_widths)
     discriminator = Discriminator(config.discriminator_widths, config.leaky_relu_slope)
-    generator.apply(init_generator_weights)
-    generator.to(device)
-    discriminator.to(device)
-    betas = (config.beta1, config.beta2)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=config.learning_rate_g, betas=betas)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.learning_rate_d, betas=betas)
-    state = RunState()
-
-    checkpoint_path = out_dir / "checkpoint.pt"
-    if checkpoint_path.exists():
-        checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        saved = dict(checkpoint["config"])
-        current = dataclasses.asdict(config)
-        changed = sorted(
-            k
-            for k in current
-            if k not in RESUMABLE_CHANGES
-            and (tuple(saved[k]) if isinstance(saved.get(k), list) else saved.get(k)) != current[k]
-        )
-        if changed or checkpoint["smoke"] != smoke:
-            raise SystemExit(
-                f"{checkpoint_path} was written with other settings ({changed or 'smoke'}); "
-                "use another --out or delete the checkpoint"
-            )
-        generator.load_state_dict(checkpoint["generator"])
-        discriminator.load_state_dict(checkpoint["discriminator"])
-        opt_g.load_state_dict(checkpoint["opt_g"])
-        opt_d.load_state_dict(checkpoint["opt_d"])
-        set_rng_states(checkpoint["rng"])
-        state = RunState(
-            epoch=int(checkpoint["epoch"]),
-            step=int(checkpoint["step"]),
-            wall_time_seconds=float(checkpoint["wall_time_seconds"]),
-            rows=[dict(row) for row in checkpoint["rows"]],
-            step_losses=[(float(d), float(g)) for d, g in checkpoint["step_losses"]],
-        )
-        print(f"resuming from {checkpoint_path} after epoch {state.epoch}", flush=True)
-
-    data = to_training_tensor(images)
-    fixed_latents = sample_latents(GRID_SIDE * GRID_SIDE, config.sample_seed)
-    batch = config.batch_size
-    steps_per_epoch = len(data) // batch  # drop the last partial batch: BatchNorm wants full ones
-    softplus = nn.Softplus()
-
-    for epoch in range(state.epoch + 1, config.epochs + 1):
-        started = time.perf_counter()
-        order = torch.from_numpy(epoch_order(config.seed, epoch, len(data)))
-        generator.train()
-        discriminator.train()
-        sums = dict.fromkeys(("loss_d", "loss_g", "d_real", "d_fake"), 0.0)
-        for index in range(steps_per_epoch):
-            real = data[order[index * batch : (index + 1) * batch]].to(device)
-            fake = generator(torch.randn(batch, config.latent_size).to(device))
-
-            # non-saturating GAN loss; softplus(-l) = -log sigmoid(l)
-            opt_d.zero_grad(set_to_none=True)
-            logits_real = discriminator(diff_augment(real, config))
-            logits_fake = discriminator(diff_augment(fake.detach(), config))
-            loss_d = softplus(-logits_real).mean() + softplus(logits_fake).mean()
-            loss_d.backward()
-            opt_d.step()
-
-            opt_g.zero_grad(set_to_none=True)
-            loss_g = softplus(-discriminator(diff_augment(fake, config))).mean()
-            loss_g.backward()
-            opt_g.step()
-
-            state.step += 1
-            state.step_losses.append((loss_d.item(), loss_g.item()))
-            sums["loss_d"] += loss_d.item()
-            sums["loss_g"] += loss_g.item()
-            sums["d_real"] += torch.sigmoid(logits_real).mean().item()
-            sums["d_fake"] += torch.sigmoid(logits_fake).mean().item()
-
-        epoch_seconds = time.perf_counter() - started
-        state.wall_time_seconds += epoch_seconds
-        state.epoch = epoch
-        row: dict[str, float] = {
-            "epoch": epoch,
-            "steps": state.step,
-            **{key: value / steps_per_epoch for key, value in sums.items()},
-            "epoch_seconds": epoch_seconds,
-            "wall_time_seconds": state.wall_time_seconds,
-        }
-        state.rows.append(row)
-        if not smoke and (epoch % 10 == 0 or epoch == config.epochs):
-            grid_image(sample(generator, fixed_latents)).save(
-                out_dir / f"samples_epoch_{epoch:03d}.png"
-            )
-        save_atomically(
-            {
-                "config": dataclasses.asdict(config),
-                "smoke": smoke,
-                "epoch": state.epoch,
-                "step": state.step,
-                "wall_time_seconds": state.wall_time_seconds,
-                "rows": state.rows,
-                "step_losses": state.step_losses,
-                "generator": generator.state_dict(),
-                "discriminator": discriminator.state_dict(),
-                "opt_g": opt_g.state_dict(),
-                "opt_d": opt_d.state_dict(),
-                "rng": rng_states(),
-            },
-            checkpoint_path,
-        )
-        write_log(out_dir / "training_log.csv", state.rows)
-        print(
-            f"epoch {epoch}/{config.epochs} steps {state.step} loss_d {row['loss_d']:.4f} "
-            f"loss_g {row['loss_g']:.4f} D(x) {row['d_real']:.3f} D(G(z)) {row['d_fake']:.3f} "
-            f"{epoch_seconds:.1f}s",
-            flush=True,
-        )
-    return generator, state
-
-
-def recalibrate_batchnorm(generator: Generator, config: Config, batches: int) -> None:
-    """Replace the BatchNorm running statistics by exact averages over fresh generated batches.
-
-    The running statistics trail a moving generator during training; the package runs in eval
-    mode, so it gets statistics of the final weights, averaged over ``batches`` batches of the
-    training batch size (the same statistics train mode would see).
-    """
-    norms = [module for module in generator.modules() if isinstance(module, nn.BatchNorm2d)]
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None  # cumulative average
-    rng = torch.Generator(device="cpu")
-    rng.manual_seed(config.seed + 1)
-    device = next(generator.parameters()).device
-    generator.train()
-    with torch.inference_mode():
-        for _ in range(batches):
-            generator(torch.randn(config.batch_size, config.latent_size, generator=rng).to(device))
-    for norm in norms:
-        norm.momentum = 0.1
-    generator.eval()
-
-
-def plot_losses(path: Path, state: RunState, steps_per_epoch: int) -> None:
-    """Loss curve: per-step and per-epoch losses, and the discriminator's mean outputs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = np.arange(1, len(state.step_losses) + 1)
-    losses = np.asarray(state.step_losses, dtype=np.float64).reshape(-1, 2)
-    epoch_steps = [row["epoch"] * steps_per_epoch for row in state.rows]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True)
-    top.plot(steps, losses[:, 0], color="tab:blue", alpha=0.25, linewidth=0.7)
-    top.plot(steps, losses[:, 1], color="tab:orange", alpha=0.25, linewidth=0.7)
-    top.plot(epoch_steps, [r["loss_d"] for r in state.rows], "-", color="tab:blue", label="D loss")
-    top.plot(
-        epoch_steps, [r["loss_g"] for r in state.rows], "-", color="tab:orange", label="G loss"
+    generator.apply(common.init_dcgan_weights)
+    discriminator.apply(common.init_dcgan_weights)
+    adversaries = common.Adversaries.with_adam(
+        generator,
+        discriminator,
+        device=device,
+        learning_rates=(config.learning_rate_g, config.learning_rate_d),
+        betas=(config.beta1, config.beta2),
+        average=True,
     )
-    top.set_ylabel("non-saturating GAN loss (steps faint)")
-    top.legend()
-    top.set_title(f"{MODEL_ID}: DCGAN + DiffAugment on BUSI (624 non-held-out images)")
-    bottom.plot(epoch_steps, [r["d_real"] for r in state.rows], "-", label="mean D(aug(x)), real")
-    bottom.plot(
-        epoch_steps, [r["d_fake"] for r in state.rows], "-", label="mean D(aug(G(z))), fake"
+    average = adversaries.average
+    assert isinstance(average, Generator)
+    state = common.resume(
+        out_dir,
+        common.RunState,
+        config=config,
+        smoke=smoke,
+        resumable=RESUMABLE_CHANGES,
+        parts=adversaries.parts,
+        device=device,
     )
-    bottom.set_ylim(0.0, 1.0)
-    bottom.set_xlabel("generator step")
-    bottom.set_ylabel("discriminator output")
-    bottom.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    fixed_latents = sample_latents(common.GRID_SIDE * common.GRID_SIDE, config.sample_seed)
+
+    def progress(epoch: int) -> None:
+        if smoke or (epoch % config.progress_every and epoch != config.epochs):
+            return
+        # the average with the running BatchNorm statistics of the trained generator
+        average.load_state_dict({**average.state_dict(), **dict(generator.named_buffers())})
+        common.grid_image(common.sample_in_eval_mode(average, [fixed_latents], to_uint8)).save(
+            out_dir / f"samples_epoch_{epoch:03d}.png"
+        )
+
+    common.run_gan_epochs(
+        adversaries,
+        state,
+        config=config,
+        data=to_training_tensor(images),
+        out_dir=out_dir,
+        smoke=smoke,
+        device=device,
+        augment=lambda batch: diff_augment(batch, config),
+        ema_decay=config.ema_decay,
+        progress=progress,
+    )
+    return average, state
 
 
 def export(
     generator: Generator,
-    state: RunState,
-    config: Config,
+    state: common.RunState,
+    run: common.Invocation[Config],
     *,
     image_count: int,
-    data_file: Path,
-    device: torch.device,
-    export_dir: Path,
-    smoke: bool,
-    trained_at: dt.datetime,
 ) -> dict[str, Any]:
     """Write the package weights, card numbers, log, summary, loss curve and sample grid."""
-    package_dir = export_dir / "package"
-    package_dir.mkdir(parents=True, exist_ok=True)
-    if package_dir.resolve() != PACKAGE_DIR:
-        for name in PACKAGE_SOURCES:
-            shutil.copyfile(PACKAGE_DIR / name, package_dir / name)
-    batches = SMOKE_RECALIBRATION_BATCHES if smoke else config.bn_recalibration_batches
-    recalibrate_batchnorm(generator, config, batches)
-    weights_path = package_dir / "weights.safetensors"
-    tensors = {
-        name: t.detach().to("cpu").contiguous() for name, t in generator.state_dict().items()
-    }
-    save_file(
-        tensors,
-        str(weights_path),
-        # One metadata key: safetensors writes several in hash order, which would make the bytes
-        # (and the sha256 the hub pins) differ between identical runs.
+    config = run.config
+    grid_latents = sample_latents(common.GRID_SIDE * common.GRID_SIDE, config.sample_seed)
+    return common.export_generator(
+        RECIPE,
+        run,
+        state,
+        generator,
+        draw_inputs=lambda rng: [torch.randn(config.batch_size, config.latent_size, generator=rng)],
+        metadata_key=WEIGHTS_METADATA_KEY,
         metadata={
-            WEIGHTS_METADATA_KEY: json.dumps(
-                {
-                    "model_id": MODEL_ID,
-                    "latent_size": config.latent_size,
-                    "generator_widths": list(config.generator_widths),
-                    "epochs": state.epoch,
-                },
-                sort_keys=True,
-            )
+            "latent_size": config.latent_size,
+            "generator_widths": list(config.generator_widths),
         },
-    )
-    weights_path.chmod(0o644)  # safetensors creates it owner-only; it is meant to be shared
-    grid_image(sample(generator, sample_latents(GRID_SIDE * GRID_SIDE, config.sample_seed))).save(
-        export_dir / "samples.png"
-    )
-    steps_per_epoch = state.step // max(state.epoch, 1)
-    plot_losses(export_dir / "loss_curve.png", state, steps_per_epoch)
-    write_log(export_dir / "training_log.csv", state.rows)
-
-    hardware = hardware_description(device)
-    final = state.rows[-1] if state.rows else {}
-    summary: dict[str, Any] = {
-        "model_id": MODEL_ID,
-        "recipe": RECIPE,
-        "command": COMMAND + (" --smoke" if smoke else ""),
-        "smoke": smoke,
-        "seed": config.seed,
-        "epochs": state.epoch,
-        "steps": state.step,
-        "image_count": image_count,
-        "wall_time_seconds": round(state.wall_time_seconds, 1),
-        "hardware": hardware,
-        "trained_at": trained_at.isoformat(timespec="seconds"),
-        "final_epoch": {
-            key: round(final[key], 6) if key in final else None
-            for key in ("loss_d", "loss_g", "d_real", "d_fake")
-        },
-        "generator_parameters": sum(p.numel() for p in generator.parameters()),
-        "weights_file": "package/weights.safetensors",
-        "weights_dtype": "float32",
-        "weights_bytes": weights_path.stat().st_size,
-        "weights_sha256": sha256_of(weights_path),
-        "data": {
-            "file": DATA_FILE.as_posix(),
-            "sha256": sha256_of(data_file),
-            "split": "train (index % 5 != 0; busi_heldout_mask holds out the rest)",
-        },
-        "config": dataclasses.asdict(config),
-    }
-    (export_dir / "training_summary.json").write_text(
-        json.dumps(summary, indent=2) + "\n", encoding="utf-8"
+        grid=lambda: common.sample_in_eval_mode(generator, [grid_latents], to_uint8),
+        plot=lambda path: common.plot_gan_losses(
+            path,
+            state,
+            title=f"{RECIPE.model_id}: GAN + DiffAugment on BUSI (624 non-held-out images)",
+            loss_label="non-saturating GAN loss (steps faint)",
+            real_label="mean D(aug(x)), real",
+            fake_label="mean D(aug(G(z))), fake",
+            marker="-",
+        ),
+        counts={"image_count": image_count},
+        weights_dtype="float32 (moving average of the generator)",
+        split="train (index % 5 != 0; busi_heldout_mask holds out the rest)",
     )
 
-    card = json.loads((PACKAGE_DIR / "card.json").read_text(encoding="utf-8"))
-    card["provenance"]["training"] = {
-        "hardware": hardware,
-        "wall_time_seconds": summary["wall_time_seconds"],
-        "epochs": state.epoch,
-        "steps": state.step,
-        "seed": config.seed,
-        "recipe": RECIPE,
-    }
-    card["provenance"]["training_data"][0]["image_count"] = image_count
-    card["description"]["provided_after_epoch"] = state.epoch
-    card["description"]["trained_date"] = trained_at.strftime("%B %Y")
-    (package_dir / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    return summary
 
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=RECIPE_DIR / "config.json")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="checkpoint and per-epoch grids (default: var/zoo/busi_gan_128, or a new "
-        "temporary directory with --smoke)",
-    )
-    parser.add_argument("--smoke", action="store_true", help="a few steps on a small subset")
-    parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
-    parser.add_argument("--device", default="cpu", help="torch device to train on (default cpu)")
-    parser.add_argument(
-        "--export-dir",
-        type=Path,
-        default=None,
-        help="where the artifacts go (default: beside this file; with --smoke: --out)",
-    )
-    return parser.parse_args(argv)
+def train_and_export(run: common.Invocation[Config]) -> dict[str, Any]:
+    """Train on the non-held-out images (a subset for a smoke run), then export."""
+    images = load_train_images(run.data_file)
+    images = images[run.chosen(len(images), SMOKE_IMAGES)]
+    generator, state = train(run.config, images, run.out_dir, smoke=run.smoke, device=run.device)
+    return export(generator, state, run, image_count=len(images))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the recipe; see the module docstring."""
-    args = parse_args(argv)
-    config = Config.from_json(args.config)
-    if args.smoke:
-        config = dataclasses.replace(config, epochs=SMOKE_EPOCHS)
-    if args.epochs is not None:
-        config = dataclasses.replace(config, epochs=args.epochs)
-    if args.out is not None:
-        out_dir = args.out
-    elif args.smoke:
-        out_dir = Path(tempfile.mkdtemp(prefix="busi-gan-128-smoke-"))
-    else:
-        out_dir = REPO_ROOT / "var" / "zoo" / "busi_gan_128"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    export_dir = args.export_dir or (out_dir if args.smoke else RECIPE_DIR)
-
-    data_file = data_path()
-    if not data_file.exists():
-        print(f"training data not found at {data_file}; set MEDIGAN_SHARED_DIR", file=sys.stderr)
-        return 2
-    images = load_train_images(data_file)
-    if args.smoke:
-        rng = np.random.default_rng(config.seed)
-        images = images[np.sort(rng.choice(len(images), SMOKE_IMAGES, replace=False))]
-    print(f"{len(images)} training images, out {out_dir}, export {export_dir}", flush=True)
-
-    device = torch.device(args.device)
-    generator, state = train(config, images, out_dir, smoke=args.smoke, device=device)
-    summary = export(
-        generator,
-        state,
-        config,
-        image_count=len(images),
-        data_file=data_file,
-        device=device,
-        export_dir=export_dir,
-        smoke=args.smoke,
-        # when the last epoch was saved, so that re-exporting a finished run keeps its date
-        trained_at=dt.datetime.fromtimestamp((out_dir / "checkpoint.pt").stat().st_mtime, dt.UTC),
-    )
-    print(json.dumps({k: summary[k] for k in ("epochs", "steps", "wall_time_seconds")}), flush=True)
-    return 0
+    return common.main(RECIPE, argv, __doc__, Config.from_json, SMOKE_EPOCHS, train_and_export)
 
 
 if __name__ == "__main__":

@@ -19,36 +19,25 @@ losses to ``training_log.csv``. When training is done it exports the package's
 ``weights.safetensors`` (decoder only, float16) and ``card.json`` numbers, and
 ``training_log.csv``, ``training_summary.json``, ``loss_curve.png`` and ``samples.png`` beside this
 file. ``--smoke`` trains a few steps on a small subset into a temporary directory and exports a
-complete package there instead, leaving the committed files alone.
+complete package there instead, leaving the committed files alone. The machinery shared by all
+zoo recipes (checkpoints, log, export) is in ``zoo/recipe.py``.
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
 import dataclasses
-import datetime as dt
-import hashlib
-import json
-import os
-import platform
-import random
-import shutil
-import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
-from PIL import Image
-from safetensors.torch import save_file
 from torch import nn
 from torch.nn import functional
 
+from zoo import recipe as common
 from zoo.busi_vae_64.package.network import (
     LATENT_SIZE,
     OBSERVATION_STD_KEY,
@@ -59,30 +48,15 @@ from zoo.busi_vae_64.package.network import (
     to_uint8,
 )
 
-RECIPE_DIR = Path(__file__).resolve().parent
-PACKAGE_DIR = RECIPE_DIR / "package"
-REPO_ROOT = RECIPE_DIR.parents[1]
-RECIPE = "zoo/busi_vae_64/train.py"
-COMMAND = "python -m zoo.busi_vae_64.train"
-MODEL_ID = "zoo/busi-vae-64"
-DATA_FILE = Path("data/breast-ultrasound-busi/breast_ultrasound_busi_64.npz")
+RECIPE = common.Recipe.beside(
+    __file__, "zoo/busi-vae-64", "data/breast-ultrasound-busi/breast_ultrasound_busi_64.npz"
+)
 # One image in five (index % 5 == 0) is held out, as evaluation.references.busi_heldout_mask.
 HELDOUT_MODULUS = 5
 SMOKE_IMAGES = 96
 SMOKE_EPOCHS = 2
-GRID_SIDE = 8
-GRID_PAD = 2
-PACKAGE_SOURCES = ("__init__.py", "network.py")
-LOG_FIELDS = (
-    "epoch",
-    "steps",
-    "beta",
-    "loss",
-    "reconstruction",
-    "kl",
-    "epoch_seconds",
-    "wall_time_seconds",
-)
+VAE_LOSSES = ("beta", "loss", "reconstruction", "kl")
+LOG_FIELDS = ("epoch", "steps", *VAE_LOSSES, "epoch_seconds", "wall_time_seconds")
 # Hyper-parameters that may change between a checkpoint and a rerun without breaking the run.
 RESUMABLE_CHANGES = frozenset({"epochs", "torch_threads"})
 
@@ -106,13 +80,8 @@ class Config:
 
     @classmethod
     def from_json(cls, path: Path) -> Config:
-        """Read a config file; unknown keys are an error so that typos do not pass silently."""
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise SystemExit(f"{path}: unknown config keys {unknown}")
-        config = cls(**raw)
+        """Read a config file (unknown keys are an error) and check it fits the package."""
+        config = common.read_config(cls, path)
         if config.latent_size != LATENT_SIZE:
             raise SystemExit(f"latent_size must be {LATENT_SIZE}, the package's latent size")
         return config
@@ -151,17 +120,6 @@ class Encoder(nn.Module):
         return self.mean(hidden), self.log_variance(hidden).clamp(-12.0, 8.0)
 
 
-def shared_dir() -> Path:
-    """The shared folder: ``$MEDIGAN_SHARED_DIR`` if set, else ``<repo root>/../shared``."""
-    override = os.environ.get("MEDIGAN_SHARED_DIR")
-    return Path(override) if override else REPO_ROOT.parent / "shared"
-
-
-def data_path() -> Path:
-    """Where the 64 px BUSI archive is expected."""
-    return shared_dir() / DATA_FILE
-
-
 def load_train_images(path: Path) -> npt.NDArray[np.uint8]:
     """The 624 training images (index % 5 != 0) as uint8 (N, 64, 64); the rest stay held out."""
     with np.load(path, allow_pickle=False) as archive:
@@ -169,13 +127,6 @@ def load_train_images(path: Path) -> npt.NDArray[np.uint8]:
     keep = np.arange(len(all_images)) % HELDOUT_MODULUS != 0
     images: npt.NDArray[np.uint8] = np.ascontiguousarray(all_images[keep])
     return images
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python's random, numpy's global RNG and torch's global RNG."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def augment(batch: torch.Tensor, rng: np.random.Generator, max_shift: int) -> torch.Tensor:
@@ -190,112 +141,11 @@ def augment(batch: torch.Tensor, rng: np.random.Generator, max_shift: int) -> to
     return out
 
 
-def rng_states() -> dict[str, Any]:
-    """The global RNG states in a form ``torch.load(weights_only=True)`` accepts."""
-    legacy = cast(tuple[str, npt.NDArray[np.uint32], int, int, float], np.random.get_state())
-    name, key, pos, has_gauss, cached = legacy
-    return {
-        "python": random.getstate(),
-        "numpy": (name, key.tolist(), pos, has_gauss, cached),
-        "torch": torch.get_rng_state(),
-    }
-
-
-def set_rng_states(states: dict[str, Any]) -> None:
-    """Restore what ``rng_states`` saved."""
-    version, internal, gauss = states["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, key, pos, has_gauss, cached = states["numpy"]
-    np.random.set_state((name, np.asarray(key, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(states["torch"])
-
-
-def cpu_model() -> str:
-    """The CPU model name (Linux /proc/cpuinfo), else whatever platform knows."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def hardware_description(device: torch.device) -> str:
-    """A one-line description of the machine the run used, from platform and torch."""
-    if device.type == "cuda":
-        accelerator = f"GPU {torch.cuda.get_device_name(device)}"
-    else:
-        accelerator = f"CPU {cpu_model()}, {torch.get_num_threads()} torch threads"
-    return (
-        f"{accelerator}; {os.cpu_count()} logical CPUs; {platform.system()} {platform.release()} "
-        f"{platform.machine()}; Python {platform.python_version()}; torch {torch.__version__}"
-    )
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def grid_image(
-    images: npt.NDArray[np.uint8], side: int = GRID_SIDE, pad: int = GRID_PAD
-) -> Image.Image:
-    """Tile ``side * side`` uint8 (N, H, W) images row by row with ``pad`` black pixels around."""
-    height, width = images.shape[1:]
-    canvas = np.zeros((side * (height + pad) + pad, side * (width + pad) + pad), dtype=np.uint8)
-    for index, image in enumerate(images[: side * side]):
-        row, col = divmod(index, side)
-        top, left = pad + row * (height + pad), pad + col * (width + pad)
-        canvas[top : top + height, left : left + width] = image
-    return Image.fromarray(canvas, mode="L")
-
-
 def sample(
     decoder: Decoder, latents: torch.Tensor, noise: torch.Tensor | None = None
 ) -> npt.NDArray[np.uint8]:
     """Images of ``decoder`` in eval mode for ``latents``, as the package would return them."""
-    was_training = decoder.training
-    decoder.eval()
-    device = next(decoder.parameters()).device
-    with torch.inference_mode():
-        images = to_uint8(decoder(latents.to(device)), noise)
-    decoder.train(was_training)
-    return images
-
-
-def write_log(path: Path, rows: Sequence[dict[str, float]]) -> None:
-    """Write the per-epoch log as CSV."""
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=LOG_FIELDS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(
-                {
-                    key: (f"{value:.6f}" if isinstance(value, float) else value)
-                    for key, value in row.items()
-                }
-            )
-
-
-def save_atomically(payload: dict[str, Any], path: Path) -> None:
-    """torch.save to a temporary file and rename it: an interrupted save leaves no half file."""
-    partial = path.with_suffix(path.suffix + ".partial")
-    torch.save(payload, partial)
-    partial.replace(path)
-
-
-@dataclasses.dataclass
-class RunState:
-    """What a checkpoint carries besides the networks and the optimiser."""
-
-    epoch: int = 0
-    step: int = 0
-    wall_time_seconds: float = 0.0
-    rows: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    return common.sample_in_eval_mode(decoder, [latents], lambda logits: to_uint8(logits, noise))
 
 
 def train(
@@ -305,45 +155,33 @@ def train(
     *,
     smoke: bool,
     device: torch.device,
-) -> tuple[Encoder, Decoder, RunState]:
+) -> tuple[Encoder, Decoder, common.RunState]:
     """Train (or continue training) into ``out_dir``; return both networks and the run's record."""
     torch.set_num_threads(config.torch_threads)
-    seed_everything(config.seed)
+    common.seed_everything(config.seed)
     encoder = Encoder(config.latent_size, config.width).to(device)
     decoder = Decoder(config.latent_size, config.width).to(device)
     parameters = [*encoder.parameters(), *decoder.parameters()]
     optimiser = torch.optim.Adam(
         parameters, lr=config.learning_rate, weight_decay=config.weight_decay
     )
-    state = RunState()
-
-    checkpoint_path = out_dir / "checkpoint.pt"
-    if checkpoint_path.exists():
-        checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        saved = dict(checkpoint["config"])
-        current = dataclasses.asdict(config)
-        changed = sorted(
-            k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k]
-        )
-        if changed or checkpoint["smoke"] != smoke:
-            raise SystemExit(
-                f"{checkpoint_path} was written with other settings ({changed or 'smoke'}); "
-                "use another --out or delete the checkpoint"
-            )
-        encoder.load_state_dict(checkpoint["encoder"])
-        decoder.load_state_dict(checkpoint["decoder"])
-        optimiser.load_state_dict(checkpoint["optimiser"])
-        set_rng_states(checkpoint["rng"])
-        state = RunState(
-            epoch=int(checkpoint["epoch"]),
-            step=int(checkpoint["step"]),
-            wall_time_seconds=float(checkpoint["wall_time_seconds"]),
-            rows=[dict(row) for row in checkpoint["rows"]],
-        )
-        print(f"resuming from {checkpoint_path} after epoch {state.epoch}", flush=True)
+    parts: dict[str, common.Stateful] = {
+        "encoder": encoder,
+        "decoder": decoder,
+        "optimiser": optimiser,
+    }
+    state = common.resume(
+        out_dir,
+        common.RunState,
+        config=config,
+        smoke=smoke,
+        resumable=RESUMABLE_CHANGES,
+        parts=parts,
+        device=device,
+    )
 
     data = torch.from_numpy(images).float().div(255.0).unsqueeze(1)
-    fixed_latents = sample_latents(GRID_SIDE * GRID_SIDE, config.sample_seed)
+    fixed_latents = sample_latents(common.GRID_SIDE * common.GRID_SIDE, config.sample_seed)
     batch = config.batch_size
     steps_per_epoch = len(data) // batch  # drop the last partial batch: BatchNorm wants full ones
 
@@ -375,40 +213,27 @@ def train(
             sums["reconstruction"] += reconstruction.item()
             sums["kl"] += kl.item()
 
-        epoch_seconds = time.perf_counter() - started
-        state.wall_time_seconds += epoch_seconds
-        state.epoch = epoch
-        row: dict[str, float] = {"epoch": epoch, "steps": state.step, "beta": beta}
-        row.update({key: value / steps_per_epoch for key, value in sums.items()})
-        row["epoch_seconds"] = epoch_seconds
-        row["wall_time_seconds"] = state.wall_time_seconds
-        state.rows.append(row)
-
+        row = state.close_epoch(
+            epoch,
+            time.perf_counter() - started,
+            {"beta": beta, **{key: value / steps_per_epoch for key, value in sums.items()}},
+        )
         if epoch % 5 == 0 or epoch == config.epochs:
-            grid_image(sample(decoder, fixed_latents)).save(
+            common.grid_image(sample(decoder, fixed_latents)).save(
                 out_dir / f"samples_epoch_{epoch:03d}.png"
             )
-        save_atomically(
-            {
-                "config": dataclasses.asdict(config),
-                "smoke": smoke,
-                "epoch": state.epoch,
-                "step": state.step,
-                "wall_time_seconds": state.wall_time_seconds,
-                "rows": state.rows,
-                "encoder": encoder.state_dict(),
-                "decoder": decoder.state_dict(),
-                "optimiser": optimiser.state_dict(),
-                "rng": rng_states(),
-            },
-            checkpoint_path,
-        )
-        write_log(out_dir / "training_log.csv", state.rows)
-        print(
-            f"epoch {epoch}/{config.epochs} steps {state.step} beta {beta:.3f} "
-            f"loss {row['loss']:.1f} reconstruction {row['reconstruction']:.1f} "
-            f"kl {row['kl']:.1f} {epoch_seconds:.1f}s",
-            flush=True,
+        common.end_epoch(
+            out_dir,
+            state,
+            config=config,
+            smoke=smoke,
+            parts=parts,
+            log_fields=LOG_FIELDS,
+            message=(
+                f"epoch {epoch}/{config.epochs} steps {state.step} beta {beta:.3f} "
+                f"loss {row['loss']:.1f} reconstruction {row['reconstruction']:.1f} "
+                f"kl {row['kl']:.1f} {row['epoch_seconds']:.1f}s"
+            ),
         )
     return encoder, decoder, state
 
@@ -437,20 +262,15 @@ def observation_std(
     return std
 
 
-def plot_losses(path: Path, state: RunState) -> None:
+def plot_losses(path: Path, state: common.RunState) -> None:
     """Loss curve: reconstruction and KL per epoch, and the KL weight beta."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     epochs = [row["epoch"] for row in state.rows]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True)
+    fig, (top, bottom) = common.pyplot_figure(2, (8, 6.5))
     top.plot(epochs, [r["reconstruction"] for r in state.rows], label="reconstruction (BCE)")
     top.plot(epochs, [r["loss"] for r in state.rows], label="loss = reconstruction + beta KL")
     top.set_ylabel("nats per image (epoch mean)")
     top.legend()
-    top.set_title(f"{MODEL_ID}: convolutional VAE on BUSI (624 non-held-out images)")
+    top.set_title(f"{RECIPE.model_id}: convolutional VAE on BUSI (624 non-held-out images)")
     bottom.plot(
         epochs, [r["kl"] for r in state.rows], color="tab:green", label="KL(q(z|x) || p(z))"
     )
@@ -460,31 +280,20 @@ def plot_losses(path: Path, state: RunState) -> None:
     twin.plot(epochs, [r["beta"] for r in state.rows], color="tab:gray", linestyle="--")
     twin.set_ylabel("beta (dashed)")
     bottom.legend(loc="upper right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    common.save_figure(fig, path)
 
 
 def export(
     encoder: Encoder,
     decoder: Decoder,
-    state: RunState,
-    config: Config,
+    state: common.RunState,
+    run: common.Invocation[Config],
     *,
     images: npt.NDArray[np.uint8],
-    data_file: Path,
-    device: torch.device,
-    export_dir: Path,
-    smoke: bool,
-    trained_at: dt.datetime,
 ) -> dict[str, Any]:
     """Write the package weights, card numbers, log, summary, loss curve and sample grid."""
-    package_dir = export_dir / "package"
-    package_dir.mkdir(parents=True, exist_ok=True)
-    if package_dir.resolve() != PACKAGE_DIR:
-        for name in PACKAGE_SOURCES:
-            shutil.copyfile(PACKAGE_DIR / name, package_dir / name)
-    weights_path = package_dir / "weights.safetensors"
+    config = run.config
+    package_dir = common.prepare_package_dir(RECIPE, run.export_dir)
     # float16 storage halves the file; the package computes in float32.
     tensors = {
         name: (t.half() if t.is_floating_point() else t).detach().to("cpu").contiguous()
@@ -493,147 +302,55 @@ def export(
     decoder.load_state_dict(tensors)  # the grid below then shows exactly the shipped weights
     std = observation_std(encoder, decoder, images)
     tensors[OBSERVATION_STD_KEY] = std.contiguous()
-    save_file(
+    common.save_torch_weights(
         tensors,
-        str(weights_path),
-        # One metadata key: several would be written in hash order, making the bytes unstable.
-        metadata={
-            WEIGHTS_METADATA_KEY: json.dumps(
-                {
-                    "model_id": MODEL_ID,
-                    "latent_size": config.latent_size,
-                    "width": config.width,
-                    "epochs": state.epoch,
-                },
-                sort_keys=True,
-            )
+        package_dir / common.WEIGHTS_NAME,
+        WEIGHTS_METADATA_KEY,
+        {
+            "model_id": RECIPE.model_id,
+            "latent_size": config.latent_size,
+            "width": config.width,
+            "epochs": state.epoch,
         },
     )
-    weights_path.chmod(0o644)  # safetensors creates it owner-only; it is meant to be shared
-    count = GRID_SIDE * GRID_SIDE
+    count = common.GRID_SIDE * common.GRID_SIDE
     latents = sample_latents(count, config.sample_seed)
     noise = sample_noise(count, config.sample_seed) * std
-    grid_image(sample(decoder, latents, noise)).save(export_dir / "samples.png")
-    grid_image(sample(decoder, latents)).save(export_dir / "samples_mean.png")
-    plot_losses(export_dir / "loss_curve.png", state)
-    write_log(export_dir / "training_log.csv", state.rows)
-
-    hardware = hardware_description(device)
-    final = state.rows[-1] if state.rows else {}
-    summary: dict[str, Any] = {
-        "model_id": MODEL_ID,
-        "recipe": RECIPE,
-        "command": COMMAND + (" --smoke" if smoke else ""),
-        "smoke": smoke,
-        "seed": config.seed,
-        "epochs": state.epoch,
-        "steps": state.step,
-        "image_count": len(images),
-        "observation_std_mean": round(float(std.mean()), 3),
-        "wall_time_seconds": round(state.wall_time_seconds, 1),
-        "hardware": hardware,
-        "trained_at": trained_at.isoformat(timespec="seconds"),
-        "final_epoch": {
-            key: round(final[key], 6) if key in final else None
-            for key in ("beta", "loss", "reconstruction", "kl")
+    common.grid_image(sample(decoder, latents, noise)).save(run.export_dir / "samples.png")
+    common.grid_image(sample(decoder, latents)).save(run.export_dir / "samples_mean.png")
+    plot_losses(run.export_dir / "loss_curve.png", state)
+    common.write_log(run.export_dir / common.LOG_NAME, LOG_FIELDS, state.rows)
+    return common.write_record(
+        RECIPE,
+        run,
+        state,
+        package_dir=package_dir,
+        counts={
+            "image_count": len(images),
+            "observation_std_mean": round(float(std.mean()), 3),
         },
-        "decoder_parameters": sum(p.numel() for p in decoder.parameters()),
-        "weights_file": "package/weights.safetensors",
-        "weights_dtype": "float16",
-        "weights_bytes": weights_path.stat().st_size,
-        "weights_sha256": sha256_of(weights_path),
-        "data": {
-            "file": DATA_FILE.as_posix(),
-            "sha256": sha256_of(data_file),
-            "split": "all minus held-out (index % 5 != 0)",
+        results={
+            "final_epoch": common.final_means(state.rows, VAE_LOSSES),
+            "decoder_parameters": sum(p.numel() for p in decoder.parameters()),
         },
-        "config": dataclasses.asdict(config),
-    }
-    (export_dir / "training_summary.json").write_text(
-        json.dumps(summary, indent=2) + "\n", encoding="utf-8"
+        weights_dtype="float16",
+        split="all minus held-out (index % 5 != 0)",
     )
 
-    card = json.loads((PACKAGE_DIR / "card.json").read_text(encoding="utf-8"))
-    card["provenance"]["training"] = {
-        "hardware": hardware,
-        "wall_time_seconds": summary["wall_time_seconds"],
-        "epochs": state.epoch,
-        "steps": state.step,
-        "seed": config.seed,
-        "recipe": RECIPE,
-    }
-    card["provenance"]["training_data"][0]["image_count"] = len(images)
-    card["description"]["provided_after_epoch"] = state.epoch
-    card["description"]["trained_date"] = trained_at.strftime("%B %Y")
-    (package_dir / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    return summary
 
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=COMMAND, description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=RECIPE_DIR / "config.json")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="checkpoint and sample grids (default: var/zoo/busi_vae_64, or a new temporary "
-        "directory with --smoke)",
+def train_and_export(run: common.Invocation[Config]) -> dict[str, Any]:
+    """Train on the non-held-out images (a subset for a smoke run), then export."""
+    images = load_train_images(run.data_file)
+    images = images[run.chosen(len(images), SMOKE_IMAGES)]
+    encoder, decoder, state = train(
+        run.config, images, run.out_dir, smoke=run.smoke, device=run.device
     )
-    parser.add_argument("--smoke", action="store_true", help="a few steps on a small subset")
-    parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
-    parser.add_argument("--device", default="cpu", help="torch device to train on (default cpu)")
-    parser.add_argument(
-        "--export-dir",
-        type=Path,
-        default=None,
-        help="where the artifacts go (default: beside this file; with --smoke: --out)",
-    )
-    return parser.parse_args(argv)
+    return export(encoder, decoder, state, run, images=images)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the recipe; see the module docstring."""
-    args = parse_args(argv)
-    config = Config.from_json(args.config)
-    if args.smoke:
-        config = dataclasses.replace(config, epochs=SMOKE_EPOCHS)
-    if args.epochs is not None:
-        config = dataclasses.replace(config, epochs=args.epochs)
-    if args.out is not None:
-        out_dir = args.out
-    elif args.smoke:
-        out_dir = Path(tempfile.mkdtemp(prefix="busi-vae-64-smoke-"))
-    else:
-        out_dir = REPO_ROOT / "var" / "zoo" / "busi_vae_64"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    export_dir = args.export_dir or (out_dir if args.smoke else RECIPE_DIR)
-
-    data_file = data_path()
-    if not data_file.exists():
-        print(f"training data not found at {data_file}; set MEDIGAN_SHARED_DIR", file=sys.stderr)
-        return 2
-    images = load_train_images(data_file)
-    if args.smoke:
-        rng = np.random.default_rng(config.seed)
-        images = images[np.sort(rng.choice(len(images), SMOKE_IMAGES, replace=False))]
-    print(f"{len(images)} training images, out {out_dir}, export {export_dir}", flush=True)
-
-    device = torch.device(args.device)
-    encoder, decoder, state = train(config, images, out_dir, smoke=args.smoke, device=device)
-    summary = export(
-        encoder,
-        decoder,
-        state,
-        config,
-        images=images,
-        data_file=data_file,
-        device=device,
-        export_dir=export_dir,
-        smoke=args.smoke,
-        trained_at=dt.datetime.fromtimestamp((out_dir / "checkpoint.pt").stat().st_mtime, dt.UTC),
-    )
-    print(json.dumps({k: summary[k] for k in ("epochs", "steps", "wall_time_seconds")}), flush=True)
-    return 0
+    return common.main(RECIPE, argv, __doc__, Config.from_json, SMOKE_EPOCHS, train_and_export)
 
 
 if __name__ == "__main__":

@@ -14,21 +14,16 @@ same data reuses it, so changing only k's bounds does not refit. The recipe writ
 component: eigenvalue and explained variance), ``training_summary.json``, ``loss_curve.png``
 (the explained-variance curve; PCA has no loss) and ``samples.png`` beside this file.
 ``--smoke`` fits a small subset into a temporary directory and exports a complete package there.
+The machinery shared by all zoo recipes (folders, log, export) is in ``zoo/recipe.py``.
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
 import dataclasses
-import datetime as dt
 import hashlib
-import json
+import importlib.util
 import os
-import platform
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,23 +31,20 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
-from safetensors.numpy import save_file
 
+from zoo import recipe as common
 from zoo.chestxray_pca_64.package import IMAGE_SIZE, WEIGHTS_METADATA_KEY
 
-RECIPE_DIR = Path(__file__).resolve().parent
-PACKAGE_DIR = RECIPE_DIR / "package"
-REPO_ROOT = RECIPE_DIR.parents[1]
-RECIPE = "zoo/chestxray_pca_64/train.py"
-COMMAND = "python -m zoo.chestxray_pca_64.train"
-MODEL_ID = "zoo/chestxray-pca-64"
-DATA_FILE = Path("data/chest-xray-pneumonia/chest_xray_pneumonia_64.npz")
+RECIPE = common.Recipe.beside(
+    __file__,
+    "zoo/chestxray-pca-64",
+    "data/chest-xray-pneumonia/chest_xray_pneumonia_64.npz",
+    package_sources=("__init__.py",),
+)
 SMOKE_IMAGES = 256
-GRID_SIDE = 8
-GRID_PAD = 2
-PACKAGE_SOURCES = ("__init__.py",)
 LOG_FIELDS = ("component", "eigenvalue", "explained_variance_ratio", "cumulative_explained")
+# The checkpoint: the SVD of the training images, reused by a rerun on the same images.
+CHECKPOINT_NAME = "decomposition.npz"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,12 +60,7 @@ class Config:
     @classmethod
     def from_json(cls, path: Path) -> Config:
         """Read a config file; unknown keys are an error so that typos do not pass silently."""
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise SystemExit(f"{path}: unknown config keys {unknown}")
-        return cls(**raw)
+        return common.read_config(cls, path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,32 +75,12 @@ class Decomposition:
     fit_seconds: float
 
 
-def shared_dir() -> Path:
-    """The shared folder: ``$MEDIGAN_SHARED_DIR`` if set, else ``<repo root>/../shared``."""
-    override = os.environ.get("MEDIGAN_SHARED_DIR")
-    return Path(override) if override else REPO_ROOT.parent / "shared"
-
-
-def data_path() -> Path:
-    """Where the 64 px Kermany chest X-ray archive is expected."""
-    return shared_dir() / DATA_FILE
-
-
 def load_train_images(path: Path) -> npt.NDArray[np.uint8]:
     """The train split of the archive as uint8 (N, 64, 64); the test split is never read."""
     with np.load(path, allow_pickle=False) as archive:
         splits = archive["splits"]
         images: npt.NDArray[np.uint8] = archive["images"][splits == "train"]
     return images
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def images_digest(images: npt.NDArray[np.uint8]) -> str:
@@ -124,7 +91,7 @@ def images_digest(images: npt.NDArray[np.uint8]) -> str:
 def fit(images: npt.NDArray[np.uint8], out_dir: Path) -> Decomposition:
     """PCA of ``images`` by thin SVD, or the checkpointed one when it was fit on the same images."""
     digest = images_digest(images)
-    checkpoint = out_dir / "decomposition.npz"
+    checkpoint = out_dir / CHECKPOINT_NAME
     if checkpoint.exists():
         with np.load(checkpoint, allow_pickle=False) as saved:
             if str(saved["data_sha256"]) == digest:
@@ -187,113 +154,80 @@ def ppca_parameters(decomposition: Decomposition, k: int) -> tuple[npt.NDArray[n
     return loadings, float(np.sqrt(sigma2))
 
 
-def grid_image(
-    images: npt.NDArray[np.uint8], side: int = GRID_SIDE, pad: int = GRID_PAD
-) -> Image.Image:
-    """Tile ``side * side`` uint8 (N, H, W) images row by row with ``pad`` black pixels around."""
-    height, width = images.shape[1:]
-    canvas = np.zeros((side * (height + pad) + pad, side * (width + pad) + pad), dtype=np.uint8)
-    for index, image in enumerate(images[: side * side]):
-        row, col = divmod(index, side)
-        top, left = pad + row * (height + pad), pad + col * (width + pad)
-        canvas[top : top + height, left : left + width] = image
-    return Image.fromarray(canvas, mode="L")
-
-
 def write_log(path: Path, eigenvalues: npt.NDArray[np.float64]) -> None:
     """One row per principal component: eigenvalue, explained ratio and cumulative ratio."""
     ratios = eigenvalues / eigenvalues.sum()
     cumulative = np.cumsum(ratios)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(LOG_FIELDS)
-        for index in range(int((eigenvalues > 0).sum())):
-            writer.writerow(
-                [
-                    index + 1,
-                    f"{eigenvalues[index]:.6g}",
-                    f"{ratios[index]:.6g}",
-                    f"{cumulative[index]:.6f}",
-                ]
-            )
+    common.write_log(
+        path,
+        LOG_FIELDS,
+        (
+            {
+                "component": index + 1,
+                "eigenvalue": f"{eigenvalues[index]:.6g}",
+                "explained_variance_ratio": f"{ratios[index]:.6g}",
+                "cumulative_explained": f"{cumulative[index]:.6f}",
+            }
+            for index in range(int((eigenvalues > 0).sum()))
+        ),
+    )
 
 
 def plot_explained_variance(path: Path, eigenvalues: npt.NDArray[np.float64], k: int) -> None:
     """Cumulative explained variance against the number of components, with k marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     ratios = eigenvalues / eigenvalues.sum()
     shown = min(len(ratios), max(4 * k, 400))
     cumulative = np.cumsum(ratios)[:shown]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True)
+    fig, (top, bottom) = common.pyplot_figure(2, (8, 6.5))
     top.plot(np.arange(1, shown + 1), cumulative, color="tab:blue")
     top.axvline(k, color="tab:red", linestyle="--", label=f"k = {k} ({cumulative[k - 1]:.1%})")
     top.set_ylabel("cumulative explained variance")
-    top.set_title(f"{MODEL_ID}: PCA of the Kermany chest X-ray train split")
+    top.set_title(f"{RECIPE.model_id}: PCA of the Kermany chest X-ray train split")
     top.legend()
     bottom.semilogy(np.arange(1, shown + 1), ratios[:shown], color="tab:orange")
     bottom.axvline(k, color="tab:red", linestyle="--")
     bottom.set_xlabel("principal component")
     bottom.set_ylabel("explained variance ratio")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    common.save_figure(fig, path)
 
 
-def cpu_model() -> str:
-    """The CPU model name (Linux /proc/cpuinfo), else whatever platform knows."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+def sample_exported(package_dir: Path, seed: int) -> npt.NDArray[np.uint8]:
+    """The grid's images, generated by the exported package in a fresh import.
 
-
-def hardware_description() -> str:
-    """A one-line description of the machine the fit ran on."""
-    return (
-        f"CPU {cpu_model()}; {os.cpu_count()} logical CPUs; {platform.system()} "
-        f"{platform.release()} {platform.machine()}; Python {platform.python_version()}; "
-        f"numpy {np.__version__}"
+    The package caches its parameters per process, so the committed one may be loaded already.
+    """
+    spec = importlib.util.spec_from_file_location(
+        f"_pca_export_{os.getpid()}_{id(package_dir)}",
+        package_dir / "__init__.py",
+        submodule_search_locations=[str(package_dir)],
     )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up there
+    try:
+        spec.loader.exec_module(module)
+        samples: npt.NDArray[np.uint8] = module.generate(
+            common.GRID_SIDE * common.GRID_SIDE, seed=seed
+        )
+    finally:
+        del sys.modules[spec.name]
+    return samples
 
 
-def export(
-    decomposition: Decomposition,
-    config: Config,
-    *,
-    data_file: Path,
-    export_dir: Path,
-    smoke: bool,
-    trained_at: dt.datetime,
-) -> dict[str, Any]:
+def export(decomposition: Decomposition, run: common.Invocation[Config]) -> dict[str, Any]:
     """Write the package weights, card numbers, log, summary, explained-variance plot and grid."""
-    package_dir = export_dir / "package"
-    package_dir.mkdir(parents=True, exist_ok=True)
-    if package_dir.resolve() != PACKAGE_DIR:
-        for name in PACKAGE_SOURCES:
-            shutil.copyfile(PACKAGE_DIR / name, package_dir / name)
+    config = run.config
+    package_dir = common.prepare_package_dir(RECIPE, run.export_dir)
     k = choose_components(decomposition.eigenvalues, config)
     loadings, sigma = ppca_parameters(decomposition, k)
     explained = float(decomposition.eigenvalues[:k].sum() / decomposition.eigenvalues.sum())
-    weights_path = package_dir / "weights.safetensors"
-    save_file(
+    common.save_numpy_weights(
         {"mean": decomposition.mean.astype(np.float32), "loadings": loadings},
-        str(weights_path),
-        # One metadata key: several would be written in hash order and change the bytes.
-        metadata={
-            WEIGHTS_METADATA_KEY: json.dumps(
-                {"model_id": MODEL_ID, "components": k, "sigma": sigma}, sort_keys=True
-            )
-        },
+        package_dir / common.WEIGHTS_NAME,
+        WEIGHTS_METADATA_KEY,
+        {"model_id": RECIPE.model_id, "components": k, "sigma": sigma},
     )
-    weights_path.chmod(0o644)
-
-    card = json.loads((PACKAGE_DIR / "card.json").read_text(encoding="utf-8"))
+    card = common.read_card(RECIPE.package_dir)
     for argument in card["generation_arguments"]:
         if argument["name"] == "components":
             argument["default"] = argument["maximum"] = k
@@ -303,135 +237,52 @@ def export(
         f"{a['name']}: default={a['default']}, help={a['help']}"
         for a in card["generation_arguments"]
     ]
-    hardware = hardware_description()
-    card["provenance"]["training"] = {
-        "hardware": hardware,
-        "wall_time_seconds": round(decomposition.fit_seconds, 1),
-        "epochs": 1,
-        "steps": 1,
-        "seed": config.seed,
-        "recipe": RECIPE,
-    }
-    card["provenance"]["training_data"][0]["image_count"] = decomposition.image_count
-    card["description"]["provided_after_epoch"] = 1
-    card["description"]["trained_date"] = trained_at.strftime("%B %Y")
-    (package_dir / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-
-    # The package caches its parameters per process: sample the exported file in a fresh import.
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        f"_pca_export_{os.getpid()}_{id(export_dir)}",
-        package_dir / "__init__.py",
-        submodule_search_locations=[str(package_dir)],
+    summary = common.write_record(
+        RECIPE,
+        run,
+        # one fit: one epoch of one step
+        common.RunState(epoch=1, step=1, wall_time_seconds=decomposition.fit_seconds),
+        package_dir=package_dir,
+        counts={"image_count": decomposition.image_count},
+        results={
+            "components": k,
+            "explained_variance": round(explained, 6),
+            "sigma": round(sigma, 6),
+            "top_eigenvalue": round(float(decomposition.eigenvalues[0]), 3),
+        },
+        weights_dtype="float32",
+        split="train",
+        card=card,
+        checkpoint_name=CHECKPOINT_NAME,
     )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks its module up there
-    try:
-        spec.loader.exec_module(module)
-        samples = module.generate(GRID_SIDE * GRID_SIDE, seed=config.sample_seed)
-    finally:
-        del sys.modules[spec.name]
-    grid_image(samples).save(export_dir / "samples.png")
-    plot_explained_variance(export_dir / "loss_curve.png", decomposition.eigenvalues, k)
-    write_log(export_dir / "training_log.csv", decomposition.eigenvalues)
-
-    summary: dict[str, Any] = {
-        "model_id": MODEL_ID,
-        "recipe": RECIPE,
-        "command": COMMAND + (" --smoke" if smoke else ""),
-        "smoke": smoke,
-        "seed": config.seed,
-        "epochs": 1,
-        "steps": 1,
-        "image_count": decomposition.image_count,
-        "wall_time_seconds": round(decomposition.fit_seconds, 1),
-        "hardware": hardware,
-        "trained_at": trained_at.isoformat(timespec="seconds"),
-        "components": k,
-        "explained_variance": round(explained, 6),
-        "sigma": round(sigma, 6),
-        "top_eigenvalue": round(float(decomposition.eigenvalues[0]), 3),
-        "weights_file": "package/weights.safetensors",
-        "weights_dtype": "float32",
-        "weights_bytes": weights_path.stat().st_size,
-        "weights_sha256": sha256_of(weights_path),
-        "data": {"file": DATA_FILE.as_posix(), "sha256": sha256_of(data_file), "split": "train"},
-        "config": dataclasses.asdict(config),
-    }
-    (export_dir / "training_summary.json").write_text(
-        json.dumps(summary, indent=2) + "\n", encoding="utf-8"
+    common.grid_image(sample_exported(package_dir, config.sample_seed)).save(
+        run.export_dir / "samples.png"
     )
+    plot_explained_variance(run.export_dir / "loss_curve.png", decomposition.eigenvalues, k)
+    write_log(run.export_dir / common.LOG_NAME, decomposition.eigenvalues)
     return summary
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=RECIPE_DIR / "config.json")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="checkpoint (default: var/zoo/chestxray_pca_64, or a new temporary directory "
-        "with --smoke)",
-    )
-    parser.add_argument("--smoke", action="store_true", help="fit a small subset")
-    parser.add_argument(
-        "--export-dir",
-        type=Path,
-        default=None,
-        help="where the artifacts go (default: beside this file; with --smoke: --out)",
-    )
-    return parser.parse_args(argv)
+def fit_and_export(run: common.Invocation[Config]) -> dict[str, Any]:
+    """Fit the train split (a subset for a smoke run), then export."""
+    images = load_train_images(run.data_file)
+    images = images[run.chosen(len(images), SMOKE_IMAGES)]
+    if images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise SystemExit(f"expected {IMAGE_SIZE}x{IMAGE_SIZE} images, got {images.shape[1:]}")
+    return export(fit(images, run.out_dir), run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the recipe; see the module docstring."""
-    args = parse_args(argv)
-    config = Config.from_json(args.config)
-    if args.out is not None:
-        out_dir = args.out
-    elif args.smoke:
-        out_dir = Path(tempfile.mkdtemp(prefix="chestxray-pca-64-smoke-"))
-    else:
-        out_dir = REPO_ROOT / "var" / "zoo" / "chestxray_pca_64"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    export_dir = args.export_dir or (out_dir if args.smoke else RECIPE_DIR)
-
-    data_file = data_path()
-    if not data_file.exists():
-        print(f"training data not found at {data_file}; set MEDIGAN_SHARED_DIR", file=sys.stderr)
-        return 2
-    images = load_train_images(data_file)
-    if args.smoke:
-        rng = np.random.default_rng(config.seed)
-        images = images[np.sort(rng.choice(len(images), SMOKE_IMAGES, replace=False))]
-    if images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-        raise SystemExit(f"expected {IMAGE_SIZE}x{IMAGE_SIZE} images, got {images.shape[1:]}")
-    print(f"{len(images)} training images, out {out_dir}, export {export_dir}", flush=True)
-
-    decomposition = fit(images, out_dir)
-    summary = export(
-        decomposition,
-        config,
-        data_file=data_file,
-        export_dir=export_dir,
-        smoke=args.smoke,
-        trained_at=dt.datetime.fromtimestamp(
-            (out_dir / "decomposition.npz").stat().st_mtime, dt.UTC
-        ),
+    return common.main(
+        RECIPE,
+        argv,
+        __doc__,
+        Config.from_json,
+        None,
+        fit_and_export,
+        ("components", "explained_variance", "sigma", "wall_time_seconds"),
     )
-    print(
-        json.dumps(
-            {
-                k: summary[k]
-                for k in ("components", "explained_variance", "sigma", "wall_time_seconds")
-            }
-        ),
-        flush=True,
-    )
-    return 0
 
 
 if __name__ == "__main__":

@@ -14,36 +14,25 @@ training is done it exports the commit-ready artifacts: the package's ``weights.
 (generator only, BatchNorm statistics recalibrated) and ``card.json`` numbers, and
 ``training_log.csv``, ``training_summary.json``, ``loss_curve.png`` and ``samples.png`` beside this
 file. ``--smoke`` trains a few steps on a small subset into a temporary directory and exports a
-complete package there instead, leaving the committed files alone.
+complete package there instead, leaving the committed files alone. The machinery shared by all
+zoo recipes (checkpoints, log, export) is in ``zoo/recipe.py``.
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
 import dataclasses
-import datetime as dt
-import hashlib
-import json
 import math
-import os
-import platform
-import random
-import shutil
-import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
-from PIL import Image
-from safetensors.torch import save_file
 from torch import nn
 
+from zoo import recipe as common
 from zoo.dermoscopy_wgangp_64.package.network import (
     CONDITIONS,
     LATENT_SIZE,
@@ -53,27 +42,17 @@ from zoo.dermoscopy_wgangp_64.package.network import (
     to_uint8,
 )
 
-RECIPE_DIR = Path(__file__).resolve().parent
-PACKAGE_DIR = RECIPE_DIR / "package"
-REPO_ROOT = RECIPE_DIR.parents[1]
-RECIPE = "zoo/dermoscopy_wgangp_64/train.py"
-COMMAND = "python -m zoo.dermoscopy_wgangp_64.train"
-MODEL_ID = "zoo/dermoscopy-wgangp-64"
-DATA_FILE = Path("data/dermoscopy-isic2017/dermoscopy_isic2017_64.npz")
+RECIPE = common.Recipe.beside(
+    __file__, "zoo/dermoscopy-wgangp-64", "data/dermoscopy-isic2017/dermoscopy_isic2017_64.npz"
+)
 SMOKE_IMAGES = 320  # five batches of 64: at least one generator step per epoch up to n_critic 5
 SMOKE_EPOCHS = 2
-SMOKE_RECALIBRATION_BATCHES = 4
-GRID_SIDE = 8
-GRID_PAD = 2
-PACKAGE_SOURCES = ("__init__.py", "network.py")
+CRITIC_LOSSES = ("loss_d", "loss_g", "wasserstein", "gradient_penalty")
 LOG_FIELDS = (
     "epoch",
     "steps",
     "critic_steps",
-    "loss_d",
-    "loss_g",
-    "wasserstein",
-    "gradient_penalty",
+    *CRITIC_LOSSES,
     "epoch_seconds",
     "wall_time_seconds",
 )
@@ -105,13 +84,8 @@ class Config:
 
     @classmethod
     def from_json(cls, path: Path) -> Config:
-        """Read a config file; unknown keys are an error so that typos do not pass silently."""
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise SystemExit(f"{path}: unknown config keys {unknown}")
-        config = cls(**raw)
+        """Read a config file (unknown keys are an error) and check it fits the package."""
+        config = common.read_config(cls, path)
         if config.latent_size != LATENT_SIZE:
             raise SystemExit(f"latent_size must be {LATENT_SIZE}, the package's latent size")
         return config
@@ -163,17 +137,6 @@ def gradient_penalty(
     return penalty
 
 
-def shared_dir() -> Path:
-    """The shared folder: ``$MEDIGAN_SHARED_DIR`` if set, else ``<repo root>/../shared``."""
-    override = os.environ.get("MEDIGAN_SHARED_DIR")
-    return Path(override) if override else REPO_ROOT.parent / "shared"
-
-
-def data_path() -> Path:
-    """Where the 64 px ISIC 2017 archive is expected."""
-    return shared_dir() / DATA_FILE
-
-
 def load_train_images(path: Path) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
     """The train split as uint8 (N, 64, 64, 3) and labels (N,); val and test are never read."""
     with np.load(path, allow_pickle=False) as archive:
@@ -190,139 +153,25 @@ def to_training_tensor(images: npt.NDArray[np.uint8]) -> torch.Tensor:
     return torch.from_numpy(images).float().div(127.5).sub(1.0).permute(0, 3, 1, 2).contiguous()
 
 
-def seed_everything(seed: int) -> None:
-    """Seed python's random, numpy's global RNG and torch's global RNG."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def init_generator_weights(module: nn.Module) -> None:
-    """DCGAN initialisation: ConvTranspose weights N(0, 0.02), BatchNorm scale N(1, 0.02)."""
-    if isinstance(module, nn.ConvTranspose2d):
-        nn.init.normal_(module.weight, 0.0, 0.02)
-    elif isinstance(module, nn.BatchNorm2d):
-        nn.init.normal_(module.weight, 1.0, 0.02)
-        nn.init.zeros_(module.bias)
-
-
-def epoch_order(seed: int, epoch: int, count: int) -> npt.NDArray[np.int64]:
-    """The order in which epoch ``epoch`` visits the images: a function of the seed alone."""
-    order: npt.NDArray[np.int64] = np.random.default_rng([seed, epoch]).permutation(count)
-    return order
-
-
-def rng_states() -> dict[str, Any]:
-    """The global RNG states in a form ``torch.load(weights_only=True)`` accepts."""
-    legacy = cast(tuple[str, npt.NDArray[np.uint32], int, int, float], np.random.get_state())
-    name, key, pos, has_gauss, cached = legacy
-    return {
-        "python": random.getstate(),
-        "numpy": (name, key.tolist(), pos, has_gauss, cached),
-        "torch": torch.get_rng_state(),
-    }
-
-
-def set_rng_states(states: dict[str, Any]) -> None:
-    """Restore what ``rng_states`` saved."""
-    version, internal, gauss = states["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, key, pos, has_gauss, cached = states["numpy"]
-    np.random.set_state((name, np.asarray(key, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(states["torch"])
-
-
-def hardware_description(device: torch.device) -> str:
-    """A one-line description of the machine the run used, from platform and torch."""
-    if device.type == "cuda":
-        accelerator = f"GPU {torch.cuda.get_device_name(device)}"
-    else:
-        accelerator = f"CPU {cpu_model()}, {torch.get_num_threads()} torch threads"
-    return (
-        f"{accelerator}; {os.cpu_count()} logical CPUs; {platform.system()} {platform.release()} "
-        f"{platform.machine()}; Python {platform.python_version()}; torch {torch.__version__}"
+def grid_samples(generator: Generator, seed: int) -> npt.NDArray[np.uint8]:
+    """The grid's 64 images: four rows not_melanoma, then four rows melanoma, same latents."""
+    half = common.GRID_SIDE * common.GRID_SIDE // 2
+    latents = sample_latents(half, seed)
+    return np.concatenate(
+        [
+            common.sample_in_eval_mode(
+                generator, [latents, torch.full((half,), label, dtype=torch.long)], to_uint8
+            )
+            for label in range(len(CONDITIONS))
+        ]
     )
 
 
-def cpu_model() -> str:
-    """The CPU model name (Linux /proc/cpuinfo), else whatever platform knows."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def grid_image(
-    images: npt.NDArray[np.uint8], side: int = GRID_SIDE, pad: int = GRID_PAD
-) -> Image.Image:
-    """Tile ``side * side`` uint8 (N, H, W, 3) images row by row with ``pad`` black pixels."""
-    height, width = images.shape[1:3]
-    canvas = np.zeros((side * (height + pad) + pad, side * (width + pad) + pad, 3), dtype=np.uint8)
-    for index, image in enumerate(images[: side * side]):
-        row, col = divmod(index, side)
-        top, left = pad + row * (height + pad), pad + col * (width + pad)
-        canvas[top : top + height, left : left + width] = image
-    return Image.fromarray(canvas, mode="RGB")
-
-
-def grid_samples(generator: Generator, seed: int) -> npt.NDArray[np.uint8]:
-    """The grid's 64 images: four rows not_melanoma, then four rows melanoma, same latents."""
-    half = GRID_SIDE * GRID_SIDE // 2
-    latents = sample_latents(half, seed)
-    was_training = generator.training
-    generator.eval()
-    device = next(generator.parameters()).device
-    parts = []
-    with torch.inference_mode():
-        for label in range(len(CONDITIONS)):
-            labels = torch.full((half,), label, dtype=torch.long, device=device)
-            parts.append(to_uint8(generator(latents.to(device), labels)))
-    generator.train(was_training)
-    return np.concatenate(parts)
-
-
-def write_log(path: Path, rows: Sequence[dict[str, float]]) -> None:
-    """Write the per-epoch log as CSV."""
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=LOG_FIELDS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(
-                {
-                    key: (f"{value:.6f}" if isinstance(value, float) else value)
-                    for key, value in row.items()
-                }
-            )
-
-
-def save_atomically(payload: dict[str, Any], path: Path) -> None:
-    """torch.save to a temporary file and rename it: an interrupted save leaves no half file."""
-    partial = path.with_suffix(path.suffix + ".partial")
-    torch.save(payload, partial)
-    partial.replace(path)
-
-
 @dataclasses.dataclass
-class RunState:
-    """What a checkpoint carries besides the networks and optimisers."""
+class CriticRunState(common.RunState):
+    """The run's record, with the critic's steps counted apart from the generator's."""
 
-    epoch: int = 0
-    step: int = 0
     critic_steps: int = 0
-    wall_time_seconds: float = 0.0
-    rows: list[dict[str, float]] = dataclasses.field(default_factory=list)
-    step_losses: list[tuple[float, float]] = dataclasses.field(default_factory=list)
 
 
 def train(
@@ -333,47 +182,32 @@ def train(
     *,
     smoke: bool,
     device: torch.device,
-) -> tuple[Generator, RunState]:
+) -> tuple[Generator, CriticRunState]:
     """Train (or continue training) into ``out_dir``; return the generator and the run's record."""
     torch.set_num_threads(config.torch_threads)
-    seed_everything(config.seed)
+    common.seed_everything(config.seed)
     generator = Generator(latent_size=config.latent_size, width=config.generator_width)
     critic = Critic(config.critic_width, config.leaky_relu_slope)
-    generator.apply(init_generator_weights)
-    generator.to(device)
-    critic.to(device)
-    betas = (config.beta1, config.beta2)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=config.learning_rate_g, betas=betas)
-    opt_d = torch.optim.Adam(critic.parameters(), lr=config.learning_rate_d, betas=betas)
-    state = RunState()
-
-    checkpoint_path = out_dir / "checkpoint.pt"
-    if checkpoint_path.exists():
-        checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        saved = dict(checkpoint["config"])
-        current = dataclasses.asdict(config)
-        changed = sorted(
-            k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k]
-        )
-        if changed or checkpoint["smoke"] != smoke:
-            raise SystemExit(
-                f"{checkpoint_path} was written with other settings ({changed or 'smoke'}); "
-                "use another --out or delete the checkpoint"
-            )
-        generator.load_state_dict(checkpoint["generator"])
-        critic.load_state_dict(checkpoint["critic"])
-        opt_g.load_state_dict(checkpoint["opt_g"])
-        opt_d.load_state_dict(checkpoint["opt_d"])
-        set_rng_states(checkpoint["rng"])
-        state = RunState(
-            epoch=int(checkpoint["epoch"]),
-            step=int(checkpoint["step"]),
-            critic_steps=int(checkpoint["critic_steps"]),
-            wall_time_seconds=float(checkpoint["wall_time_seconds"]),
-            rows=[dict(row) for row in checkpoint["rows"]],
-            step_losses=[(float(d), float(g)) for d, g in checkpoint["step_losses"]],
-        )
-        print(f"resuming from {checkpoint_path} after epoch {state.epoch}", flush=True)
+    generator.apply(lambda module: common.init_dcgan_weights(module, transposed_only=True))
+    adversaries = common.Adversaries.with_adam(
+        generator,
+        critic,
+        device=device,
+        learning_rates=(config.learning_rate_g, config.learning_rate_d),
+        betas=(config.beta1, config.beta2),
+        discriminator_name="critic",
+    )
+    opt_g, opt_d = adversaries.opt_g, adversaries.opt_d
+    parts = adversaries.parts
+    state = common.resume(
+        out_dir,
+        CriticRunState,
+        config=config,
+        smoke=smoke,
+        resumable=RESUMABLE_CHANGES,
+        parts=parts,
+        device=device,
+    )
 
     data = to_training_tensor(images)
     targets = torch.from_numpy(labels)
@@ -382,7 +216,7 @@ def train(
 
     for epoch in range(state.epoch + 1, config.epochs + 1):
         started = time.perf_counter()
-        order = torch.from_numpy(epoch_order(config.seed, epoch, len(data)))
+        order = torch.from_numpy(common.epoch_order(config.seed, epoch, len(data)))
         generator.train()
         critic.train()
         sums = dict.fromkeys(("loss_d", "wasserstein", "gradient_penalty"), 0.0)
@@ -422,92 +256,52 @@ def train(
                 g_losses.append(loss_g.item())
                 state.step_losses.append((loss_d.item(), loss_g.item()))
 
-        epoch_seconds = time.perf_counter() - started
-        state.wall_time_seconds += epoch_seconds
-        state.epoch = epoch
-        row: dict[str, float] = {
-            "epoch": epoch,
-            "steps": state.step,
-            "critic_steps": state.critic_steps,
-            "loss_d": sums["loss_d"] / steps_per_epoch,
-            "loss_g": float(np.mean(g_losses)) if g_losses else math.nan,
-            "wasserstein": sums["wasserstein"] / steps_per_epoch,
-            "gradient_penalty": sums["gradient_penalty"] / steps_per_epoch,
-            "epoch_seconds": epoch_seconds,
-            "wall_time_seconds": state.wall_time_seconds,
-        }
-        state.rows.append(row)
+        row = state.close_epoch(
+            epoch,
+            time.perf_counter() - started,
+            {
+                "critic_steps": state.critic_steps,
+                "loss_d": sums["loss_d"] / steps_per_epoch,
+                "loss_g": float(np.mean(g_losses)) if g_losses else math.nan,
+                "wasserstein": sums["wasserstein"] / steps_per_epoch,
+                "gradient_penalty": sums["gradient_penalty"] / steps_per_epoch,
+            },
+        )
         if not smoke and (epoch % 10 == 0 or epoch == config.epochs):
-            grid_image(grid_samples(generator, config.sample_seed)).save(
+            common.grid_image(grid_samples(generator, config.sample_seed)).save(
                 out_dir / f"samples_epoch_{epoch:03d}.png"
             )
-        save_atomically(
-            {
-                "config": dataclasses.asdict(config),
-                "smoke": smoke,
-                "epoch": state.epoch,
-                "step": state.step,
-                "critic_steps": state.critic_steps,
-                "wall_time_seconds": state.wall_time_seconds,
-                "rows": state.rows,
-                "step_losses": state.step_losses,
-                "generator": generator.state_dict(),
-                "critic": critic.state_dict(),
-                "opt_g": opt_g.state_dict(),
-                "opt_d": opt_d.state_dict(),
-                "rng": rng_states(),
-            },
-            checkpoint_path,
-        )
-        write_log(out_dir / "training_log.csv", state.rows)
-        print(
-            f"epoch {epoch}/{config.epochs} steps {state.step} loss_d {row['loss_d']:.4f} "
-            f"loss_g {row['loss_g']:.4f} W {row['wasserstein']:.4f} "
-            f"GP {row['gradient_penalty']:.4f} {epoch_seconds:.1f}s",
-            flush=True,
+        common.end_epoch(
+            out_dir,
+            state,
+            config=config,
+            smoke=smoke,
+            parts=parts,
+            log_fields=LOG_FIELDS,
+            message=(
+                f"epoch {epoch}/{config.epochs} steps {state.step} loss_d {row['loss_d']:.4f} "
+                f"loss_g {row['loss_g']:.4f} W {row['wasserstein']:.4f} "
+                f"GP {row['gradient_penalty']:.4f} {row['epoch_seconds']:.1f}s"
+            ),
         )
     return generator, state
 
 
-def recalibrate_batchnorm(
-    generator: Generator, config: Config, batches: int, melanoma_fraction: float
-) -> None:
-    """Replace the BatchNorm running statistics by exact averages over fresh generated batches.
-
-    The running statistics trail a moving generator during training; the package runs in eval
-    mode, so it gets statistics of the final weights, averaged over ``batches`` batches of the
-    training batch size whose labels are drawn with the training set's melanoma fraction (the
-    batches the generator saw in training).
-    """
-    norms = [module for module in generator.modules() if isinstance(module, nn.BatchNorm2d)]
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None  # cumulative average
-    rng = torch.Generator(device="cpu")
-    rng.manual_seed(config.seed + 1)
-    device = next(generator.parameters()).device
-    generator.train()
-    with torch.inference_mode():
-        for _ in range(batches):
-            z = torch.randn(config.batch_size, config.latent_size, generator=rng)
-            labels = (torch.rand(config.batch_size, generator=rng) < melanoma_fraction).long()
-            generator(z.to(device), labels.to(device))
-    for norm in norms:
-        norm.momentum = 0.1
-    generator.eval()
+def draw_recalibration_batch(
+    config: Config, melanoma_fraction: float, rng: torch.Generator
+) -> list[torch.Tensor]:
+    """Latents and labels (melanoma with the training set's fraction) of one training batch."""
+    z = torch.randn(config.batch_size, config.latent_size, generator=rng)
+    labels = (torch.rand(config.batch_size, generator=rng) < melanoma_fraction).long()
+    return [z, labels]
 
 
-def plot_losses(path: Path, state: RunState) -> None:
+def plot_losses(path: Path, state: common.RunState) -> None:
     """Loss curve: per-step critic and generator losses, and the Wasserstein estimate per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     steps = np.arange(1, len(state.step_losses) + 1)
     losses = np.asarray(state.step_losses, dtype=np.float64).reshape(-1, 2)
     epoch_steps = [row["steps"] for row in state.rows]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True)
+    fig, (top, bottom) = common.pyplot_figure(2, (8, 6.5))
     top.plot(steps, losses[:, 0], color="tab:blue", alpha=0.25, linewidth=0.7)
     top.plot(steps, losses[:, 1], color="tab:orange", alpha=0.25, linewidth=0.7)
     top.plot(epoch_steps, [r["loss_d"] for r in state.rows], "-", color="tab:blue", label="critic")
@@ -516,7 +310,7 @@ def plot_losses(path: Path, state: RunState) -> None:
     )
     top.set_ylabel("WGAN-GP loss (steps faint, epochs bold)")
     top.legend()
-    top.set_title(f"{MODEL_ID}: conditional WGAN-GP on ISIC 2017 train split")
+    top.set_title(f"{RECIPE.model_id}: conditional WGAN-GP on ISIC 2017 train split")
     bottom.plot(
         epoch_steps, [r["wasserstein"] for r in state.rows], "-", label="E D(x) - E D(G(z))"
     )
@@ -526,175 +320,53 @@ def plot_losses(path: Path, state: RunState) -> None:
     bottom.set_xlabel("generator step")
     bottom.set_ylabel("critic estimate (epoch means)")
     bottom.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    common.save_figure(fig, path)
 
 
 def export(
     generator: Generator,
-    state: RunState,
-    config: Config,
+    state: CriticRunState,
+    run: common.Invocation[Config],
     *,
     labels: npt.NDArray[np.int64],
-    data_file: Path,
-    device: torch.device,
-    export_dir: Path,
-    smoke: bool,
-    trained_at: dt.datetime,
 ) -> dict[str, Any]:
     """Write the package weights, card numbers, log, summary, loss curve and sample grid."""
-    package_dir = export_dir / "package"
-    package_dir.mkdir(parents=True, exist_ok=True)
-    if package_dir.resolve() != PACKAGE_DIR:
-        for name in PACKAGE_SOURCES:
-            shutil.copyfile(PACKAGE_DIR / name, package_dir / name)
-    batches = SMOKE_RECALIBRATION_BATCHES if smoke else config.bn_recalibration_batches
-    recalibrate_batchnorm(generator, config, batches, float(labels.mean()))
-    weights_path = package_dir / "weights.safetensors"
-    tensors = {
-        name: t.detach().to("cpu").contiguous() for name, t in generator.state_dict().items()
-    }
-    save_file(
-        tensors,
-        str(weights_path),
-        # One metadata key: safetensors writes several in hash order, which would make the bytes
-        # (and the sha256 the hub pins) differ between identical runs.
-        metadata={
-            WEIGHTS_METADATA_KEY: json.dumps(
-                {
-                    "model_id": MODEL_ID,
-                    "latent_size": config.latent_size,
-                    "generator_width": config.generator_width,
-                    "epochs": state.epoch,
-                },
-                sort_keys=True,
-            )
+    config = run.config
+    melanoma_fraction = float(labels.mean())
+    return common.export_generator(
+        RECIPE,
+        run,
+        state,
+        generator,
+        draw_inputs=lambda rng: draw_recalibration_batch(config, melanoma_fraction, rng),
+        metadata_key=WEIGHTS_METADATA_KEY,
+        metadata={"latent_size": config.latent_size, "generator_width": config.generator_width},
+        grid=lambda: grid_samples(generator, config.sample_seed),
+        plot=lambda path: plot_losses(path, state),
+        log_fields=LOG_FIELDS,
+        counts={
+            "critic_steps": state.critic_steps,
+            "image_count": int(labels.shape[0]),
+            "class_counts": {name: int((labels == i).sum()) for i, name in enumerate(CONDITIONS)},
         },
-    )
-    weights_path.chmod(0o644)  # safetensors creates it owner-only; it is meant to be shared
-    grid_image(grid_samples(generator, config.sample_seed)).save(export_dir / "samples.png")
-    plot_losses(export_dir / "loss_curve.png", state)
-    write_log(export_dir / "training_log.csv", state.rows)
-
-    hardware = hardware_description(device)
-    final = state.rows[-1] if state.rows else {}
-    summary: dict[str, Any] = {
-        "model_id": MODEL_ID,
-        "recipe": RECIPE,
-        "command": COMMAND + (" --smoke" if smoke else ""),
-        "smoke": smoke,
-        "seed": config.seed,
-        "epochs": state.epoch,
-        "steps": state.step,
-        "critic_steps": state.critic_steps,
-        "image_count": int(labels.shape[0]),
-        "class_counts": {name: int((labels == i).sum()) for i, name in enumerate(CONDITIONS)},
-        "wall_time_seconds": round(state.wall_time_seconds, 1),
-        "hardware": hardware,
-        "trained_at": trained_at.isoformat(timespec="seconds"),
-        "final_epoch": {
-            key: round(final[key], 6) if key in final else None
-            for key in ("loss_d", "loss_g", "wasserstein", "gradient_penalty")
-        },
-        "generator_parameters": sum(p.numel() for p in generator.parameters()),
-        "weights_file": "package/weights.safetensors",
-        "weights_dtype": "float32",
-        "weights_bytes": weights_path.stat().st_size,
-        "weights_sha256": sha256_of(weights_path),
-        "data": {
-            "file": DATA_FILE.as_posix(),
-            "sha256": sha256_of(data_file),
-            "split": "train",
-        },
-        "config": dataclasses.asdict(config),
-    }
-    (export_dir / "training_summary.json").write_text(
-        json.dumps(summary, indent=2) + "\n", encoding="utf-8"
+        final_keys=CRITIC_LOSSES,
     )
 
-    card = json.loads((PACKAGE_DIR / "card.json").read_text(encoding="utf-8"))
-    card["provenance"]["training"] = {
-        "hardware": hardware,
-        "wall_time_seconds": summary["wall_time_seconds"],
-        "epochs": state.epoch,
-        "steps": state.step,
-        "seed": config.seed,
-        "recipe": RECIPE,
-    }
-    card["provenance"]["training_data"][0]["image_count"] = summary["image_count"]
-    card["description"]["provided_after_epoch"] = state.epoch
-    card["description"]["trained_date"] = trained_at.strftime("%B %Y")
-    (package_dir / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    return summary
 
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=RECIPE_DIR / "config.json")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="checkpoint and per-epoch grids (default: var/zoo/dermoscopy_wgangp_64, or a new "
-        "temporary directory with --smoke)",
+def train_and_export(run: common.Invocation[Config]) -> dict[str, Any]:
+    """Train on the train split (a subset for a smoke run), then export."""
+    images, labels = load_train_images(run.data_file)
+    chosen = run.chosen(len(images), SMOKE_IMAGES)
+    images, labels = images[chosen], labels[chosen]
+    generator, state = train(
+        run.config, images, labels, run.out_dir, smoke=run.smoke, device=run.device
     )
-    parser.add_argument("--smoke", action="store_true", help="a few steps on a small subset")
-    parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
-    parser.add_argument("--device", default="cpu", help="torch device to train on (default cpu)")
-    parser.add_argument(
-        "--export-dir",
-        type=Path,
-        default=None,
-        help="where the artifacts go (default: beside this file; with --smoke: --out)",
-    )
-    return parser.parse_args(argv)
+    return export(generator, state, run, labels=labels)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the recipe; see the module docstring."""
-    args = parse_args(argv)
-    config = Config.from_json(args.config)
-    if args.smoke:
-        config = dataclasses.replace(config, epochs=SMOKE_EPOCHS)
-    if args.epochs is not None:
-        config = dataclasses.replace(config, epochs=args.epochs)
-    if args.out is not None:
-        out_dir = args.out
-    elif args.smoke:
-        out_dir = Path(tempfile.mkdtemp(prefix="dermoscopy-wgangp-64-smoke-"))
-    else:
-        out_dir = REPO_ROOT / "var" / "zoo" / "dermoscopy_wgangp_64"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    export_dir = args.export_dir or (out_dir if args.smoke else RECIPE_DIR)
-
-    data_file = data_path()
-    if not data_file.exists():
-        print(f"training data not found at {data_file}; set MEDIGAN_SHARED_DIR", file=sys.stderr)
-        return 2
-    images, labels = load_train_images(data_file)
-    if args.smoke:
-        rng = np.random.default_rng(config.seed)
-        chosen = np.sort(rng.choice(len(images), SMOKE_IMAGES, replace=False))
-        images, labels = images[chosen], labels[chosen]
-    print(f"{len(images)} training images, out {out_dir}, export {export_dir}", flush=True)
-
-    device = torch.device(args.device)
-    generator, state = train(config, images, labels, out_dir, smoke=args.smoke, device=device)
-    summary = export(
-        generator,
-        state,
-        config,
-        labels=labels,
-        data_file=data_file,
-        device=device,
-        export_dir=export_dir,
-        smoke=args.smoke,
-        # when the last epoch was saved, so that re-exporting a finished run keeps its date
-        trained_at=dt.datetime.fromtimestamp((out_dir / "checkpoint.pt").stat().st_mtime, dt.UTC),
-    )
-    print(json.dumps({k: summary[k] for k in ("epochs", "steps", "wall_time_seconds")}), flush=True)
-    return 0
+    return common.main(RECIPE, argv, __doc__, Config.from_json, SMOKE_EPOCHS, train_and_export)
 
 
 if __name__ == "__main__":

@@ -160,6 +160,9 @@ class Runtime(_CardModel):
     entry_point: str = Field(default="generate", pattern=IDENTIFIER_PATTERN)
     python_requires: str | None = None
     dependencies: tuple[str, ...] = ()
+    # True only for v2 packages whose generate function takes ``precision="float16"`` (or a
+    # declared ``dtype`` argument) and whose outputs were checked at half precision.
+    half_precision: bool = False
 
     @field_validator("dependencies")
     @classmethod

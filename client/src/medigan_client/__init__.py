@@ -4,7 +4,22 @@
 Importing this package stays light: torch is only imported when a model actually runs.
 """
 
+from typing import TYPE_CHECKING
+
 from medigan_client.api import Client
 from medigan_client.version import __version__
 
-__all__ = ["Client", "__version__"]
+if TYPE_CHECKING:
+    from medigan_client.compat import Generators
+
+__all__ = ["Client", "Generators", "__version__"]
+
+
+def __getattr__(name: str) -> object:
+    # medigan's Generators (``from medigan_client import Generators``) is imported on first
+    # use, so that ``import medigan_client`` does not load the runtime and numpy.
+    if name == "Generators":
+        from medigan_client.compat import Generators
+
+        return Generators
+    raise AttributeError(f"module 'medigan_client' has no attribute {name!r}")

@@ -45,8 +45,12 @@ from medigan_client.sync import (
 from medigan_client.sync import sync as sync_catalog
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
+    from medigan_client.dataset import GeneratedDataset, StreamingDataset, Transform
     from medigan_client.generate import GenerationResult
     from medigan_client.push import PushResult
+    from medigan_client.visualize import Visualiser
 
 OPERATORS = ("AND", "OR", "XOR")
 REVIEW_DECISIONS = ("approve", "reject")
@@ -62,6 +66,20 @@ def release_path(model_at_version: str) -> str:
         f"/api/v1/models/{quote(namespace, safe='')}/{quote(name, safe='')}"
         f"/releases/{quote(version, safe='')}"
     )
+
+
+def _dataset_module() -> ModuleType:
+    """:mod:`medigan_client.dataset`, or a clear error naming the extra when torch is missing."""
+    try:
+        from medigan_client import dataset
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] != "torch":
+            raise
+        raise BadRequestError(
+            "torch data sets need torch, which is not installed: "
+            "pip install 'medigan-client[torch]'"
+        ) from exc
+    return dataset
 
 
 def _split_query(query: str) -> list[str]:
@@ -233,17 +251,163 @@ class Client:
         model: str,
         num_samples: int,
         output_dir: Path | str,
-        **kwargs: Any,
+        *,
+        seed: int = 0,
+        batch_size: int = 16,
+        device: str = "auto",
+        args: Mapping[str, object] | None = None,
+        progress: bool | None = None,
+        format: str = "png",
+        start_index: int = 0,
+        resume: bool = False,
+        isolation: str = "auto",
+        half: bool = False,
+        workers: int | None = None,
+        max_in_flight: int | None = None,
+        dicom_uid_root: str | None = None,
     ) -> GenerationResult:
-        """Generate images into ``output_dir``; see :func:`medigan_client.generate.generate`.
+        """Generate samples ``[start_index, start_index + num_samples)`` into ``output_dir``.
 
-        Keyword arguments: ``seed``, ``batch_size``, ``device``, ``args``, ``progress``.
+        ``format`` is png, npy, nifti or dicom (the last two need ``medigan-client[formats]``);
+        ``resume`` continues an interrupted run from the folder's manifest; ``isolation`` picks
+        the runtime; ``half`` asks for float16 where the card allows it; ``workers`` is the
+        number of writer threads. See :func:`medigan_client.generate.generate`.
         """
         from medigan_client.generate import generate
 
-        kwargs.setdefault("progress", self.progress)
         return generate(
-            self.settings, model, num_samples, Path(output_dir), session=self.session, **kwargs
+            self.settings,
+            model,
+            num_samples,
+            Path(output_dir),
+            session=self.session,
+            seed=seed,
+            batch_size=batch_size,
+            device=device,
+            args=args,
+            progress=self.progress if progress is None else progress,
+            format=format,
+            start_index=start_index,
+            resume=resume,
+            isolation=isolation,
+            half=half,
+            workers=workers,
+            max_in_flight=max_in_flight,
+            dicom_uid_root=dicom_uid_root,
+        )
+
+    # -- torch data sets and the visualiser ------------------------------------------------
+
+    def dataset(
+        self,
+        model: str,
+        num_samples: int,
+        *,
+        transform: Transform | None = None,
+        target_transform: Transform | None = None,
+        seed: int = 0,
+        args: Mapping[str, object] | None = None,
+        device: str = "auto",
+        isolation: str = "auto",
+        batch_size: int = 16,
+    ) -> GeneratedDataset:
+        """A map-style torch data set of ``num_samples`` samples, generated once and cached.
+
+        Asking again with the same release, seed, count, batch size and arguments reads the
+        cached arrays instead of generating; items are dicts with ``image`` (float32, [0, 1],
+        channels first), ``mask`` and ``label`` when the package returns them, and ``index``.
+        ``isolation`` is how the package runs while the data set is built (reading it runs
+        nothing). See :mod:`medigan_client.dataset` and docs/datasets.md.
+        """
+        from medigan_client.generate import resolve_arguments
+
+        module = _dataset_module()
+        card = self.show(model)
+        spec = module.DatasetSpec(
+            card=card,
+            num_samples=num_samples,
+            seed=seed,
+            batch_size=batch_size,
+            arguments=resolve_arguments(card, args),
+        )
+        dataset: GeneratedDataset = module.open_dataset(
+            self.settings,
+            spec,
+            transform=transform,
+            target_transform=target_transform,
+            device=device,
+            isolation=isolation,
+            session=self.session,
+            progress=self.progress,
+        )
+        return dataset
+
+    def iterable_dataset(
+        self,
+        model: str,
+        *,
+        batch_size: int = 16,
+        seed: int = 0,
+        args: Mapping[str, object] | None = None,
+        transform: Transform | None = None,
+        target_transform: Transform | None = None,
+        device: str = "cpu",
+        isolation: str = "inprocess",
+        num_samples: int | None = None,
+    ) -> StreamingDataset:
+        """A torch ``IterableDataset`` of fresh samples, endless or ``num_samples`` long.
+
+        Each DataLoader worker opens its own runner and draws its own seeds; the package is
+        downloaded here, once, so workers never download. Defaults suit DataLoader workers
+        (``inprocess``, ``cpu``); see :class:`medigan_client.dataset.StreamingDataset`.
+        """
+        from medigan_client.generate import resolve_arguments
+
+        module = _dataset_module()
+        card = self.show(model)
+        arguments = resolve_arguments(card, args)
+        stream: StreamingDataset = module.StreamingDataset(
+            self.settings,
+            card,
+            self.package(model),
+            arguments=arguments,
+            seed=seed,
+            batch_size=batch_size,
+            num_samples=num_samples,
+            transform=transform,
+            target_transform=target_transform,
+            device=device,
+            isolation=isolation,
+        )
+        return stream
+
+    def visualize(
+        self,
+        model: str,
+        *,
+        args: Mapping[str, object] | None = None,
+        seed: int = 0,
+        device: str = "cpu",
+        isolation: str = "auto",
+        show: bool = True,
+    ) -> Visualiser:
+        """An interactive matplotlib viewer of one release; needs ``medigan-client[visualize]``.
+
+        Returns the :class:`medigan_client.visualize.Visualiser` (figure and widgets); with
+        ``show=False`` ``pyplot.show()`` is not called. See docs/visualiser.md.
+        """
+        from medigan_client.visualize import visualize
+
+        return visualize(
+            self.settings,
+            model,
+            args=args,
+            seed=seed,
+            device=device,
+            isolation=isolation,
+            show=show,
+            session=self.session,
+            progress=self.progress,
         )
 
     # -- contributing and reviewing --------------------------------------------------------

@@ -8,6 +8,8 @@
       releases/<namespace>/<name>/<version>/<filename>   a verified artifact (the package zip)
       releases/<namespace>/<name>/<version>/package/     the extracted package
       releases/<namespace>/<name>/<version>/package.extracted   marker: sha256 it came from
+      venvs/<key>/                         a virtual environment per release (venv isolation)
+      datasets/<key>/                      generated data sets, kept for reuse
       tmp/                                 partial downloads and scratch space
       locks/                               one lock file per cached item
 
@@ -15,14 +17,30 @@ The hub key is the hub's ``host_port`` (plus its path, when the hub is mounted b
 with every character outside ``[A-Za-z0-9._-]`` replaced, so two hubs never share a snapshot.
 A file is written to a temporary sibling first and moved in with :func:`os.replace`, so readers
 see the old or the new bytes, never half of them; writers of the same item take a file lock.
+
+Two kinds of inter-process locks live in ``locks/``, both named by the item's path relative to
+the cache root (so ``./cache`` and ``/abs/cache`` agree):
+
+* :meth:`Cache.item_lock`, exclusive, held while an item is written (download, extraction,
+  venv build) or deleted (``cache prune``/``verify --fix``);
+* :meth:`Cache.in_use`, shared, held by whoever runs from an item for a long time (generation
+  from a package, a venv); deleting takes it exclusively and without waiting, so an item in use
+  is skipped, never removed under a running model. (POSIX only: where ``fcntl`` is missing the
+  shared lease is a no-op and only the item lock protects.)
+
+"Last used" is the modification time of the item's directory, refreshed with
+:meth:`Cache.mark_used` (a ``utime``, no extra files inside the item).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -93,6 +111,14 @@ class Cache:
         """File whose content is the sha256 of the archive the package was extracted from."""
         return self.release_dir(namespace, name, version) / "package.extracted"
 
+    def venv_dir(self, key: str) -> Path:
+        """The virtual environment of one release and dependency set (``key`` names both)."""
+        return self.root / "venvs" / _safe_component(key)
+
+    def dataset_dir(self, key: str) -> Path:
+        """A generated data set kept for reuse (``key`` names model, seed, count, arguments)."""
+        return self.root / "datasets" / _safe_component(key)
+
     @property
     def tmp_dir(self) -> Path:
         """Scratch directory on the same file system as the cache (so os.replace is atomic)."""
@@ -111,6 +137,84 @@ class Cache:
         locks.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
         return FileLock(str(locks / f"{digest}.lock"), timeout=timeout)
+
+    def relative_key(self, path: Path) -> str:
+        """``path`` relative to the cache root, with ``/`` separators (stable across spellings).
+
+        Paths outside the root are returned absolute, so they still name one thing.
+        """
+        absolute = Path(path).resolve()
+        root = self.root.resolve()
+        try:
+            return absolute.relative_to(root).as_posix()
+        except ValueError:
+            return absolute.as_posix()
+
+    def item_lock(self, path: Path, *, timeout: float = 600.0) -> FileLock:
+        """The exclusive lock of one cached item (an artifact, a package, a venv, a partial)."""
+        return self.lock(f"item:{self.relative_key(path)}", timeout=timeout)
+
+    def _lease_path(self, path: Path) -> Path:
+        locks = self.root / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256(self.relative_key(path).encode("utf-8")).hexdigest()[:32]
+        return locks / f"{digest}.use"
+
+    @contextlib.contextmanager
+    def in_use(self, path: Path) -> Iterator[None]:
+        """Hold a shared lease on an item while running from it; pruning skips leased items.
+
+        Any number of processes may hold the lease at once; it only waits while the item is
+        being deleted.
+        """
+        with _lease(self._lease_path(path), exclusive=False, wait=True) as held:
+            assert held  # a waiting lease is always granted
+            yield
+
+    @contextlib.contextmanager
+    def claim_unused(self, path: Path) -> Iterator[bool]:
+        """Try to take an item's lease exclusively without waiting; yields whether it was free.
+
+        While a ``True`` claim is held, no new :meth:`in_use` lease starts, so the item can be
+        deleted safely.
+        """
+        with _lease(self._lease_path(path), exclusive=True, wait=False) as held:
+            yield held
+
+    def mark_used(self, path: Path) -> None:
+        """Record that an item was used now (its directory's mtime); quiet when it is gone."""
+        with contextlib.suppress(OSError):
+            os.utime(path)
+
+
+if sys.platform == "win32":  # pragma: no cover - exercised only on Windows
+
+    @contextlib.contextmanager
+    def _lease(path: Path, *, exclusive: bool, wait: bool) -> Iterator[bool]:
+        # msvcrt has no shared locks; item locks still serialise writers and deleters.
+        yield True
+
+else:
+    import fcntl
+
+    @contextlib.contextmanager
+    def _lease(path: Path, *, exclusive: bool, wait: bool) -> Iterator[bool]:
+        # flock is per open file description: a second open in the same process conflicts
+        # like another process would, which is what pruning from a busy process needs.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+            try:
+                fcntl.flock(fd, mode if wait else mode | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
 
 def write_atomic(path: Path, data: bytes) -> None:

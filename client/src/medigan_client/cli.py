@@ -19,6 +19,7 @@ from typer.exceptions import TyperException
 from medigan_catalog.errors import CatalogError
 from medigan_catalog.schema import Card
 from medigan_client.api import OPERATORS, Client
+from medigan_client.cache_cli import cache_app
 from medigan_client.errors import BadRequestError, MediganClientError
 from medigan_client.evaluations import describe as describe_evaluation
 
@@ -29,6 +30,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(cache_app, name="cache")
 
 
 def _client(ctx: typer.Context) -> Client:
@@ -246,7 +248,7 @@ def generate(
         int, typer.Option("-n", "--num-samples", min=1, help="How many images.")
     ],
     output_dir: Annotated[
-        Path, typer.Option("-o", "--output", help="Directory for PNGs + manifest.")
+        Path, typer.Option("-o", "--output", help="Directory for the images + manifest.")
     ],
     seed: Annotated[int, typer.Option("--seed", help="Seed of the whole run.")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Samples per call.")] = 16,
@@ -257,6 +259,45 @@ def generate(
         list[str] | None,
         typer.Option(
             "--arg", help="A generation argument key=value; repeatable.", show_default=False
+        ),
+    ] = None,
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format", help="png, npy, nifti or dicom (the last two need medigan-client[formats])."
+        ),
+    ] = "png",
+    start_index: Annotated[
+        int,
+        typer.Option(
+            "--start-index", min=0, help="Index of the first sample (split a run over machines)."
+        ),
+    ] = 0,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue an interrupted run in the same output directory."),
+    ] = False,
+    isolation: Annotated[
+        str, typer.Option("--isolation", help="auto, inprocess, process or venv.")
+    ] = "auto",
+    half: Annotated[
+        bool, typer.Option("--half", help="Half precision (only where the card allows it).")
+    ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Threads that encode and write (default: CPUs).",
+            show_default=False,
+        ),
+    ] = None,
+    dicom_uid_root: Annotated[
+        str | None,
+        typer.Option(
+            "--dicom-uid-root",
+            help="UID root of DICOM files (default: UUID-derived 2.25. UIDs).",
+            show_default=False,
         ),
     ] = None,
 ) -> None:
@@ -270,10 +311,19 @@ def generate(
         batch_size=batch_size,
         device=device,
         args=_parse_args(arg or []),
+        format=output_format,
+        start_index=start_index,
+        resume=resume,
+        isolation=isolation,
+        half=half,
+        workers=workers,
+        dicom_uid_root=dicom_uid_root,
     )
+    kept = result.count - result.generated
     typer.echo(
-        f"wrote {len(result.files)} images of {result.model_id}@{result.version} to "
-        f"{output_dir} (manifest {result.manifest_path.name}, device {result.device})"
+        f"wrote {result.generated} images of {result.model_id}@{result.version} to "
+        f"{output_dir} (manifest {result.manifest_path.name}, device {result.device}, "
+        f"format {result.format}" + (f", {kept} already there" if kept else "") + ")"
     )
 
 

@@ -2,10 +2,23 @@
 
 :func:`download_release` returns the cached package zip when its sha256 and size are known to
 match; otherwise it streams the first reachable URL of the card's package artifact (and only
-those URLs) into a partial file while hashing, resuming with ``Range`` when a partial file and
-the server allow it, verifies sha256 and size, and moves the file into place atomically.
+those URLs) into a partial file while hashing, verifies sha256 and size, and moves the file
+into place atomically; a ``<file>.verified`` sidecar records the sha256, size and mtime so that
+later calls (and ``cache verify``) need not trust the file blindly.
 :func:`ensure_package` extracts the verified zip with the catalogue's safe extraction rules
 into ``.../package/`` once, recording the archive's sha256 in a marker file.
+
+Robustness:
+
+* a connection that breaks mid-body leaves the partial file; the download continues at once
+  from where it broke with ``Range: bytes=<have>-`` (a bounded number of times, waiting the
+  session's backoff), and a later call resumes it too. A server that ignores ``Range``
+  (answers 200), answers a different range, or 416, restarts the file cleanly from byte 0;
+  a resumed file whose hash turns out wrong is fetched once more from scratch;
+* writers of one item serialise on the cache's item lock, so parallel processes sharing one
+  cache download and extract each release once; the one that waits says so on stderr (when
+  progress is on) and then finds the finished file;
+* every use refreshes the release's "last used" time for ``cache prune``.
 """
 
 from __future__ import annotations
@@ -16,10 +29,14 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
+from filelock import FileLock, Timeout
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from medigan_catalog.errors import CatalogError
@@ -39,6 +56,9 @@ from medigan_client.errors import (
 )
 from medigan_client.http import HubSession
 from medigan_client.settings import ClientSettings
+
+if TYPE_CHECKING:
+    from _hashlib import HASH
 
 CHUNK_BYTES = 1 << 20
 
@@ -98,6 +118,36 @@ def cached_sha256(path: Path, artifact: Artifact) -> str | None:
     return digest
 
 
+def partial_download_path(cache: Cache, artifact: Artifact, target: Path, url: str) -> Path:
+    """The partial file of ``artifact`` on its way to ``target``, stable so a later call resumes.
+
+    Named by the expected sha256 when the card has one (any URL continues the same bytes),
+    else by the URL; and by the target relative to the cache root.
+    """
+    return cache.partial_path(f"{artifact.sha256 or url}:{cache.relative_key(target)}")
+
+
+@contextmanager
+def _holding(lock: FileLock, waiting_message: str, progress: bool) -> Iterator[None]:
+    """Hold ``lock``; when another process has it, say so (with progress on) and wait."""
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if progress:
+            print(f"{waiting_message} ...", file=sys.stderr, flush=True)
+        try:
+            lock.acquire()
+        except Timeout as exc:
+            raise ArtifactUnreachableError(
+                f"{waiting_message}: gave up after {lock.timeout:g} s; is another "
+                "medigan-client process stuck?"
+            ) from exc
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def download_release(
     settings: ClientSettings,
     card: Card,
@@ -109,29 +159,39 @@ def download_release(
 
     Raises :class:`ChecksumMismatchError` (the partial file is deleted) when the bytes differ
     from the card, :class:`ArtifactUnreachableError` when no URL answers, and
-    :class:`OfflineError` in offline mode when the file is not cached.
+    :class:`OfflineError` in offline mode when the file is not cached. Safe to call from many
+    processes at once: one downloads, the others wait for it and reuse its file.
     """
     artifact = package_artifact(card)
     cache = Cache(settings.cache_dir)
     target = cache.artifact_path(card.namespace, card.name, card.version, artifact.filename)
     if cached_sha256(target, artifact) is not None:
+        cache.mark_used(target.parent)
         return target
     if settings.offline:
         raise OfflineError(
             f"offline mode: the package of {card.release_id} is not in the cache "
             f"{settings.cache_dir}; run `medigan-client download {card.release_id}` online"
         )
-    with cache.lock(f"artifact:{target}"):
+    waiting = f"waiting for another process to finish downloading {card.release_id}"
+    # No time limit: a multi-gigabyte download by another process may take long; a process
+    # that dies releases its lock with it.
+    with _holding(cache.item_lock(target, timeout=-1), waiting, progress):
         # Another process may have finished the same download while we waited for the lock.
-        if cached_sha256(target, artifact) is not None:
-            return target
-        own_session = session is None
-        hub = session or HubSession(settings)
-        try:
-            return _download_first_reachable(hub, cache, card, artifact, target, progress)
-        finally:
-            if own_session:
-                hub.close()
+        if cached_sha256(target, artifact) is None:
+            own_session = session is None
+            hub = session or HubSession(settings)
+            try:
+                _download_first_reachable(hub, cache, card, artifact, target, progress)
+            finally:
+                if own_session:
+                    hub.close()
+    cache.mark_used(target.parent)
+    return target
+
+
+class _BodyInterruptedError(ArtifactUnreachableError):
+    """The connection broke mid-body; the partial file was kept for a resume."""
 
 
 def _download_first_reachable(
@@ -146,7 +206,7 @@ def _download_first_reachable(
     access_error: MediganClientError | None = None
     for url in artifact.urls:
         try:
-            digest = _fetch(hub, cache, card, artifact, url, target, progress)
+            digest = _fetch_resuming(hub, cache, card, artifact, url, target, progress)
         except ChecksumMismatchError:
             raise
         except (AuthenticationRequiredError, PermissionDeniedError) as exc:
@@ -172,6 +232,35 @@ def _download_first_reachable(
     )
 
 
+def _fetch_resuming(
+    hub: HubSession,
+    cache: Cache,
+    card: Card,
+    artifact: Artifact,
+    url: str,
+    target: Path,
+    progress: bool,
+) -> str:
+    """:func:`_fetch`, continuing after broken connections and retrying a bad resume once."""
+    interruptions = 0
+    restarted_after_mismatch = False
+    while True:
+        try:
+            return _fetch(hub, cache, card, artifact, url, target, progress)
+        except _BodyInterruptedError:
+            interruptions += 1
+            if interruptions >= hub.retry.attempts:
+                raise
+            hub.wait_before_retry(interruptions)
+        except ChecksumMismatchError as exc:
+            # The bytes kept from an earlier attempt may be what is wrong (a different file
+            # behind the same URL then): the partial is gone now, so one clean try decides.
+            resumed = isinstance(exc.detail, dict) and exc.detail.get("resumed") is True
+            if not resumed or restarted_after_mismatch:
+                raise
+            restarted_after_mismatch = True
+
+
 def _fetch(
     hub: HubSession,
     cache: Cache,
@@ -181,56 +270,53 @@ def _fetch(
     target: Path,
     progress: bool,
 ) -> str:
-    partial = cache.partial_path(f"{artifact.sha256 or url}:{target}")
+    partial = partial_download_path(cache, artifact, target, url)
+    # The partial's own lock tells `cache prune` that this file is being written.
+    with cache.item_lock(partial):
+        return _fetch_locked(hub, card, artifact, url, target, partial, progress)
+
+
+def _fetch_locked(
+    hub: HubSession,
+    card: Card,
+    artifact: Artifact,
+    url: str,
+    target: Path,
+    partial: Path,
+    progress: bool,
+) -> str:
     have = partial.stat().st_size if partial.is_file() else 0
     if artifact.size is not None and have >= artifact.size:
         have = 0  # a partial as large as the file that was not moved in is not trustworthy
     headers = {"Range": f"bytes={have}-"} if have else {}
     hasher = hashlib.sha256()
-    with hub.stream("GET", url, headers=headers) as response:
-        resumed = (
-            have > 0
-            and response.status_code == 206
-            and response.headers.get("Content-Range", "").startswith(f"bytes {have}-")
-        )
-        if resumed:
-            with partial.open("rb") as existing:
-                for chunk in iter(lambda: existing.read(CHUNK_BYTES), b""):
-                    hasher.update(chunk)
-        else:
+    # 416: the partial no longer fits the file behind the URL; start over without Range.
+    accept_416 = frozenset({416}) if have else frozenset()
+    with hub.stream("GET", url, headers=headers, ok_statuses=accept_416) as response:
+        if response.status_code == 416:
+            response.read()
+            partial.unlink(missing_ok=True)
             have = 0
-        total = artifact.size
-        if total is None and response.headers.get("Content-Length", "").isdigit():
-            total = have + int(response.headers["Content-Length"])
-        announced = response.headers.get("X-Checksum-Sha256")
-        with (
-            partial.open("ab" if resumed else "wb") as out,
-            tqdm(
-                total=total,
-                initial=have,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=artifact.filename,
-                file=sys.stderr,
-                disable=not progress,
-                leave=False,
-            ) as bar,
-        ):
-            try:
-                for chunk in response.iter_bytes(CHUNK_BYTES):
-                    out.write(chunk)
-                    hasher.update(chunk)
-                    bar.update(len(chunk))
-            except httpx.HTTPError as exc:
-                # The partial file stays for a later resume with Range.
-                raise ArtifactUnreachableError(
-                    f"the connection broke after {out.tell()} bytes: {exc or type(exc).__name__}"
-                ) from exc
-            out.flush()
-            os.fsync(out.fileno())
+            restart = True
+        else:
+            restart = False
+            resumed = (
+                have > 0
+                and response.status_code == 206
+                and response.headers.get("Content-Range", "").startswith(f"bytes {have}-")
+            )
+            if resumed:
+                with partial.open("rb") as existing:
+                    for chunk in iter(lambda: existing.read(CHUNK_BYTES), b""):
+                        hasher.update(chunk)
+            else:
+                have = 0
+            _stream_body(response, partial, hasher, artifact, have=have, progress=progress)
+    if restart:
+        return _fetch_locked(hub, card, artifact, url, target, partial, progress)
     digest = hasher.hexdigest()
     size = partial.stat().st_size
+    announced = response.headers.get("X-Checksum-Sha256")
     expected = (artifact.sha256 or announced or "").lower() or None
     if (expected is not None and digest != expected) or (
         artifact.size is not None and size != artifact.size
@@ -247,11 +333,56 @@ def _fetch(
                 "expected_size": artifact.size,
                 "got_size": size,
                 "url": url,
+                "resumed": have > 0,
             },
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     partial.replace(target)
     return digest
+
+
+def _stream_body(
+    response: httpx.Response,
+    partial: Path,
+    hasher: HASH,
+    artifact: Artifact,
+    *,
+    have: int,
+    progress: bool,
+) -> None:
+    """Append (``have`` > 0) or write the response body to ``partial`` while hashing it."""
+    total = artifact.size
+    if total is None and response.headers.get("Content-Length", "").isdigit():
+        total = have + int(response.headers["Content-Length"])
+    with (
+        partial.open("ab" if have else "wb") as out,
+        tqdm(
+            total=total,
+            initial=have,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=artifact.filename,
+            file=sys.stderr,
+            disable=not progress,
+            leave=False,
+        ) as bar,
+    ):
+        try:
+            # No chunk size: each piece is written as it arrives, so a broken connection
+            # loses nothing that was received and the resume starts exactly there.
+            for chunk in response.iter_bytes():
+                out.write(chunk)
+                hasher.update(chunk)
+                bar.update(len(chunk))
+        except httpx.HTTPError as exc:
+            out.flush()
+            raise _BodyInterruptedError(
+                f"the connection broke after {out.tell()} bytes: {exc or type(exc).__name__}"
+            ) from exc
+        finally:
+            out.flush()
+            os.fsync(out.fileno())
 
 
 def ensure_package(
@@ -279,7 +410,8 @@ def ensure_package(
         digest = sha256_file(archive)
     if _marker_matches(marker, digest) and package_dir.is_dir():
         return package_dir
-    with cache.lock(f"package:{package_dir}"):
+    waiting = f"waiting for another process to finish extracting {card.release_id}"
+    with _holding(cache.item_lock(package_dir, timeout=-1), waiting, progress):
         if _marker_matches(marker, digest) and package_dir.is_dir():
             return package_dir
         staging = Path(tempfile.mkdtemp(prefix=".package-", dir=package_dir.parent))

@@ -1,18 +1,33 @@
 """The client's one way to talk HTTP: a hub session with auth, retries and error mapping.
 
 Every request to the hub goes through :class:`HubSession`: it adds ``Authorization: Token <key>``
-and ``User-Agent: medigan-client/<version>``, retries connection failures and 502/503/504 a
-bounded number of times with exponential backoff (honouring ``Retry-After``), turns connection
-failures into :class:`HubUnreachableError` and error answers into the typed exceptions of
+and ``User-Agent: medigan-client/<version>``, turns connection failures into
+:class:`HubUnreachableError` and error answers into the typed exceptions of
 :mod:`medigan_client.errors`. In offline mode it refuses before any traffic. Artifact URLs that
 point elsewhere (e.g. Zenodo) use the same session but never receive the hub token.
+
+Retry policy (:class:`RetryPolicy`), a bounded number of attempts in all:
+
+* idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE) are retried after a connection failure
+  (refused, reset, dropped before the answer) and after 429, 502, 503 and 504; GET and HEAD
+  also after 500, since a read cannot have been half applied;
+* POST (and PATCH) are retried only when the connection was never made, so an upload is never
+  sent twice; any answer from the hub, or a connection dropped after sending, is final;
+* the wait before retry ``n`` is ``base * 2**(n-1)`` seconds, capped at ``max_wait_seconds``;
+  a ``Retry-After`` header (delta-seconds or HTTP date) replaces it, capped at
+  ``max_retry_after_seconds`` so that a hub cannot park the client for hours.
+
+The sleep function is injectable (``HubSession(sleep=...)``) so that tests observe the waits
+instead of spending them.
 """
 
 from __future__ import annotations
 
+import datetime
 import email.utils
+import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -36,23 +51,50 @@ from medigan_client.errors import (
 from medigan_client.settings import ClientSettings
 from medigan_client.version import __version__
 
-RETRY_STATUSES = frozenset({502, 503, 504})
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# A 500 may come from a write that failed half way; only reads are safe to repeat after it.
+RETRY_500_METHODS = frozenset({"GET", "HEAD"})
+# Failures where the request may already have reached the hub: retried for idempotent methods.
+_AFTER_SEND_ERRORS: tuple[type[Exception], ...] = (
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+)
+# Failures before a single byte was sent: safe to retry whatever the method.
+_BEFORE_SEND_ERRORS: tuple[type[Exception], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+)
 USER_AGENT = f"medigan-client/{__version__}"
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how long to retry: ``attempts`` tries, waits ``base * 2**n`` capped."""
+    """How often and how long to retry: ``attempts`` tries in all, waits ``base * 2**n`` capped."""
 
     attempts: int = 3
     base_wait_seconds: float = 0.25
     max_wait_seconds: float = 4.0
     max_retry_after_seconds: float = 10.0
 
+    def backoff_seconds(self, failed_attempts: int) -> float:
+        """The wait after ``failed_attempts`` failures (1 for the first) without Retry-After."""
+        exponent = max(0, failed_attempts - 1)
+        return float(min(self.base_wait_seconds * (2**exponent), self.max_wait_seconds))
+
+
+def should_retry_status(method: str, status: int) -> bool:
+    """Whether an answer with ``status`` to ``method`` is worth sending again."""
+    verb = method.upper()
+    if verb not in IDEMPOTENT_METHODS:
+        return False
+    return status in RETRY_STATUSES or (status == 500 and verb in RETRY_500_METHODS)
+
 
 class _RetryableStatusError(Exception):
-    """Internal signal: the answer was a gateway error that is worth retrying."""
+    """Internal signal: the answer (429, 5xx) is worth sending the request again for."""
 
     def __init__(self, response: httpx.Response):
         super().__init__(f"HTTP {response.status_code}")
@@ -66,19 +108,30 @@ def origin_of(url: str) -> tuple[str, str, int | None]:
     return (parts.scheme, (parts.hostname or "").lower(), parts.port or default)
 
 
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """Seconds a ``Retry-After`` header asks for (delta-seconds or HTTP date), None if absent."""
+def retry_after_seconds(response: httpx.Response, *, now: float | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delta-seconds or HTTP date), None if absent.
+
+    A date in the past means "now" (0); an unreadable value counts as absent. ``now`` (a Unix
+    time) defaults to the current time.
+    """
     value = response.headers.get("Retry-After")
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = None
+    if seconds is not None:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    if when.tzinfo is None:  # an HTTP date is GMT even when written with "-0000"
+        when = when.replace(tzinfo=datetime.UTC)
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
 
 
 class HubSession:
@@ -90,9 +143,11 @@ class HubSession:
         *,
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         self.settings = settings
         self.retry = retry or RetryPolicy()
+        self._sleep = sleep
         self._hub_origin = origin_of(settings.hub_url)
         self._client = httpx.Client(
             timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
@@ -132,6 +187,10 @@ class HubSession:
             headers["Authorization"] = f"Token {self.settings.token}"
         return headers
 
+    def wait_before_retry(self, failed_attempts: int) -> None:
+        """Sleep the policy's backoff after ``failed_attempts`` failures (for callers' loops)."""
+        self._sleep(self.retry.backoff_seconds(failed_attempts))
+
     def _wait(self, state: RetryCallState) -> float:
         outcome = state.outcome
         if outcome is not None and outcome.failed:
@@ -140,19 +199,19 @@ class HubSession:
                 asked = retry_after_seconds(exc.response)
                 if asked is not None:
                     return min(asked, self.retry.max_retry_after_seconds)
-        exponent = max(0, state.attempt_number - 1)
-        return float(min(self.retry.base_wait_seconds * (2**exponent), self.retry.max_wait_seconds))
+        return self.retry.backoff_seconds(state.attempt_number)
 
     def _retrying(self, method: str) -> Retrying:
         # Only idempotent requests are retried after the hub may have seen them; a POST is
         # retried only when the connection was never made, so a push is never sent twice.
-        retryable: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout)
+        retryable = _BEFORE_SEND_ERRORS
         if method.upper() in IDEMPOTENT_METHODS:
-            retryable = (*retryable, httpx.RemoteProtocolError, _RetryableStatusError)
+            retryable = (*retryable, *_AFTER_SEND_ERRORS, _RetryableStatusError)
         return Retrying(
-            stop=stop_after_attempt(self.retry.attempts),
+            stop=stop_after_attempt(max(1, self.retry.attempts)),
             wait=self._wait,
             retry=retry_if_exception_type(retryable),
+            sleep=self._sleep,
             reraise=True,
         )
 
@@ -182,12 +241,11 @@ class HubSession:
             method, url, headers=self._headers(url, headers), **kwargs
         )
         response: httpx.Response | None = None
-        idempotent = method.upper() in IDEMPOTENT_METHODS
         try:
             for attempt in self._retrying(method):
                 with attempt:
                     response = self._client.send(request, stream=stream)
-                    if response.status_code in RETRY_STATUSES and idempotent:
+                    if should_retry_status(method, response.status_code):
                         response.read()
                         response.close()
                         raise _RetryableStatusError(response)

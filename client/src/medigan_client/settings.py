@@ -5,6 +5,12 @@ options), the environment (``MEDIGAN_HUB_URL``, ``MEDIGAN_TOKEN``, ``MEDIGAN_CAC
 ``MEDIGAN_OFFLINE``, ``MEDIGAN_TIMEOUT``), a TOML config file (``MEDIGAN_CONFIG`` or
 ``<user config dir>/medigan-client/config.toml`` with keys ``hub_url``, ``token``, ``cache_dir``,
 ``offline``, ``timeout``), then the defaults below.
+
+The index that ``venv`` isolation installs a model's pinned requirements from:
+``MEDIGAN_PIP_INDEX_URL``, ``MEDIGAN_PIP_EXTRA_INDEX_URLS`` (separated by whitespace),
+``MEDIGAN_PIP_FIND_LINKS`` (separated by ``os.pathsep``) and ``MEDIGAN_PIP_NO_INDEX``, or the
+config keys ``pip_index_url``, ``pip_extra_index_urls``, ``pip_find_links`` (a string or a list)
+and ``pip_no_index``. When none is set, pip's own configuration applies.
 """
 
 from __future__ import annotations
@@ -50,6 +56,10 @@ class ClientSettings:
     cache_dir: Path = field(default_factory=default_cache_dir)
     offline: bool = False
     timeout: float = DEFAULT_TIMEOUT_SECONDS
+    pip_index_url: str | None = None
+    pip_extra_index_urls: tuple[str, ...] = ()
+    pip_find_links: tuple[str, ...] = ()
+    pip_no_index: bool = False
 
     def __post_init__(self) -> None:
         # A trailing slash would double up when paths are joined onto the base URL.
@@ -65,6 +75,10 @@ class ClientSettings:
         cache_dir: Path | str | None = None,
         offline: bool | None = None,
         timeout: float | None = None,
+        pip_index_url: str | None = None,
+        pip_extra_index_urls: tuple[str, ...] | None = None,
+        pip_find_links: tuple[str, ...] | None = None,
+        pip_no_index: bool | None = None,
         environ: Mapping[str, str] | None = None,
         config_path: Path | None = None,
     ) -> ClientSettings:
@@ -89,12 +103,29 @@ class ClientSettings:
         raw_cache = pick(cache_dir, "MEDIGAN_CACHE_DIR", "cache_dir")
         raw_offline = pick(offline, "MEDIGAN_OFFLINE", "offline")
         raw_timeout = pick(timeout, "MEDIGAN_TIMEOUT", "timeout")
+        raw_index = pick(pip_index_url, "MEDIGAN_PIP_INDEX_URL", "pip_index_url")
+        raw_no_index = pick(pip_no_index, "MEDIGAN_PIP_NO_INDEX", "pip_no_index")
+        raw_extra = pick(
+            pip_extra_index_urls, "MEDIGAN_PIP_EXTRA_INDEX_URLS", "pip_extra_index_urls"
+        )
+        if pip_extra_index_urls is None and env.get("MEDIGAN_PIP_EXTRA_INDEX_URLS"):
+            # URLs hold colons, so the environment separates them by whitespace, as pip does.
+            raw_extra = env["MEDIGAN_PIP_EXTRA_INDEX_URLS"].split()
+        raw_links = pick(pip_find_links, "MEDIGAN_PIP_FIND_LINKS", "pip_find_links")
+        if pip_find_links is None and env.get("MEDIGAN_PIP_FIND_LINKS"):
+            raw_links = env["MEDIGAN_PIP_FIND_LINKS"].split(os.pathsep)
         return cls(
             hub_url=str(raw_hub) if raw_hub else DEFAULT_HUB_URL,
             token=str(raw_token) if raw_token else None,
             cache_dir=Path(str(raw_cache)) if raw_cache else default_cache_dir(),
             offline=_as_bool(raw_offline, "offline") if raw_offline is not None else False,
             timeout=_as_float(raw_timeout) if raw_timeout is not None else DEFAULT_TIMEOUT_SECONDS,
+            pip_index_url=str(raw_index) if raw_index else None,
+            pip_extra_index_urls=_as_strings(raw_extra, "pip_extra_index_urls"),
+            pip_find_links=_as_strings(raw_links, "pip_find_links"),
+            pip_no_index=(
+                _as_bool(raw_no_index, "pip_no_index") if raw_no_index is not None else False
+            ),
         )
 
 
@@ -105,7 +136,12 @@ def _read_config_file(path: Path) -> dict[str, object]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise BadRequestError(f"cannot read the config file {path}: {exc}") from exc
-    known = {"hub_url", "token", "cache_dir", "offline", "timeout"}
+    known = {"hub_url", "token", "cache_dir", "offline", "timeout"} | {
+        "pip_index_url",
+        "pip_extra_index_urls",
+        "pip_find_links",
+        "pip_no_index",
+    }
     unknown = sorted(set(data) - known)
     if unknown:
         raise BadRequestError(
@@ -124,6 +160,17 @@ def _as_bool(value: object, name: str) -> bool:
     if text in _FALSE:
         return False
     raise BadRequestError(f"{name} must be true or false (1/0), not {value!r}")
+
+
+def _as_strings(value: object, name: str) -> tuple[str, ...]:
+    # A config file may give one string or a list; the environment is split by the caller.
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,) if value.strip() else ()
+    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        return tuple(item for item in value if item.strip())
+    raise BadRequestError(f"{name} must be a string or a list of strings, not {value!r}")
 
 
 def _as_float(value: object) -> float:

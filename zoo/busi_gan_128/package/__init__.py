@@ -1,6 +1,6 @@
-"""v2 package of zoo/busi-gan-128: a small DCGAN that generates 128x128 breast ultrasound images.
+"""v2 package of zoo/busi-gan-128: a small GAN that generates 128x128 breast ultrasound images.
 
-``generate(num_samples, *, seed, device, truncation)`` returns uint8 arrays of shape
+``generate(num_samples, *, seed, device, truncation, seeds)`` returns uint8 arrays of shape
 (N, 128, 128). The weights are read from ``weights.safetensors`` next to this file, never from the
 working directory, and the loaded generator is cached per device for the life of the process.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from .network import (
     WEIGHTS_METADATA_KEY,
     Generator,
     sample_latents,
+    sample_latents_per_seed,
     to_uint8,
 )
 
@@ -77,21 +79,34 @@ def load_generator(device: str = "cpu") -> Generator:
     return cached
 
 
+def _check_seeds(seeds: Sequence[int], num_samples: int) -> list[int]:
+    listed = list(seeds)
+    if len(listed) != num_samples or any(
+        isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**63 for v in listed
+    ):
+        raise ValueError(f"seeds must be {num_samples} ints in [0, 2**63), one per sample")
+    return listed
+
+
 def generate(
     num_samples: int,
     *,
     seed: int,
     device: str = "cpu",
     truncation: float = 1.0,
+    seeds: Sequence[int] | None = None,
 ) -> npt.NDArray[np.uint8]:
     """Generate ``num_samples`` breast ultrasound images as uint8 of shape (num_samples, 128, 128).
 
     The latents are drawn on the CPU from N(0, I) with a ``torch.Generator`` seeded by ``seed``,
     so the same ``(num_samples, seed)`` gives the same images on every call and on every device
-    (up to floating-point differences between devices). ``truncation`` (0.05 to 2.0) multiplies the
-    latents: 1.0 samples the training prior, smaller values pull samples towards the average
-    image (less diversity), larger values give more varied, less typical images.
-    ``device`` is ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    (up to floating-point differences between devices). ``seeds`` (one int per sample) replaces
+    that draw: latent k then comes from its own generator seeded by ``seeds[k]`` and image k is
+    computed alone, so it depends on ``seeds[k]`` alone, bit for bit, not on the call or batch it
+    is generated in; ``seed`` is then unused.
+    ``truncation`` (0.05 to 2.0) multiplies the latents: 1.0 samples the training prior, smaller
+    values pull samples towards the average image (less diversity), larger values give more
+    varied, less typical images. ``device`` is ``"cpu"``, ``"cuda"`` or ``"auto"``.
     """
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 0:
         raise ValueError(f"num_samples must be a non-negative int, got {num_samples!r}")
@@ -99,12 +114,17 @@ def generate(
         raise ValueError(
             f"truncation must be in [{TRUNCATION_MIN}, {TRUNCATION_MAX}], got {truncation!r}"
         )
-    latents = sample_latents(num_samples, seed, truncation)
+    if seeds is None:
+        latents = sample_latents(num_samples, seed, truncation)
+        chunk = _CHUNK
+    else:
+        latents = sample_latents_per_seed(_check_seeds(seeds, num_samples), truncation)
+        chunk = 1  # alone, an image's floating-point sums cannot depend on its batch
     net = load_generator(device)
     target = next(net.parameters()).device
     out = np.empty((num_samples, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     with torch.inference_mode():
-        for start in range(0, num_samples, _CHUNK):
-            batch = latents[start : start + _CHUNK].to(target)
+        for start in range(0, num_samples, chunk):
+            batch = latents[start : start + chunk].to(target)
             out[start : start + batch.shape[0]] = to_uint8(net(batch))
     return out

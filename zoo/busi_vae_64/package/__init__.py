@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from .network import (
     Decoder,
     sample_latents,
     sample_noise,
+    sample_per_seed,
     to_uint8,
 )
 
@@ -103,6 +105,15 @@ def load_observation_std() -> torch.Tensor:
     return _OBSERVATION_STD[0]
 
 
+def _check_seeds(seeds: Sequence[int], num_samples: int) -> list[int]:
+    listed = list(seeds)
+    if len(listed) != num_samples or any(
+        isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**63 for v in listed
+    ):
+        raise ValueError(f"seeds must be {num_samples} ints in [0, 2**63), one per sample")
+    return listed
+
+
 def generate(
     num_samples: int,
     *,
@@ -110,6 +121,7 @@ def generate(
     device: str = "cpu",
     temperature: float = 1.0,
     observation_noise: bool = True,
+    seeds: Sequence[int] | None = None,
 ) -> npt.NDArray[np.uint8]:
     """Generate ``num_samples`` breast ultrasound images as uint8 (num_samples, 64, 64).
 
@@ -124,6 +136,11 @@ def generate(
     per-pixel standard deviation of the training reconstructions' residuals is added to the
     decoder's mean image; the speckle-like texture of ultrasound lives in that term. Without it
     the images are the smooth (blurry) decoder means.
+
+    ``seeds`` (one int per sample) replaces the draws from ``seed``: sample k's latent and then
+    its pixel noise come from its own generator seeded by ``seeds[k]`` and image k is decoded
+    alone, so it depends on ``seeds[k]`` alone, bit for bit, not on the call or batch it is
+    generated in.
     """
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 0:
         raise ValueError(f"num_samples must be a non-negative int, got {num_samples!r}")
@@ -131,16 +148,22 @@ def generate(
         raise ValueError(
             f"temperature must be in [{TEMPERATURE_MIN}, {TEMPERATURE_MAX}], got {temperature!r}"
         )
-    latents = sample_latents(num_samples, seed, temperature)
+    if seeds is None:
+        latents = sample_latents(num_samples, seed, temperature)
+        pixel_noise = sample_noise(num_samples, seed) if observation_noise else None
+        chunk = _CHUNK
+    else:
+        latents, pixel_noise = sample_per_seed(_check_seeds(seeds, num_samples), temperature)
+        chunk = 1  # alone, an image's floating-point sums cannot depend on its batch
     noise = None
-    if observation_noise:
-        noise = sample_noise(num_samples, seed) * load_observation_std()
+    if observation_noise and pixel_noise is not None:
+        noise = pixel_noise * load_observation_std()
     net = load_decoder(device)
     target = next(net.parameters()).device
     out = np.empty((num_samples, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     with torch.inference_mode():
-        for start in range(0, num_samples, _CHUNK):
-            batch = latents[start : start + _CHUNK].to(target)
-            extra = None if noise is None else noise[start : start + _CHUNK]
+        for start in range(0, num_samples, chunk):
+            batch = latents[start : start + chunk].to(target)
+            extra = None if noise is None else noise[start : start + chunk]
             out[start : start + batch.shape[0]] = to_uint8(net(batch), extra)
     return out

@@ -6,6 +6,8 @@ This is the single definition of the decoder: the package's ``generate`` and the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 import torch
@@ -72,6 +74,24 @@ def sample_noise(num_samples: int, seed: int) -> torch.Tensor:
     rng = torch.Generator(device="cpu")
     rng.manual_seed(seed + 1)
     return torch.randn(num_samples, IMAGE_SIZE, IMAGE_SIZE, generator=rng, dtype=torch.float32)
+
+
+def sample_per_seed(
+    seeds: Sequence[int], temperature: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latents (N, latent) and standard normal pixel noise (N, 64, 64), one CPU generator per seed.
+
+    Generator k, seeded by ``seeds[k]``, draws latent k and then noise k, so sample k depends on
+    ``seeds[k]`` alone. ``temperature`` scales the latents as in ``sample_latents``.
+    """
+    latents = torch.empty(len(seeds), LATENT_SIZE, dtype=torch.float32)
+    noise = torch.empty(len(seeds), IMAGE_SIZE, IMAGE_SIZE, dtype=torch.float32)
+    for index, seed in enumerate(seeds):
+        rng = torch.Generator(device="cpu")
+        rng.manual_seed(seed)
+        latents[index] = torch.randn(LATENT_SIZE, generator=rng, dtype=torch.float32)
+        noise[index] = torch.randn(IMAGE_SIZE, IMAGE_SIZE, generator=rng, dtype=torch.float32)
+    return latents * temperature, noise
 
 
 def to_uint8(logits: torch.Tensor, noise: torch.Tensor | None = None) -> npt.NDArray[np.uint8]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from .network import (
     LATENT_SIZE,
     WEIGHTS_METADATA_KEY,
     ConditionalGenerator,
+    sample_inputs_per_seed,
     sample_labels,
     sample_latents,
     to_uint8,
@@ -83,6 +85,15 @@ def load_generator(device: str = "cpu") -> ConditionalGenerator:
     return cached
 
 
+def _check_seeds(seeds: Sequence[int], num_samples: int) -> list[int]:
+    listed = list(seeds)
+    if len(listed) != num_samples or any(
+        isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**63 for v in listed
+    ):
+        raise ValueError(f"seeds must be {num_samples} ints in [0, 2**63), one per sample")
+    return listed
+
+
 def generate(
     num_samples: int,
     *,
@@ -90,6 +101,7 @@ def generate(
     device: str = "cpu",
     condition: str = "random",
     truncation: float = 1.0,
+    seeds: Sequence[int] | None = None,
 ) -> npt.NDArray[np.uint8]:
     """Generate ``num_samples`` chest X-rays of one class as uint8 (num_samples, 64, 64).
 
@@ -98,8 +110,11 @@ def generate(
     on the CPU from N(0, I) with a ``torch.Generator`` seeded by ``seed``, so the same
     ``(num_samples, seed)`` gives the same latents for every condition and device: ``"normal"``
     and ``"pneumonia"`` with one seed are paired images. ``truncation`` (0.05 to 2.0) multiplies
-    the latents: below 1.0 less diverse, more typical images. ``device`` is ``"cpu"``,
-    ``"cuda"`` or ``"auto"``.
+    the latents: below 1.0 less diverse, more typical images. ``seeds`` (one int per sample)
+    replaces the draws from ``seed``: sample k's latent (and, for ``"random"``, its class) then
+    come from its own generator seeded by ``seeds[k]`` and image k is computed alone, so it
+    depends on ``seeds[k]`` alone, bit for bit, not on the call or batch it is generated in.
+    ``device`` is ``"cpu"``, ``"cuda"`` or ``"auto"``.
     """
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 0:
         raise ValueError(f"num_samples must be a non-negative int, got {num_samples!r}")
@@ -109,14 +124,20 @@ def generate(
         raise ValueError(
             f"truncation must be in [{TRUNCATION_MIN}, {TRUNCATION_MAX}], got {truncation!r}"
         )
-    latents = sample_latents(num_samples, seed, truncation)
-    labels = sample_labels(num_samples, seed, condition)
+    if seeds is None:
+        latents = sample_latents(num_samples, seed, truncation)
+        labels = sample_labels(num_samples, seed, condition)
+        chunk = _CHUNK
+    else:
+        listed = _check_seeds(seeds, num_samples)
+        latents, labels = sample_inputs_per_seed(listed, condition, truncation)
+        chunk = 1  # alone, an image's floating-point sums cannot depend on its batch
     net = load_generator(device)
     target = next(net.parameters()).device
     out = np.empty((num_samples, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     with torch.inference_mode():
-        for start in range(0, num_samples, _CHUNK):
-            stop = start + _CHUNK
+        for start in range(0, num_samples, chunk):
+            stop = start + chunk
             images = net(latents[start:stop].to(target), labels[start:stop].to(target))
             out[start : start + images.shape[0]] = to_uint8(images)
     return out

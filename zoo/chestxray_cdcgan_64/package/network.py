@@ -6,6 +6,8 @@ This is the single definition of the network: the package's ``generate`` and the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 import torch
@@ -84,6 +86,26 @@ def sample_labels(num_samples: int, seed: int, condition: str) -> torch.Tensor:
         rng.manual_seed(seed + 1)
         return (torch.rand(num_samples, generator=rng) < PNEUMONIA_PRIOR).long()
     return torch.full((num_samples,), CLASS_NAMES.index(condition), dtype=torch.long)
+
+
+def sample_inputs_per_seed(
+    seeds: Sequence[int], condition: str, truncation: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latents (N, latent) and labels (N,) with one CPU generator per seed.
+
+    Generator k, seeded by ``seeds[k]``, draws latent k and then, for ``"random"``, label k
+    (PNEUMONIA with probability ``PNEUMONIA_PRIOR``), so sample k depends on ``seeds[k]`` alone.
+    ``truncation`` scales the latents as in ``sample_latents``.
+    """
+    latents = torch.empty(len(seeds), LATENT_SIZE, dtype=torch.float32)
+    labels = sample_labels(len(seeds), 0, "normal" if condition == "random" else condition)
+    for index, seed in enumerate(seeds):
+        rng = torch.Generator(device="cpu")
+        rng.manual_seed(seed)
+        latents[index] = torch.randn(LATENT_SIZE, generator=rng, dtype=torch.float32)
+        if condition == "random":
+            labels[index] = int(torch.rand(1, generator=rng).item() < PNEUMONIA_PRIOR)
+    return latents * truncation, labels
 
 
 def to_uint8(images: torch.Tensor) -> npt.NDArray[np.uint8]:

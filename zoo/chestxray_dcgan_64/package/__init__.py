@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from .network import (
     WEIGHTS_METADATA_KEY,
     Generator,
     sample_latents,
+    sample_latents_per_seed,
     to_uint8,
 )
 
@@ -76,6 +78,15 @@ def load_generator(device: str = "cpu") -> Generator:
     return cached
 
 
+def _check_seeds(seeds: Sequence[int], num_samples: int) -> list[int]:
+    listed = list(seeds)
+    if len(listed) != num_samples or any(
+        isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**63 for v in listed
+    ):
+        raise ValueError(f"seeds must be {num_samples} ints in [0, 2**63), one per sample")
+    return listed
+
+
 def generate(
     num_samples: int,
     *,
@@ -83,6 +94,7 @@ def generate(
     device: str = "cpu",
     truncation: float = 1.0,
     latent_vectors: npt.ArrayLike | None = None,
+    seeds: Sequence[int] | None = None,
 ) -> npt.NDArray[np.uint8]:
     """Generate ``num_samples`` chest X-rays as a uint8 array of shape (num_samples, 64, 64).
 
@@ -92,7 +104,10 @@ def generate(
     latents: 1.0 samples the training prior, smaller values pull samples towards the average
     X-ray (less diversity), larger values give more varied, less typical images.
     ``latent_vectors`` (shape (num_samples, 100)) replaces the random draw; ``truncation`` still
-    multiplies it and ``seed`` is then unused. ``device`` is ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    multiplies it and ``seed`` is then unused. ``seeds`` (one int per sample) replaces the draw
+    instead: latent k then comes from its own generator seeded by ``seeds[k]`` and image k is
+    computed alone, so it depends on ``seeds[k]`` alone, bit for bit, not on the call or batch it
+    is generated in (``seed`` is then unused). ``device`` is ``"cpu"``, ``"cuda"`` or ``"auto"``.
     """
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 0:
         raise ValueError(f"num_samples must be a non-negative int, got {num_samples!r}")
@@ -100,7 +115,13 @@ def generate(
         raise ValueError(
             f"truncation must be in [{TRUNCATION_MIN}, {TRUNCATION_MAX}], got {truncation!r}"
         )
-    if latent_vectors is None:
+    chunk = _CHUNK
+    if latent_vectors is not None and seeds is not None:
+        raise ValueError("give latent_vectors or seeds, not both")
+    if seeds is not None:
+        latents = sample_latents_per_seed(_check_seeds(seeds, num_samples), truncation)
+        chunk = 1  # alone, an image's floating-point sums cannot depend on its batch
+    elif latent_vectors is None:
         latents = sample_latents(num_samples, seed, truncation)
     else:
         given = np.asarray(latent_vectors, dtype=np.float32)
@@ -113,7 +134,7 @@ def generate(
     target = next(net.parameters()).device
     out = np.empty((num_samples, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     with torch.inference_mode():
-        for start in range(0, num_samples, _CHUNK):
-            batch = latents[start : start + _CHUNK].to(target)
+        for start in range(0, num_samples, chunk):
+            batch = latents[start : start + chunk].to(target)
             out[start : start + batch.shape[0]] = to_uint8(net(batch))
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from .network import (
     UNet,
     ddim_sample,
     sample_noise,
+    sample_noise_per_seed,
     to_uint8,
 )
 
@@ -79,8 +81,22 @@ def load_network(device: str = "cpu") -> UNet:
     return cached
 
 
+def _check_seeds(seeds: Sequence[int], num_samples: int) -> list[int]:
+    listed = list(seeds)
+    if len(listed) != num_samples or any(
+        isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**63 for v in listed
+    ):
+        raise ValueError(f"seeds must be {num_samples} ints in [0, 2**63), one per sample")
+    return listed
+
+
 def generate(
-    num_samples: int, *, seed: int, device: str = "cpu", steps: int = 50
+    num_samples: int,
+    *,
+    seed: int,
+    device: str = "cpu",
+    steps: int = 50,
+    seeds: Sequence[int] | None = None,
 ) -> npt.NDArray[np.uint8]:
     """Generate ``num_samples`` chest X-rays as a uint8 array of shape (num_samples, 32, 32).
 
@@ -89,7 +105,10 @@ def generate(
     images on every call (up to floating-point differences between devices). ``steps``
     (10 to 1000) is the number of denoising network calls: more steps follow the trained
     diffusion more closely and cost proportionally more time; different step counts give
-    different images for the same seed. ``device`` is ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    different images for the same seed. ``seeds`` (one int per sample) replaces the draw from
+    ``seed``: image k's noise then comes from its own generator seeded by ``seeds[k]`` and the
+    image is computed alone, so it depends on ``seeds[k]`` alone, bit for bit, not on the call or
+    batch it is generated in. ``device`` is ``"cpu"``, ``"cuda"`` or ``"auto"``.
     """
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 0:
         raise ValueError(f"num_samples must be a non-negative int, got {num_samples!r}")
@@ -97,10 +116,15 @@ def generate(
         raise ValueError(f"steps must be an int in [{STEPS_MIN}, {STEPS_MAX}], got {steps!r}")
     net = load_network(device)
     target = next(net.parameters()).device
-    noise = sample_noise(num_samples, seed)
+    if seeds is None:
+        noise = sample_noise(num_samples, seed)
+        chunk = _CHUNK
+    else:
+        noise = sample_noise_per_seed(_check_seeds(seeds, num_samples))
+        chunk = 1  # alone, an image's floating-point sums cannot depend on its batch
     out = np.empty((num_samples, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     with torch.inference_mode():
-        for start in range(0, num_samples, _CHUNK):
-            batch = noise[start : start + _CHUNK].to(target)
+        for start in range(0, num_samples, chunk):
+            batch = noise[start : start + chunk].to(target)
             out[start : start + batch.shape[0]] = to_uint8(ddim_sample(net, batch, steps))
     return out

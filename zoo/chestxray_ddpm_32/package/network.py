@@ -8,6 +8,7 @@ of ``TRAIN_TIMESTEPS`` timesteps of a cosine schedule (Nichol & Dhariwal 2021).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -182,6 +183,15 @@ def sample_noise(num_samples: int, seed: int) -> torch.Tensor:
     rng = torch.Generator(device="cpu")
     rng.manual_seed(seed)
     return torch.randn(num_samples, 1, IMAGE_SIZE, IMAGE_SIZE, generator=rng)
+
+
+def sample_noise_per_seed(seeds: Sequence[int]) -> torch.Tensor:
+    """Starting noise (N, 1, 32, 32), image k's drawn on the CPU from a generator seeded by
+    ``seeds[k]`` alone: ``seeds=[s]`` gives what ``sample_noise(1, s)`` gives."""
+    noise = torch.empty(len(seeds), 1, IMAGE_SIZE, IMAGE_SIZE)
+    for index, seed in enumerate(seeds):
+        noise[index] = sample_noise(1, seed)[0]
+    return noise
 
 
 def to_uint8(images: torch.Tensor) -> npt.NDArray[np.uint8]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,15 @@ def load_model() -> Model:
     return _MODEL[0]
 
 
+def _check_seeds(seeds: Sequence[int], num_samples: int) -> list[int]:
+    listed = list(seeds)
+    if len(listed) != num_samples or any(
+        isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**63 for v in listed
+    ):
+        raise ValueError(f"seeds must be {num_samples} ints in [0, 2**63), one per sample")
+    return listed
+
+
 def generate(
     num_samples: int,
     *,
@@ -84,6 +94,7 @@ def generate(
     device: str = "cpu",
     components: int | None = None,
     temperature: float = 1.0,
+    seeds: Sequence[int] | None = None,
 ) -> npt.NDArray[np.uint8]:
     """Generate ``num_samples`` chest X-rays as a uint8 array of shape (num_samples, 64, 64).
 
@@ -94,6 +105,10 @@ def generate(
     deviation of the whole sample around the mean image: below 1.0 is closer to the average
     X-ray, above 1.0 more varied and less typical. ``device`` is accepted for the v2 contract
     ("cpu" or "auto"); the model runs in numpy on the CPU.
+
+    ``seeds`` (one int per sample) replaces the draw from ``seed``: image k's ``z`` and residual
+    noise then come from ``numpy.random.default_rng(seeds[k])`` and the image is computed alone,
+    so it depends on ``seeds[k]`` alone, bit for bit, not on the call it is generated in.
     """
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 0:
         raise ValueError(f"num_samples must be a non-negative int, got {num_samples!r}")
@@ -107,11 +122,15 @@ def generate(
         raise ValueError(
             f"temperature must be in [{TEMPERATURE_MIN}, {TEMPERATURE_MAX}], got {temperature!r}"
         )
+    listed = None if seeds is None else _check_seeds(seeds, num_samples)
     rng = np.random.default_rng(seed)
     pixels = IMAGE_SIZE * IMAGE_SIZE
+    chunk = _CHUNK if listed is None else 1  # alone, an image's sums cannot depend on its call
     out = np.empty((num_samples, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
-    for start in range(0, num_samples, _CHUNK):
-        count = min(_CHUNK, num_samples - start)
+    for start in range(0, num_samples, chunk):
+        count = min(chunk, num_samples - start)
+        if listed is not None:
+            rng = np.random.default_rng(listed[start])
         # Always draw all k latents, so that `components` truncates the same draw.
         z = rng.standard_normal((count, model.components))
         noise = rng.standard_normal((count, pixels))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from .network import (
     WEIGHTS_METADATA_KEY,
     Generator,
     sample_latents,
+    sample_latents_per_seed,
     to_uint8,
 )
 
@@ -79,6 +81,15 @@ def load_generator(device: str = "cpu") -> Generator:
     return cached
 
 
+def _check_seeds(seeds: Sequence[int], num_samples: int) -> list[int]:
+    listed = list(seeds)
+    if len(listed) != num_samples or any(
+        isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**63 for v in listed
+    ):
+        raise ValueError(f"seeds must be {num_samples} ints in [0, 2**63), one per sample")
+    return listed
+
+
 def generate(
     num_samples: int,
     *,
@@ -86,6 +97,7 @@ def generate(
     device: str = "cpu",
     condition: str = "not_melanoma",
     truncation: float = 1.0,
+    seeds: Sequence[int] | None = None,
 ) -> npt.NDArray[np.uint8]:
     """Generate ``num_samples`` dermoscopy images as uint8 of shape (num_samples, 64, 64, 3).
 
@@ -93,7 +105,10 @@ def generate(
     majority of the training set) or ``"melanoma"``. The latents are drawn on the CPU from N(0, I)
     with a ``torch.Generator`` seeded by ``seed``, so the same ``(num_samples, seed)`` gives the
     same images on every call and device (up to floating-point differences), and the two
-    conditions share latents for a seed. ``truncation`` (0.05 to 2.0) multiplies the latents:
+    conditions share latents for a seed. ``seeds`` (one int per sample) replaces that draw:
+    latent k then comes from its own generator seeded by ``seeds[k]`` and image k is computed
+    alone, so it depends on ``seeds[k]`` alone, bit for bit, not on the call or batch it is
+    generated in (``seed`` is then unused). ``truncation`` (0.05 to 2.0) multiplies the latents:
     1.0 samples the training prior, smaller values give more typical, less diverse images.
     ``device`` is ``"cpu"``, ``"cuda"`` or ``"auto"``.
     """
@@ -105,14 +120,19 @@ def generate(
         raise ValueError(
             f"truncation must be in [{TRUNCATION_MIN}, {TRUNCATION_MAX}], got {truncation!r}"
         )
-    latents = sample_latents(num_samples, seed, truncation)
+    if seeds is None:
+        latents = sample_latents(num_samples, seed, truncation)
+        chunk = _CHUNK
+    else:
+        latents = sample_latents_per_seed(_check_seeds(seeds, num_samples), truncation)
+        chunk = 1  # alone, an image's floating-point sums cannot depend on its batch
     net = load_generator(device)
     target = next(net.parameters()).device
     label = CONDITIONS.index(condition)
     out = np.empty((num_samples, IMAGE_SIZE, IMAGE_SIZE, CHANNELS), dtype=np.uint8)
     with torch.inference_mode():
-        for start in range(0, num_samples, _CHUNK):
-            batch = latents[start : start + _CHUNK].to(target)
+        for start in range(0, num_samples, chunk):
+            batch = latents[start : start + chunk].to(target)
             labels = torch.full((batch.shape[0],), label, dtype=torch.long, device=target)
             out[start : start + batch.shape[0]] = to_uint8(net(batch, labels))
     return out

@@ -6,6 +6,8 @@ This is the single definition of the generator: the package's ``generate`` and t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 import torch
@@ -68,6 +70,18 @@ def sample_latents(num_samples: int, seed: int, truncation: float = 1.0) -> torc
     rng.manual_seed(seed)
     z = torch.randn(num_samples, LATENT_SIZE, generator=rng, dtype=torch.float32)
     return z * truncation
+
+
+def sample_latents_per_seed(seeds: Sequence[int], truncation: float = 1.0) -> torch.Tensor:
+    """One latent per seed, each drawn on the CPU from its own generator seeded by that seed.
+
+    Latent k depends on ``seeds[k]`` alone, so an image does not depend on the other seeds of
+    its call: ``seeds=[s]`` gives the latent that ``sample_latents(1, s)`` gives.
+    """
+    latents = torch.empty(len(seeds), LATENT_SIZE, dtype=torch.float32)
+    for index, seed in enumerate(seeds):
+        latents[index] = sample_latents(1, seed)[0]
+    return latents * truncation
 
 
 def to_uint8(images: torch.Tensor) -> npt.NDArray[np.uint8]:

@@ -5,17 +5,16 @@ to the release and the directory, so two releases (or two copies) load side by s
 imports inside the package work, and neither ``sys.path`` nor the working directory matters.
 ``v2`` packages are called as ``generate(num_samples, *, seed, device, **args)``;
 ``medigan-legacy`` packages through medigan's convention
-``generate(model_file, num_samples, output_path, save_images=False, **custom)``.
+``generate(model_file, num_samples, output_path, save_images=False, **custom)``. Importing,
+seeding, calling and reading the results are :mod:`.worker`'s functions, the same that a child
+process runs, so the ``inprocess`` mode behaves like the others.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
-import random
-import sys
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -24,8 +23,16 @@ import numpy as np
 
 from medigan_catalog.schema import Card, RuntimeKind
 from medigan_client.errors import BadRequestError, GenerationFailedError
-
-_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+from medigan_client.runtime.base import GeneratedBatch
+from medigan_client.runtime.batches import batch_from_output, prepare_batch
+from medigan_client.runtime.legacy import legacy_model_file
+from medigan_client.runtime.worker import (
+    PackageOutputError,
+    PackageSpec,
+    accepts_sample_seeds,
+    call_package,
+    import_package,
+)
 
 
 def locate_package_root(package_dir: Path, card: Card) -> Path:
@@ -84,74 +91,43 @@ def resolve_device(device: str) -> str:
     return wanted
 
 
-def _import_by_path(name: str, root: Path, card: Card) -> ModuleType:
-    existing = sys.modules.get(name)
-    if existing is not None:
-        return existing
-    spec = importlib.util.spec_from_file_location(
-        name, root / "__init__.py", submodule_search_locations=[str(root)]
-    )
-    if spec is None or spec.loader is None:
-        raise GenerationFailedError(f"cannot import the package of {card.release_id} at {root}")
-    module = importlib.util.module_from_spec(spec)
-    # Registered before executing so that ``from . import x`` inside the package resolves.
-    sys.modules[name] = module
+def _import_by_path(spec: PackageSpec, card: Card) -> ModuleType:
     try:
-        spec.loader.exec_module(module)
+        return import_package(spec)
+    except (KeyboardInterrupt, SystemExit):
+        raise
     except BaseException as exc:
-        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
-            del sys.modules[key]
-        if isinstance(exc, KeyboardInterrupt | SystemExit):
-            raise
         raise GenerationFailedError(
             f"importing the package of {card.release_id} failed: {type(exc).__name__}: {exc}"
         ) from exc
-    return module
 
 
-def _seed_globals(seed: int) -> None:
-    # medigan packages draw from the global generators; seed the ones that are loaded.
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.manual_seed(seed)
-
-
-def _as_array(result: object, card: Card) -> np.ndarray:
-    if isinstance(result, np.ndarray):
-        return result
-    detach = getattr(result, "detach", None)
-    if callable(detach):  # a torch tensor, converted without importing torch here
-        return np.asarray(detach().cpu().numpy())
-    if isinstance(result, list | tuple):
-        items = [_as_array(item, card) for item in result]
-        if not items:
-            return np.zeros((0,), dtype=np.uint8)
-        shapes = {item.shape for item in items}
-        if len(shapes) != 1:
-            raise GenerationFailedError(
-                f"the package of {card.release_id} returned samples of different shapes: "
-                f"{sorted(str(s) for s in shapes)}"
-            )
-        return np.stack(items)
-    raise GenerationFailedError(
-        f"the package of {card.release_id} returned {type(result).__name__}, "
-        "expected an array or a list of arrays"
+def package_spec(card: Card, root: Path) -> PackageSpec:
+    """The plain description of the package that :mod:`.worker` imports and calls."""
+    kind = RuntimeKind(card.runtime.kind)
+    return PackageSpec(
+        root=str(root),
+        module_name=module_name_for(card, root),
+        kind=kind.value,
+        entry_point=card.runtime.entry_point or "generate",
+        model_file=(
+            str(legacy_model_file(root, card)) if kind is RuntimeKind.MEDIGAN_LEGACY else None
+        ),
+        label=f"the package of {card.release_id}",
     )
 
 
-def _images_in(directory: Path) -> list[np.ndarray]:
-    from PIL import Image
-
-    files = sorted(
-        p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES
-    )
-    images = []
-    for path in files:
-        with Image.open(path) as image:
-            images.append(np.asarray(image))
-    return images
+def failure_message(card: Card, num_samples: int, exc: BaseException) -> str:
+    """How a failed call of the package reads, in every isolation mode."""
+    if isinstance(exc, PackageOutputError):
+        return f"{card.release_id} failed to generate {num_samples} samples: the package {exc}"
+    if isinstance(exc, SystemExit):
+        return (
+            f"{card.release_id} failed to generate {num_samples} samples: "
+            f"the package called sys.exit({exc.code!r})"
+        )
+    prefix = f"{card.release_id} failed to generate {num_samples} samples"
+    return f"{prefix}: {type(exc).__name__}: {exc}"
 
 
 @dataclass
@@ -162,68 +138,66 @@ class LoadedPackage:
     root: Path
     module: ModuleType
     entry: Callable[..., object]
+    package_dir: Path | None = None
 
     @property
     def kind(self) -> RuntimeKind:
         """The runtime convention the package follows."""
         return RuntimeKind(self.card.runtime.kind)
 
+    @property
+    def spec(self) -> PackageSpec:
+        """The package as plain values (what a child process is told to import)."""
+        return package_spec(self.card, self.root)
+
+    @property
+    def supports_sample_seeds(self) -> bool:
+        """Whether the entry point takes one seed per sample (a keyword ``seeds``)."""
+        return accepts_sample_seeds(self.entry, self.kind.value)
+
+    def generate(
+        self,
+        num_samples: int,
+        *,
+        seed: int,
+        device: str,
+        args: Mapping[str, object],
+        sample_seeds: Sequence[int] | None = None,
+    ) -> GeneratedBatch:
+        """Generate one batch with everything the package returned (images, masks, labels...).
+
+        ``args`` are the card's generation arguments, already typed and defaulted; for
+        medigan-legacy packages they may also carry ``output_path`` and ``save_images`` (see
+        :mod:`.legacy`). Exceptions of the package become :class:`GenerationFailedError`.
+        """
+        spec = self.spec
+        with prepare_batch(
+            self.card,
+            package_dir=self.package_dir or self.root,
+            root=self.root,
+            num_samples=num_samples,
+            seed=seed,
+            device=device,
+            args=args,
+            sample_seeds=sample_seeds,
+        ) as request:
+            try:
+                output = call_package(self.entry, spec, request)
+            except (KeyboardInterrupt, GenerationFailedError):
+                raise
+            except BaseException as exc:  # SystemExit too: a package must not end the caller
+                raise GenerationFailedError(failure_message(self.card, num_samples, exc)) from exc
+            return batch_from_output(output, self.card.release_id)
+
     def generate_batch(
         self, num_samples: int, *, seed: int, device: str, args: Mapping[str, object]
     ) -> np.ndarray:
-        """Generate ``num_samples`` samples as one array (first axis = samples).
-
-        ``args`` are the card's generation arguments, already typed and defaulted. Exceptions of
-        the package become :class:`GenerationFailedError`.
-        """
-        try:
-            if self.kind == RuntimeKind.V2:
-                result = self.entry(num_samples, seed=seed, device=device, **dict(args))
-                return _as_array(result, self.card)
-            return self._generate_legacy(num_samples, seed=seed, args=args)
-        except GenerationFailedError:
-            raise
-        except Exception as exc:
-            raise GenerationFailedError(
-                f"{self.card.release_id} failed to generate {num_samples} samples: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+        """Generate ``num_samples`` samples as one array of images (first axis = samples)."""
+        return self.generate(num_samples, seed=seed, device=device, args=args).images
 
     def legacy_model_file(self) -> Path:
-        """The weights file medigan would pass as ``model_file`` (or the package directory).
-
-        medigan names it ``<model_name><extension>`` inside the package; some packages use
-        ``<package_name><extension>``; names are matched case-insensitively as a fallback.
-        """
-        execution = self.card.execution
-        extension = execution.extension or ""
-        stems = [execution.model_name, execution.package_name]
-        names = [f"{stem}{extension}" for stem in stems if stem]
-        for name in names:
-            if (self.root / name).is_file():
-                return self.root / name
-        lowered = {n.lower() for n in names}
-        for path in sorted(self.root.rglob("*")):
-            if path.is_file() and path.name.lower() in lowered:
-                return path
-        return self.root
-
-    def _generate_legacy(
-        self, num_samples: int, *, seed: int, args: Mapping[str, object]
-    ) -> np.ndarray:
-        _seed_globals(seed)
-        with tempfile.TemporaryDirectory(prefix="medigan-legacy-") as output:
-            result = self.entry(
-                model_file=str(self.legacy_model_file()),
-                num_samples=num_samples,
-                output_path=output + "/",
-                save_images=False,
-                **dict(args),
-            )
-            if result is None:
-                # Some medigan packages always save to output_path and return nothing.
-                result = _images_in(Path(output))
-            return _as_array(result, self.card)
+        """The weights file medigan would pass as ``model_file`` (or the package directory)."""
+        return legacy_model_file(self.root, self.card)
 
 
 def load_package(package_dir: Path, card: Card) -> LoadedPackage:
@@ -233,11 +207,13 @@ def load_package(package_dir: Path, card: Card) -> LoadedPackage:
     the entry point named by ``card.runtime.entry_point`` is not a function.
     """
     root = locate_package_root(Path(package_dir), card)
-    module = _import_by_path(module_name_for(card, root), root, card)
+    module = _import_by_path(package_spec(card, root), card)
     entry_name = card.runtime.entry_point or "generate"
     entry = getattr(module, entry_name, None)
     if not callable(entry):
         raise GenerationFailedError(
             f"the package of {card.release_id} has no function {entry_name!r} in its __init__.py"
         )
-    return LoadedPackage(card=card, root=root, module=module, entry=entry)
+    return LoadedPackage(
+        card=card, root=root, module=module, entry=entry, package_dir=Path(package_dir).resolve()
+    )

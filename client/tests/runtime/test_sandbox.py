@@ -5,28 +5,22 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
-from medigan_catalog.schema import card_from_json
 from medigan_client.errors import GenerationFailedError
 from medigan_client.runtime.sandbox import generate_in_subprocess
 
+from .conftest import MakePackage
 
-def test_generates_in_a_child_like_in_process(
-    tmp_path: Path,
-    make_card: Callable[..., dict[str, Any]],
-    write_package: Callable[..., Path],
-) -> None:
-    card_data = make_card()
-    package = write_package(tmp_path / "pkg", card_data)
+
+def test_generates_in_a_child_like_in_process(make_package: MakePackage) -> None:
+    package = make_package()
     samples = generate_in_subprocess(
-        package,
-        card_from_json(card_data),
+        package.directory,
+        package.card,
         3,
         seed=7,
         args={"brightness": 60},
@@ -38,19 +32,14 @@ def test_generates_in_a_child_like_in_process(
 
 
 def test_environment_is_scrubbed_and_network_isolated(
-    tmp_path: Path,
-    make_card: Callable[..., dict[str, Any]],
-    write_package: Callable[..., Path],
-    monkeypatch: pytest.MonkeyPatch,
+    make_package: MakePackage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MEDIGAN_TOKEN", "do-not-leak")
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    card_data = make_card()
-    package = write_package(
-        tmp_path / "env",
-        card_data,
+    package = make_package(
+        "env",
         init_source=(
             "import os, socket\n"
             "import numpy as np\n"
@@ -68,24 +57,18 @@ def test_environment_is_scrubbed_and_network_isolated(
         ),
     )
     with listener:
-        samples = generate_in_subprocess(package, card_from_json(card_data), 1)
+        samples = generate_in_subprocess(package.directory, package.card, 1)
         reached_in_child = int(samples[0, 0, 0])
         unisolated = generate_in_subprocess(
-            package, card_from_json(card_data), 1, isolate_network=False
+            package.directory, package.card, 1, isolate_network=False
         )
     assert reached_in_child == 0, "the child reached a socket on the host"
     assert int(unisolated[0, 0, 0]) == 1
 
 
-def test_a_crashing_child_reports_its_exit_status_and_stderr(
-    tmp_path: Path,
-    make_card: Callable[..., dict[str, Any]],
-    write_package: Callable[..., Path],
-) -> None:
-    card_data = make_card()
-    package = write_package(
-        tmp_path / "crash",
-        card_data,
+def test_a_crashing_child_reports_its_exit_status_and_stderr(make_package: MakePackage) -> None:
+    package = make_package(
+        "crash",
         init_source=(
             "import os, sys\n"
             "def generate(num_samples, *, seed, device, brightness=0):\n"
@@ -94,39 +77,29 @@ def test_a_crashing_child_reports_its_exit_status_and_stderr(
         ),
     )
     with pytest.raises(GenerationFailedError) as info:
-        generate_in_subprocess(package, card_from_json(card_data), 2)
+        generate_in_subprocess(package.directory, package.card, 2)
     assert "exited with status 3" in info.value.message
     assert "loading weights failed badly" in info.value.message
     assert isinstance(info.value.detail, dict)
     assert info.value.detail["returncode"] == 3
 
 
-def test_a_python_exception_is_reported_with_its_message(
-    tmp_path: Path,
-    make_card: Callable[..., dict[str, Any]],
-    write_package: Callable[..., Path],
-) -> None:
-    card_data = make_card()
-    package = write_package(
-        tmp_path / "raise",
-        card_data,
+def test_a_python_exception_is_reported_with_its_message(make_package: MakePackage) -> None:
+    package = make_package(
+        "raise",
         init_source="def generate(num_samples, *, seed, device, brightness=0):\n"
         "    raise ValueError('bad latent size')\n",
     )
     with pytest.raises(GenerationFailedError, match="bad latent size"):
-        generate_in_subprocess(package, card_from_json(card_data), 1)
+        generate_in_subprocess(package.directory, package.card, 1)
 
 
 def test_a_sleeping_child_is_killed_at_the_timeout(
-    tmp_path: Path,
-    make_card: Callable[..., dict[str, Any]],
-    write_package: Callable[..., Path],
+    tmp_path: Path, make_package: MakePackage
 ) -> None:
-    card_data = make_card()
     marker = tmp_path / "grandchild.pid"
-    package = write_package(
-        tmp_path / "sleep",
-        card_data,
+    package = make_package(
+        "sleep",
         init_source=(
             "import subprocess, time\n"
             "def generate(num_samples, *, seed, device, brightness=0):\n"
@@ -137,7 +110,7 @@ def test_a_sleeping_child_is_killed_at_the_timeout(
     )
     started = time.monotonic()
     with pytest.raises(GenerationFailedError, match=r"time limit of 1\.5 s"):
-        generate_in_subprocess(package, card_from_json(card_data), 1, timeout_seconds=1.5)
+        generate_in_subprocess(package.directory, package.card, 1, timeout_seconds=1.5)
     assert time.monotonic() - started < 10
     grandchild = int(marker.read_text())
     deadline = time.monotonic() + 5
@@ -153,32 +126,20 @@ def test_a_sleeping_child_is_killed_at_the_timeout(
         pytest.fail("the package's own child process survived the timeout")
 
 
-def test_output_that_is_not_an_array_fails(
-    tmp_path: Path,
-    make_card: Callable[..., dict[str, Any]],
-    write_package: Callable[..., Path],
-) -> None:
-    card_data = make_card()
-    package = write_package(
-        tmp_path / "objects",
-        card_data,
+def test_output_that_is_not_an_array_fails(make_package: MakePackage) -> None:
+    package = make_package(
+        "objects",
         init_source="def generate(num_samples, *, seed, device, brightness=0):\n"
         "    return {'not': 'an array'}\n",
     )
     with pytest.raises(GenerationFailedError, match="expected an array"):
-        generate_in_subprocess(package, card_from_json(card_data), 1)
+        generate_in_subprocess(package.directory, package.card, 1)
 
 
-def test_torch_imports_under_a_4_gib_address_space_limit(
-    tmp_path: Path,
-    make_card: Callable[..., dict[str, Any]],
-    write_package: Callable[..., Path],
-) -> None:
+def test_torch_imports_under_a_4_gib_address_space_limit(make_package: MakePackage) -> None:
     pytest.importorskip("torch")
-    card_data = make_card()
-    package = write_package(
-        tmp_path / "torchy",
-        card_data,
+    package = make_package(
+        "torchy",
         init_source=(
             "import torch\n"
             "def generate(num_samples, *, seed, device, brightness=0):\n"
@@ -188,21 +149,15 @@ def test_torch_imports_under_a_4_gib_address_space_limit(
         ),
     )
     samples = generate_in_subprocess(
-        package, card_from_json(card_data), 2, seed=4, memory_limit_bytes=4 << 30
+        package.directory, package.card, 2, seed=4, memory_limit_bytes=4 << 30
     )
     assert samples.shape == (2, 8, 8)
     assert samples.dtype == np.uint8
 
 
-def test_a_memory_hog_hits_the_address_space_limit(
-    tmp_path: Path,
-    make_card: Callable[..., dict[str, Any]],
-    write_package: Callable[..., Path],
-) -> None:
-    card_data = make_card()
-    package = write_package(
-        tmp_path / "hog",
-        card_data,
+def test_a_memory_hog_hits_the_address_space_limit(make_package: MakePackage) -> None:
+    package = make_package(
+        "hog",
         init_source=(
             "def generate(num_samples, *, seed, device, brightness=0):\n"
             "    hog = bytearray(3 << 30)\n"
@@ -210,4 +165,4 @@ def test_a_memory_hog_hits_the_address_space_limit(
         ),
     )
     with pytest.raises(GenerationFailedError, match="MemoryError"):
-        generate_in_subprocess(package, card_from_json(card_data), 1, memory_limit_bytes=1 << 30)
+        generate_in_subprocess(package.directory, package.card, 1, memory_limit_bytes=1 << 30)

@@ -1,0 +1,1 @@
+"""Tests of medigan_client.compat: medigan's Generators API on a hub."""
