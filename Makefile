@@ -13,7 +13,17 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test install lint typecheck test-python test-nodjango test-reference clean
+.PHONY: run test install sandbox-tools test-tools lint typecheck test-python test-nodjango \
+	test-reference clean
+
+# Debian packages the hub needs beside Python: installed when root, else a clear instruction.
+define apt_require
+	@command -v $(1) >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get install -y --no-install-recommends $(2) >/dev/null 2>&1 || \
+	    { apt-get update >/dev/null && apt-get install -y --no-install-recommends $(2) >/dev/null; }; \
+	  else echo "$(3)" >&2; exit 1; fi; }
+endef
 
 $(BIN)/.installed: pyproject.toml catalog/pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +34,17 @@ $(BIN)/.installed: pyproject.toml catalog/pyproject.toml client/pyproject.toml
 
 install: $(BIN)/.installed
 
-run: install
+# The sandbox that runs contributed code: bubblewrap, and setpriv (util-linux) for root workers.
+sandbox-tools:
+	$(call apt_require,bwrap,bubblewrap,medigan hub isolates contributed code with bubblewrap: \
+	install it (Debian/Ubuntu: sudo apt-get install bubblewrap). See docs/security.md.)
+	$(call apt_require,setpriv,util-linux,setpriv is missing: sudo apt-get install util-linux)
+
+# What the test suite needs beside the sandbox: setfacl runs the hub as an unprivileged user.
+test-tools: sandbox-tools
+	$(call apt_require,setfacl,acl,the security tests need setfacl: sudo apt-get install acl)
+
+run: install sandbox-tools
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py seed_demo
@@ -39,7 +59,7 @@ typecheck: install
 	$(BIN)/mypy --strict catalog/src client/src evaluation zoo
 	$(BIN)/mypy --config-file hub/mypy.ini hub
 
-test-python: install
+test-python: install test-tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The catalog and the client must work where Django is not installed.

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Starts the embedded default: a Celery worker on the folder broker (no server needed) in the
 # background and gunicorn in the foreground; stopping gunicorn (Ctrl-C) stops the worker too.
+# The worker embeds beat (-B): it runs the janitors that re-queue validations and evaluations
+# lost to a crash and remove leftovers, every MEDIGAN_JANITOR_INTERVAL_SECONDS, and once at
+# start-up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -9,6 +12,7 @@ PORT=${PORT:-8000}
 mkdir -p var/log
 
 "$VENV/bin/celery" -A hub worker --queues validation,default,gpu --concurrency 1 \
+  --beat --schedule var/celerybeat-schedule \
   --loglevel INFO --logfile var/log/worker.log --pidfile var/worker.pid &
 worker=$!
 trap 'kill "$worker" 2>/dev/null || true; wait "$worker" 2>/dev/null || true' EXIT INT TERM

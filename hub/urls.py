@@ -1,9 +1,12 @@
-"""Top-level routes: the API, its OpenAPI schema, the admin and the web pages."""
+"""Top-level routes: the API, its OpenAPI schema, the admin and the web pages.
 
-from django.conf import settings
+Nothing under ``media/`` is served publicly: sample grids of releases still in review or rejected
+are not for everyone, so they are streamed by an access-checked API view
+(``.../releases/<version>/sample-grid``), and artifacts by theirs.
+"""
+
 from django.contrib import admin
-from django.urls import include, path, re_path
-from django.views.static import serve
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
@@ -14,8 +17,8 @@ urlpatterns = [
     path("", include("hub.web.urls")),
 ]
 
-if settings.STORAGES["default"]["BACKEND"].endswith("FileSystemStorage"):
-    # Sample grids are small public images; with filesystem storage the hub serves them itself.
-    urlpatterns.append(
-        re_path(r"^media/(?P<path>grids/.*)$", serve, {"document_root": settings.MEDIA_ROOT})
-    )
+# Errors raised before a view runs answer in the API's error shape under /api/.
+handler400 = "hub.api.error_views.bad_request"
+handler403 = "hub.api.error_views.permission_denied"
+handler404 = "hub.api.error_views.page_not_found"
+handler500 = "hub.api.error_views.server_error"

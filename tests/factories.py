@@ -129,3 +129,62 @@ def token(for_user: Any) -> str:
 
     _, raw_key = api_token_create(user=for_user, name="test")
     return raw_key
+
+
+def png_bytes(*, size: int = 8) -> bytes:
+    """A small grey PNG, as a sample grid would be."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (size, size), color=128).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def release_row(
+    *,
+    submitter: Any,
+    model_id: str = "alice/noise-16",
+    version: str = "1.0.0",
+    state: str = "published",
+    grid: bool = True,
+    package: bytes | None = None,
+) -> Any:
+    """A release stored directly in ``state``, with a sample grid and optionally a package.
+
+    For tests of reads (visibility, downloads, grids) that need a release in a given state without
+    running a push and its validation.
+    """
+    import hashlib
+
+    from django.core.files.base import ContentFile
+    from django.utils import timezone
+
+    from hub.registry.models import Artifact, GenerativeModel, Release
+
+    namespace, name = model_id.split("/", 1)
+    generative_model, _ = GenerativeModel.objects.get_or_create(
+        namespace=namespace, name=name, defaults={"owner": submitter}
+    )
+    release = Release.objects.create(
+        generative_model=generative_model,
+        version=version,
+        state=state,
+        card=card_data(model_id=model_id, version=version),
+        submitted_by=submitter,
+        published_at=timezone.now() if state in {"published", "deprecated"} else None,
+    )
+    if grid:
+        release.sample_grid.save(f"{name}-{version}.png", ContentFile(png_bytes()))
+    if package is not None:
+        filename = f"{name}-{version}.zip"
+        artifact = Artifact(
+            release=release,
+            role="package",
+            filename=filename,
+            sha256=hashlib.sha256(package).hexdigest(),
+            size=len(package),
+        )
+        artifact.file.save(f"{namespace}/{name}/{version}/{filename}", ContentFile(package))
+    return release

@@ -26,6 +26,7 @@ def test_graph_is_the_documented_one() -> None:
         ("submitted", "withdrawn"),
         ("validating", "in_review"),
         ("validating", "rejected"),
+        ("validating", "submitted"),
         ("in_review", "approved"),
         ("in_review", "rejected"),
         ("in_review", "withdrawn"),
@@ -56,6 +57,13 @@ def test_allowed_moves_pass() -> None:
     check_transition(S.SUBMITTED, S.VALIDATING)
     check_transition("in_review", "approved")
     assert allowed_targets("approved") == frozenset({S.PUBLISHED})
+
+
+def test_an_interrupted_validation_may_go_back_to_the_queue_but_no_later_state_may() -> None:
+    check_transition(S.VALIDATING, S.SUBMITTED)
+    for state in (S.IN_REVIEW, S.APPROVED, S.PUBLISHED, S.REJECTED):
+        with pytest.raises(TransitionNotAllowedError):
+            check_transition(state, S.SUBMITTED)
 
 
 def test_disallowed_move_names_both_states_and_the_options() -> None:

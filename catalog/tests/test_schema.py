@@ -87,7 +87,21 @@ def test_valid_model_ids(v2_card_data: dict[str, Any], model_id: str) -> None:
 
 @pytest.mark.parametrize(
     "model_id",
-    ["Zoo/x", "zoo", "zoo/", "/x", "zoo/x/y", "-zoo/x", "zoo/.x", "z" * 65 + "/x", "zoo/x y"],
+    [
+        "Zoo/x",
+        "zoo",
+        "zoo/",
+        "/x",
+        "zoo/x/y",
+        "-zoo/x",
+        "zoo/.x",
+        "z" * 65 + "/x",
+        "zoo/x y",
+        "zoo/x\n",
+        "zoo\n/x",
+        "\nzoo/x",
+        "zoo/x\r\n",
+    ],
 )
 def test_invalid_model_ids(v2_card_data: dict[str, Any], model_id: str) -> None:
     v2_card_data["model_id"] = model_id
@@ -96,10 +110,19 @@ def test_invalid_model_ids(v2_card_data: dict[str, Any], model_id: str) -> None:
     assert "namespace/name" in problems[0]["msg"]
 
 
-@pytest.mark.parametrize("version", ["1.0", "1", "v1.0.0", "01.0.0", "1.0.0.0", ""])
+@pytest.mark.parametrize(
+    "version", ["1.0", "1", "v1.0.0", "01.0.0", "1.0.0.0", "", "1.0.0\n", "1.0.0-rc.1\n"]
+)
 def test_versions_must_be_semver(v2_card_data: dict[str, Any], version: str) -> None:
     v2_card_data["version"] = version
     assert [p["loc"] for p in _problems(v2_card_data)] == ["version"]
+
+
+def test_a_version_longer_than_64_characters_is_refused(v2_card_data: dict[str, Any]) -> None:
+    v2_card_data["version"] = "1.0.0-" + "a" * 59
+    problems = _problems(v2_card_data)
+    assert [p["loc"] for p in problems] == ["version"]
+    assert "64" in problems[0]["msg"]
 
 
 @pytest.mark.parametrize("version", ["0.0.1", "1.0.0", "2.10.3-rc.1", "1.0.0+build.5"])
@@ -233,6 +256,31 @@ def test_dois_must_be_bare(v2_card_data: dict[str, Any]) -> None:
     problems = _problems(v2_card_data)
     assert problems[0]["loc"] == "provenance.dois"
     assert "bare DOI" in problems[0]["msg"]
+
+
+def test_a_doi_with_a_trailing_newline_is_not_bare(v2_card_data: dict[str, Any]) -> None:
+    v2_card_data["provenance"]["dois"] = ["10.5281/zenodo.1\n"]
+    assert [p["loc"] for p in _problems(v2_card_data)] == ["provenance.dois"]
+
+
+@pytest.mark.parametrize(
+    ("block", "key", "value"),
+    [
+        ("artifacts", "filename", "x.zip\n"),
+        ("artifacts", "sha256", "0" * 64 + "\n"),
+        ("compat", "medigan_id", "00001_DCGAN\n"),
+    ],
+)
+def test_ids_inside_blocks_reject_a_trailing_newline(
+    v2_card_data: dict[str, Any], block: str, key: str, value: str
+) -> None:
+    if block == "artifacts":
+        v2_card_data["artifacts"][0][key] = value
+    else:
+        v2_card_data["compat"] = {"medigan_id": value}
+    problems = _problems(v2_card_data)
+    assert len(problems) == 1
+    assert problems[0]["loc"].startswith(block)
 
 
 def test_every_problem_reported_with_dotted_location() -> None:

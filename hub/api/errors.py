@@ -7,9 +7,13 @@ are both mapped here, so views never build error bodies themselves.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.db import OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -31,6 +35,9 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.TRANSITION_NOT_ALLOWED: status.HTTP_409_CONFLICT,
     ErrorCode.VALIDATION_FAILED: status.HTTP_422_UNPROCESSABLE_ENTITY,
     ErrorCode.GENERATION_FAILED: status.HTTP_422_UNPROCESSABLE_ENTITY,
+    ErrorCode.PAYLOAD_TOO_LARGE: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    ErrorCode.HUB_BUSY: status.HTTP_503_SERVICE_UNAVAILABLE,
+    ErrorCode.SANDBOX_UNAVAILABLE: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
 
 
@@ -47,7 +54,8 @@ class ApiError(exceptions.APIException):
 
 def error_response(code: ErrorCode, message: str, detail: Any = None) -> Response:
     """A response carrying the error body with the status that belongs to ``code``."""
-    body: ErrorBody = {"code": code, "message": message, "detail": detail}
+    # The plain string: renderers other than JSON (the schema view's YAML) know no enums.
+    body: ErrorBody = {"code": code.value, "message": message, "detail": detail}
     return Response(body, status=STATUS_BY_CODE.get(code, status.HTTP_400_BAD_REQUEST))
 
 
@@ -65,17 +73,57 @@ def _drf_error(exc: exceptions.APIException) -> tuple[ErrorCode, str, Any]:
     return ErrorCode.BAD_REQUEST, str(exc.detail), None
 
 
+# SQLSTATEs of PostgreSQL contention: lock_not_available, serialization_failure,
+# deadlock_detected. Each means "try again", never "the request was wrong".
+_CONTENTION_SQLSTATES = frozenset({"55P03", "40001", "40P01"})
+_SQLITE_CONTENTION = ("database is locked", "database table is locked", "database is busy")
+
+
+def database_is_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is momentarily contended (locked, busy, a deadlock)."""
+    if not isinstance(exc, OperationalError | sqlite3.OperationalError):
+        return False
+    text = str(exc).lower()
+    if any(phrase in text for phrase in _SQLITE_CONTENTION):
+        return True
+    cause = exc.__cause__
+    return getattr(cause, "sqlstate", None) in _CONTENTION_SQLSTATES
+
+
+def hub_busy_body() -> tuple[ErrorBody, int]:
+    """The error body of a contended database, and the seconds a client should wait."""
+    retry_after = int(settings.MEDIGAN_BUSY_RETRY_AFTER_SECONDS)
+    body: ErrorBody = {
+        "code": ErrorCode.HUB_BUSY.value,
+        "message": f"the hub is busy (its database is locked); retry in {retry_after} s",
+        "detail": {"retry_after_seconds": retry_after},
+    }
+    return body, retry_after
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's exception handler for the whole API."""
+    if database_is_busy(exc):
+        # Contention is the hub's momentary state, not a bug: 503 with Retry-After, never 500.
+        logger.warning("database busy in %s: %s", context.get("view"), exc)
+        body, retry_after = hub_busy_body()
+        response = Response(body, status=STATUS_BY_CODE[ErrorCode.HUB_BUSY])
+        response["Retry-After"] = str(retry_after)
+        return response
     if isinstance(exc, CatalogError):
         return error_response(exc.code, exc.message, exc.detail)
     if isinstance(exc, Http404):
         return error_response(ErrorCode.NOT_FOUND, "not found")
     if isinstance(exc, DjangoPermissionDenied):
         return error_response(ErrorCode.PERMISSION_DENIED, "permission denied")
+    if isinstance(exc, RequestDataTooBig):
+        return error_response(ErrorCode.PAYLOAD_TOO_LARGE, "the request body is too large")
+    if isinstance(exc, SuspiciousOperation):
+        # Django refusing the request itself (too many query parameters, a disallowed host...).
+        return error_response(ErrorCode.BAD_REQUEST, "the hub refused this request as malformed")
     if isinstance(exc, exceptions.APIException):
         code, message, detail = _drf_error(exc)
-        response = Response({"code": code, "message": message, "detail": detail})
+        response = Response({"code": code.value, "message": message, "detail": detail})
         response.status_code = (
             status.HTTP_401_UNAUTHORIZED
             if code is ErrorCode.AUTHENTICATION_REQUIRED

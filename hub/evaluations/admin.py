@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from evaluation.preprocessing import PreprocessOptions
 from hub.evaluations import services
 from hub.evaluations.models import Evaluation, ReferenceSet
+from medigan_catalog.errors import CatalogError
 
 
 @admin.register(ReferenceSet)
@@ -48,15 +49,20 @@ class EvaluationAdmin(admin.ModelAdmin[Evaluation]):
     def run_again(self, request: HttpRequest, queryset: QuerySet[Evaluation]) -> None:
         requeued = 0
         for evaluation in queryset.filter(status=Evaluation.Status.FAILED):
-            services.evaluation_request(
-                release=evaluation.release,
-                reference_set=evaluation.reference_set,
-                extractor_id=evaluation.extractor_id,
-                num_samples=evaluation.num_samples,
-                seed=evaluation.seed,
-                preprocess=PreprocessOptions.from_dict(evaluation.preprocess),
-                requested_by=request.user if request.user.is_authenticated else None,
-            )
+            try:
+                services.evaluation_request(
+                    release=evaluation.release,
+                    reference_set=evaluation.reference_set,
+                    extractor_id=evaluation.extractor_id,
+                    num_samples=evaluation.num_samples,
+                    seed=evaluation.seed,
+                    preprocess=PreprocessOptions.from_dict(evaluation.preprocess),
+                    requested_by=request.user if request.user.is_authenticated else None,
+                )
+            except CatalogError as error:
+                # Only published releases are evaluated; say which ones were not queued.
+                messages.error(request, error.message)
+                continue
             requeued += 1
         messages.success(request, f"{requeued} evaluation(s) queued again.")
 

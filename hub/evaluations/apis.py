@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
@@ -14,30 +14,37 @@ from rest_framework.views import APIView
 
 from evaluation.features import EXTRACTOR_IDS
 from evaluation.preprocessing import PreprocessOptions
+from hub.api import parameters
 from hub.api.errors import ApiError
+from hub.api.openapi import error_responses
+from hub.api.parsers import LimitedFormParser, LimitedJSONParser
 from hub.evaluations import selectors, services
 from hub.evaluations.models import Evaluation, ReferenceSet
 from hub.registry import selectors as registry_selectors
+from hub.registry.models import Release
 from medigan_catalog.errors import ErrorCode
 
+# Evaluation seeds are stored in a signed 64-bit column and fed to numpy's SeedSequence, which
+# takes no negative number.
+SEED_MAX: Final = 2**63 - 1
+
 _LEADERBOARD_PARAMETERS = [
-    OpenApiParameter("extractor", str, enum=list(EXTRACTOR_IDS)),
-    OpenApiParameter("sort", str, enum=list(selectors.METRICS)),
-    OpenApiParameter("order", str, enum=["asc", "desc"]),
+    parameters.query_parameter("extractor", enum=list(EXTRACTOR_IDS)),
+    parameters.query_parameter("sort", enum=list(selectors.METRICS)),
+    parameters.query_parameter("order", enum=["asc", "desc"]),
 ]
 
 
 def _leaderboard_response(request: Request, reference: str | None) -> Response:
-    sort = request.query_params.get("sort", "fid_rs")
-    order = request.query_params.get("order")
-    if order not in {None, "asc", "desc"}:
-        raise ApiError(ErrorCode.BAD_REQUEST, "order must be asc or desc")
+    sort = parameters.query_choice(request, "sort", selectors.METRICS, "fid_rs")
+    order = parameters.query_choice(request, "order", ["asc", "desc"], "")
+    extractor = parameters.query_choice(request, "extractor", EXTRACTOR_IDS, "")
     try:
         rows = selectors.leaderboard(
             reference=reference,
-            extractor=request.query_params.get("extractor") or None,
+            extractor=extractor or None,
             sort=sort,
-            descending=None if order is None else order == "desc",
+            descending=None if not order else order == "desc",
         )
     except ValueError as error:
         raise ApiError(ErrorCode.BAD_REQUEST, str(error)) from error
@@ -56,18 +63,28 @@ class LeaderboardApi(APIView):
     """Hub-computed metrics of published releases, across reference sets."""
 
     @extend_schema(
-        parameters=[OpenApiParameter("reference", str), *_LEADERBOARD_PARAMETERS],
-        responses=OpenApiTypes.OBJECT,
+        parameters=[
+            parameters.query_parameter("reference", rule="reference"),
+            *_LEADERBOARD_PARAMETERS,
+        ],
+        responses={200: OpenApiTypes.OBJECT, **error_responses(400)},
     )
     def get(self, request: Request) -> Response:
-        return _leaderboard_response(request, request.query_params.get("reference") or None)
+        return _leaderboard_response(
+            request, parameters.query_id(request, "reference", "reference")
+        )
 
 
 class LeaderboardReferenceApi(APIView):
     """The leaderboard of one reference set."""
 
-    @extend_schema(parameters=_LEADERBOARD_PARAMETERS, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        operation_id="v1_leaderboards_reference_retrieve",
+        parameters=[parameters.REFERENCE, *_LEADERBOARD_PARAMETERS],
+        responses={200: OpenApiTypes.OBJECT, **error_responses(400, 404)},
+    )
     def get(self, request: Request, reference: str) -> Response:
+        parameters.path_ids_check(reference=reference)
         if not ReferenceSet.objects.filter(slug=reference).exists():
             raise ApiError(ErrorCode.NOT_FOUND, f"no reference set {reference!r}")
         return _leaderboard_response(request, reference)
@@ -95,7 +112,11 @@ class ReferenceSetSerializer(serializers.ModelSerializer[ReferenceSet]):
 class ReferenceSetListApi(APIView):
     """The reference sets this hub evaluates against, with their provenance."""
 
-    @extend_schema(responses=ReferenceSetSerializer(many=True))
+    @extend_schema(
+        responses=inline_serializer(
+            "ReferenceSetList", {"results": ReferenceSetSerializer(many=True)}
+        )
+    )
     def get(self, request: Request) -> Response:
         data = ReferenceSetSerializer(selectors.reference_set_list(), many=True).data
         return Response({"results": data})
@@ -105,7 +126,7 @@ class EvaluationRequestSerializer(serializers.Serializer[Any]):
     reference = serializers.SlugField()
     extractor = serializers.ChoiceField(choices=list(EXTRACTOR_IDS), default="medical-cnn")
     num_samples = serializers.IntegerField(min_value=10, max_value=100_000, default=1000)
-    seed = serializers.IntegerField(default=0)
+    seed = serializers.IntegerField(min_value=0, max_value=SEED_MAX, default=0)
     resize_filter = serializers.ChoiceField(
         choices=["bilinear", "bicubic", "lanczos", "nearest"], default="bilinear"
     )
@@ -122,29 +143,43 @@ def _evaluation_status(evaluation: Evaluation) -> dict[str, Any]:
     }
 
 
+def _visible_release_or_404(request: Request, namespace: str, name: str, version: str) -> Release:
+    parameters.path_ids_check(namespace=namespace, name=name, version=version)
+    release = registry_selectors.release_get_visible(
+        namespace=namespace, name=name, version=version, user=request.user
+    )
+    if release is None:
+        raise ApiError(ErrorCode.NOT_FOUND, f"no release {namespace}/{name}@{version}")
+    return release
+
+
 class ReleaseEvaluationsApi(APIView):
     """Evaluations of one release; staff queue new ones (202)."""
+
+    parser_classes = [LimitedJSONParser, LimitedFormParser]
 
     def get_permissions(self) -> list[Any]:
         return [IsAdminUser()] if self.request.method == "POST" else []
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        parameters=parameters.RELEASE_PATH,
+        responses={200: OpenApiTypes.OBJECT, **error_responses(400, 404)},
+    )
     def get(self, request: Request, namespace: str, name: str, version: str) -> Response:
-        release = registry_selectors.release_get_visible(
-            namespace=namespace, name=name, version=version, user=request.user
-        )
-        if release is None:
-            raise ApiError(ErrorCode.NOT_FOUND, f"no release {namespace}/{name}@{version}")
+        release = _visible_release_or_404(request, namespace, name, version)
         evaluations = release.evaluations.select_related("reference_set").order_by("-created_at")
         return Response({"results": [_evaluation_status(item) for item in evaluations]})
 
-    @extend_schema(request=EvaluationRequestSerializer, responses={202: OpenApiTypes.OBJECT})
+    @extend_schema(
+        parameters=parameters.RELEASE_PATH,
+        request=EvaluationRequestSerializer,
+        responses={
+            202: OpenApiTypes.OBJECT,
+            **error_responses(400, 401, 403, 404, 409, 413, 415, 503),
+        },
+    )
     def post(self, request: Request, namespace: str, name: str, version: str) -> Response:
-        release = registry_selectors.release_get_visible(
-            namespace=namespace, name=name, version=version, user=request.user
-        )
-        if release is None:
-            raise ApiError(ErrorCode.NOT_FOUND, f"no release {namespace}/{name}@{version}")
+        release = _visible_release_or_404(request, namespace, name, version)
         payload = EvaluationRequestSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data

@@ -76,7 +76,14 @@ class Evaluation(models.Model):
     # kept features, durations and software versions, as the metric library reported them.
     provenance = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True, default="")
+    # How many times a worker started this run; the janitor gives up after MEDIGAN_MAX_ATTEMPTS.
+    attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the run was last put on the queue; the janitor re-sends it when it waits too long.
+    queued_at = models.DateTimeField(null=True, blank=True)
+    # The task that started the current run: the same task delivered again means its worker was
+    # lost, and the run restarts at once.
+    task_id = models.CharField(max_length=64, blank=True, default="")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -1,13 +1,21 @@
-"""Writes on evaluations: loading reference sets, queueing and running metric evaluations."""
+"""Writes on evaluations: loading reference sets, queueing and running metric evaluations.
+
+Evaluations run only for published releases. A run whose worker was lost is found by the
+janitor (``evaluations_janitor_run``) or by its own redelivered task, and queued again, up to
+``MEDIGAN_MAX_ATTEMPTS`` starts; then it fails with an error that says so.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import logging
+import math
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +24,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from evaluation.preprocessing import PreprocessOptions
@@ -24,10 +33,17 @@ from evaluation.runner import EvaluationOptions, evaluate
 from hub.evaluations import selectors
 from hub.evaluations.models import Evaluation, ReferenceSet
 from hub.registry.models import Release
-from hub.registry.services import catalog_serial_bump, release_package_extract
+from hub.registry.sandbox import redact, sandbox_generate
+from hub.registry.services import (
+    StaleWork,
+    catalog_serial_bump,
+    paths_remove_stale,
+    release_package_extract,
+)
+from medigan_catalog.errors import CatalogError, ErrorCode
+from medigan_catalog.lifecycle import ReleaseState
 from medigan_catalog.schema import card_from_json
 from medigan_catalog.validation import resolve_generation_arguments
-from medigan_client.runtime.sandbox import generate_in_subprocess
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +102,12 @@ def reference_set_create(
     return reference_set
 
 
+class EvaluationNotAllowedError(CatalogError):
+    """An evaluation was asked of a release that is not published."""
+
+    code = ErrorCode.TRANSITION_NOT_ALLOWED
+
+
 def _default_preprocess() -> PreprocessOptions:
     return PreprocessOptions()
 
@@ -102,8 +124,17 @@ def evaluation_request(
 ) -> Evaluation:
     """Queue an evaluation (on the ``gpu`` queue); an identical finished run is not repeated.
 
-    A failed run with the same parameters is queued again, so staff can retry after a fix.
+    Only a published release is evaluated: evaluating runs the release's code again, which is
+    for releases the hub stands behind, not for rejected, withdrawn or unreviewed ones. A failed
+    run with the same parameters is queued again, so staff can retry after a fix.
     """
+    state = Release.objects.filter(pk=release.pk).values_list("state", flat=True).first()
+    if state != ReleaseState.PUBLISHED:
+        raise EvaluationNotAllowedError(
+            f"{release.release_id} is {state}, not published: only published releases are "
+            "evaluated",
+            {"state": state},
+        )
     options = preprocess or _default_preprocess()
     with transaction.atomic():
         evaluation, created = Evaluation.objects.select_for_update().get_or_create(
@@ -113,7 +144,11 @@ def evaluation_request(
             preprocess_key=options.key(),
             num_samples=num_samples,
             seed=seed,
-            defaults={"preprocess": options.to_dict(), "requested_by": requested_by},
+            defaults={
+                "preprocess": options.to_dict(),
+                "requested_by": requested_by,
+                "queued_at": timezone.now(),
+            },
         )
         if not created and evaluation.status != Evaluation.Status.FAILED:
             return evaluation
@@ -121,7 +156,11 @@ def evaluation_request(
             evaluation.status = Evaluation.Status.QUEUED
             evaluation.error = ""
             evaluation.requested_by = requested_by
-            evaluation.save(update_fields=["status", "error", "requested_by"])
+            evaluation.attempts = 0
+            evaluation.queued_at = timezone.now()
+            evaluation.save(
+                update_fields=["status", "error", "requested_by", "attempts", "queued_at"]
+            )
         evaluation_id = evaluation.pk
         transaction.on_commit(lambda: _queue(evaluation_id))
     return evaluation
@@ -141,6 +180,9 @@ def evaluations_queue_for_release(
 ) -> list[Evaluation]:
     """Queue the hub's standard evaluation of a release against every matching reference set."""
     release = Release.objects.select_related("generative_model").get(pk=release_id)
+    if release.state != ReleaseState.PUBLISHED:
+        # Published and then changed again before this ran (deprecated): nothing to evaluate.
+        return []
     if not release.artifacts.filter(role="package").exclude(file="").exists():
         # Packages hosted elsewhere (medigan's on Zenodo) cannot be run here.
         return []
@@ -169,13 +211,174 @@ def _load_reference(reference_set: ReferenceSet) -> ReferenceImages:
     )
 
 
-def evaluation_run(*, evaluation_id: int) -> Evaluation | None:
+def evaluation_stale_seconds(evaluation: Evaluation) -> float:
+    """How long an evaluation may stay ``running`` before its run is taken for lost."""
+    configured = settings.MEDIGAN_EVALUATION_STALE_SECONDS
+    if configured is not None:
+        return float(configured)
+    # Generation is the long part: each batch runs under its own time limit in the sandbox.
+    # Twice the batches' limits (features and metrics are small beside them) plus the re-queue
+    # delay is past any run that is still alive.
+    batch_size = max(int(settings.MEDIGAN_EVALUATION_BATCH_SIZE), 1)
+    batches = max(math.ceil(evaluation.num_samples / batch_size), 1)
+    return 2 * batches * float(settings.MEDIGAN_EVALUATION_BATCH_TIMEOUT_SECONDS) + float(
+        settings.MEDIGAN_REQUEUE_AFTER_SECONDS
+    )
+
+
+def _is_stale(evaluation: Evaluation) -> bool:
+    started = evaluation.started_at or evaluation.created_at
+    return timezone.now() - started > timedelta(seconds=evaluation_stale_seconds(evaluation))
+
+
+def evaluation_recover(
+    *, evaluation_id: int, reason: str, force: bool = False
+) -> Evaluation | None:
+    """Put a ``running`` evaluation whose worker was lost back on the queue, or fail it.
+
+    Once the run has been started ``MEDIGAN_MAX_ATTEMPTS`` times it fails with an error that
+    says so. Returns None, changing nothing, when the evaluation is not ``running``, or, unless
+    ``force`` (the caller knows the previous run is dead), when it is not past its deadline.
+    The caller queues the task again if it needs one.
+    """
+    max_attempts = int(settings.MEDIGAN_MAX_ATTEMPTS)
+    with transaction.atomic():
+        evaluation = Evaluation.objects.select_for_update().filter(pk=evaluation_id).first()
+        if evaluation is None or evaluation.status != Evaluation.Status.RUNNING:
+            return None
+        if not force and not _is_stale(evaluation):
+            return None
+        now = timezone.now()
+        if evaluation.attempts >= max_attempts:
+            evaluation.status = Evaluation.Status.FAILED
+            evaluation.error = (
+                f"the evaluation was started {evaluation.attempts} times and never finished "
+                f"({reason}); the hub gave up after {max_attempts} attempts. Generation that "
+                "crashes or exhausts the worker ends like this; staff can queue it again."
+            )
+            evaluation.finished_at = now
+            evaluation.save(update_fields=["status", "error", "finished_at"])
+        else:
+            evaluation.status = Evaluation.Status.QUEUED
+            evaluation.queued_at = now
+            evaluation.error = (
+                f"attempt {evaluation.attempts} of {max_attempts} did not finish ({reason}); "
+                "queued again"
+            )
+            evaluation.save(update_fields=["status", "queued_at", "error"])
+        # The lost run's scratch; this machine's only (another host's is its own janitor's).
+        transaction.on_commit(lambda: _work_folders_remove(evaluation_id))
+    return evaluation
+
+
+def _work_folders_remove(evaluation_id: int) -> None:
+    root = Path(settings.MEDIGAN_WORK_DIR)
+    if root.is_dir():
+        for path in root.glob(f"evaluate-{evaluation_id}-*"):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def evaluations_requeue_stale() -> StaleWork:
+    """Re-queue evaluations that were lost: left ``queued`` or ``running`` too long.
+
+    A ``queued`` one waiting longer than ``MEDIGAN_REQUEUE_AFTER_SECONDS`` gets its task again
+    (the message was lost, e.g. with a killed worker on the folder broker); a ``running`` one
+    past its deadline goes back to ``queued`` and gets its task, or fails after too many
+    attempts. A repeated task is harmless: a run only starts from ``queued``.
+    """
+    now = timezone.now()
+    requeue_cutoff = now - timedelta(seconds=float(settings.MEDIGAN_REQUEUE_AFTER_SECONDS))
+    requeued: list[int] = []
+    restarted: list[int] = []
+    given_up: list[int] = []
+    waiting = (
+        Evaluation.objects.filter(status=Evaluation.Status.QUEUED)
+        .annotate(waiting_since=Coalesce("queued_at", "created_at"))
+        .filter(waiting_since__lt=requeue_cutoff)
+        .values_list("pk", flat=True)
+    )
+    for evaluation_id in list(waiting):
+        # Touching queued_at keeps the next pass from sending it again while it waits its turn.
+        if Evaluation.objects.filter(pk=evaluation_id, status=Evaluation.Status.QUEUED).update(
+            queued_at=now
+        ):
+            _queue(evaluation_id)
+            requeued.append(evaluation_id)
+    for evaluation in Evaluation.objects.filter(status=Evaluation.Status.RUNNING):
+        if not _is_stale(evaluation):
+            continue
+        seconds = round(evaluation_stale_seconds(evaluation))
+        recovered = evaluation_recover(
+            evaluation_id=evaluation.pk,
+            reason=f"no result within {seconds} s: the worker running it was lost",
+        )
+        if recovered is None:
+            continue
+        if recovered.status == Evaluation.Status.QUEUED:
+            _queue(evaluation.pk)
+            restarted.append(evaluation.pk)
+        else:
+            given_up.append(evaluation.pk)
+    return StaleWork(requeued=requeued, restarted=restarted, given_up=given_up)
+
+
+_EVALUATION_FOLDER = re.compile(r"^evaluate-(?P<id>\d+)-")
+
+
+def _evaluation_folder_is_live(path: Path) -> bool:
+    match = _EVALUATION_FOLDER.match(path.name)
+    if match is None:
+        return False
+    evaluation = Evaluation.objects.filter(
+        pk=int(match["id"]), status=Evaluation.Status.RUNNING
+    ).first()
+    return evaluation is not None and not _is_stale(evaluation)
+
+
+def evaluations_janitor_run() -> dict[str, Any]:
+    """One pass of the evaluations' janitor: lost runs re-queued, their work folders removed."""
+    stale = evaluations_requeue_stale()
+    removed = paths_remove_stale(
+        root=Path(settings.MEDIGAN_WORK_DIR),
+        prefix="evaluate-",
+        older_than_seconds=float(settings.MEDIGAN_REQUEUE_AFTER_SECONDS),
+        keep=_evaluation_folder_is_live,
+    )
+    report = {
+        "requeued": stale.requeued,
+        "restarted": stale.restarted,
+        "failed": stale.given_up,
+        "removed": [str(path) for path in removed],
+    }
+    if stale.requeued or stale.restarted or stale.given_up or removed:
+        logger.info("evaluations janitor: %s", report)
+    return report
+
+
+def evaluation_run(
+    *, evaluation_id: int, task_id: str = "", previous_run_lost: bool = False
+) -> Evaluation | None:
     """Run a queued evaluation and store its metrics and provenance.
 
-    Returns None when the evaluation is no longer queued (a repeated or late task). Generation
-    runs the package in the sandboxed child process, batch by batch; the metric library streams
-    the features, so memory does not grow with the number of samples.
+    Returns None when the evaluation is no longer queued (a repeated or late task). One found
+    ``running`` is another run's: it is restarted when that run is known to be dead, and left
+    alone otherwise until it passes its deadline. A run is known dead when the caller says so
+    (``previous_run_lost``: a retry, or a message the broker marked redelivered) or when this
+    very task (``task_id``) started it: a message is delivered again only when the worker that
+    held it was lost. An evaluation whose release is no longer published fails without running
+    its code. Generation runs the package in the sandbox, batch by batch; the metric library
+    streams the features, so memory does not grow with the number of samples.
     """
+    found = Evaluation.objects.filter(pk=evaluation_id).values_list("status", "task_id").first()
+    if found is not None and found[0] == Evaluation.Status.RUNNING:
+        lost = previous_run_lost or (bool(task_id) and found[1] == task_id)
+        recovered = evaluation_recover(
+            evaluation_id=evaluation_id,
+            reason="the worker running it was lost" if lost else "no result within its deadline",
+            force=lost,
+        )
+        if recovered is None or recovered.status != Evaluation.Status.QUEUED:
+            return recovered
     with transaction.atomic():
         evaluation = (
             Evaluation.objects.select_for_update()
@@ -184,9 +387,20 @@ def evaluation_run(*, evaluation_id: int) -> Evaluation | None:
         )
         if evaluation.status != Evaluation.Status.QUEUED:
             return None
+        if evaluation.release.state != ReleaseState.PUBLISHED:
+            evaluation.status = Evaluation.Status.FAILED
+            evaluation.error = (
+                f"{evaluation.release.release_id} is {evaluation.release.state}, no longer "
+                "published: only published releases are evaluated, so its code was not run"
+            )
+            evaluation.finished_at = timezone.now()
+            evaluation.save(update_fields=["status", "error", "finished_at"])
+            return evaluation
         evaluation.status = Evaluation.Status.RUNNING
         evaluation.started_at = timezone.now()
-        evaluation.save(update_fields=["status", "started_at"])
+        evaluation.attempts += 1
+        evaluation.task_id = task_id
+        evaluation.save(update_fields=["status", "started_at", "attempts", "task_id"])
 
     work_root = Path(settings.MEDIGAN_WORK_DIR)
     work_root.mkdir(parents=True, exist_ok=True)
@@ -197,7 +411,8 @@ def evaluation_run(*, evaluation_id: int) -> Evaluation | None:
         logger.exception("evaluation %s failed", evaluation_id)
         Evaluation.objects.filter(pk=evaluation_id).update(
             status=Evaluation.Status.FAILED,
-            error=f"{type(error).__name__}: {error}"[:4000],
+            # Staff and the release page read this: the package's output, never the hub's paths.
+            error=redact(f"{type(error).__name__}: {error}")[:4000],
             finished_at=timezone.now(),
         )
         return Evaluation.objects.get(pk=evaluation_id)
@@ -207,6 +422,7 @@ def evaluation_run(*, evaluation_id: int) -> Evaluation | None:
     with transaction.atomic():
         Evaluation.objects.filter(pk=evaluation_id).update(
             status=Evaluation.Status.SUCCEEDED,
+            error="",
             fid_rs=result["fid_rs"],
             fid_rr_mean=result["fid_rr_mean"],
             fid_rr_std=result["fid_rr_std"],
@@ -231,16 +447,16 @@ def _compute(evaluation: Evaluation, work_dir: Path) -> dict[str, Any]:
     arguments = resolve_generation_arguments(card, {})
 
     def generator(num_samples: int, seed: int) -> np.ndarray[Any, Any]:
-        return generate_in_subprocess(
+        # Published code is still contributed code: it runs in the same sandbox as validation.
+        return sandbox_generate(
             package_dir,
             card,
             num_samples,
             seed=seed,
             device=str(settings.MEDIGAN_EVALUATION_DEVICE),
             args=arguments,
-            timeout_seconds=float(settings.MEDIGAN_EVALUATION_BATCH_TIMEOUT_SECONDS),
-            memory_limit_bytes=int(settings.MEDIGAN_SMOKE_MEMORY_BYTES),
-        )
+            wall_seconds=float(settings.MEDIGAN_EVALUATION_BATCH_TIMEOUT_SECONDS),
+        ).samples
 
     options = EvaluationOptions(
         extractor_id=evaluation.extractor_id,

@@ -16,11 +16,12 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.utils.functional import lazy
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from hub.accounts.selectors import user_is_reviewer
-from hub.registry import services
+from hub.registry import sandbox, selectors, services
 from hub.registry.models import (
     Artifact,
     GenerativeModel,
@@ -30,6 +31,23 @@ from hub.registry.models import (
 )
 from medigan_catalog.errors import CatalogError
 from medigan_catalog.lifecycle import ReleaseState
+
+
+def _site_header() -> str:
+    """The admin header: it says plainly when contributed code is not, or cannot be, isolated."""
+    if not sandbox.sandbox_isolated():
+        return f"medigan hub — WARNING: {sandbox.UNISOLATED_WARNING}"
+    status = sandbox.sandbox_status()
+    if not status.available:
+        return (
+            "medigan hub — WARNING: the sandbox cannot start, so no contributed code runs and "
+            f"every validation fails: {status.detail}"
+        )
+    return "medigan hub"
+
+
+# Evaluated at each rendering, so the header follows the sandbox's state, not the import's.
+admin.site.site_header = lazy(_site_header, str)()
 
 
 def _reviewer(request: HttpRequest) -> User:
@@ -96,11 +114,16 @@ class ReleaseAdmin(admin.ModelAdmin[Release]):
 
     @admin.display(description="sample grid")
     def grid_preview(self, release: Release) -> SafeString | str:
-        if not release.sample_grid:
+        # The access-checked API view, not the storage URL: the reviewer's session passes it, the
+        # public does not.
+        path = selectors.release_sample_grid_path(release)
+        if path is None:
             return "-"
         return format_html(
-            '<img src="{}" style="image-rendering: pixelated; width: 512px">',
-            release.sample_grid.url,
+            '<img src="{}" alt="sample grid of {}" style="image-rendering: pixelated; '
+            'width: 512px">',
+            path,
+            release.release_id,
         )
 
     @admin.display(description="card")
@@ -136,6 +159,9 @@ class ReleaseAdmin(admin.ModelAdmin[Release]):
             "title": f"{decision.capitalize()} releases",
             "decision": decision,
             "releases": queryset,
+            "release_grids": [
+                (release, selectors.release_sample_grid_path(release)) for release in queryset
+            ],
             "form": form,
             "action_checkbox_name": ACTION_CHECKBOX_NAME,
             "opts": self.model._meta,

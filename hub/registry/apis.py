@@ -2,31 +2,49 @@
 
 from __future__ import annotations
 
-import json
+import logging
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import IO, Any, Final
 
+from django.conf import settings
 from django.contrib.auth.models import User
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponseBase, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from hub.api.errors import ApiError
+from hub.api import parameters
+from hub.api.errors import ApiError, error_response
+from hub.api.openapi import error_responses
+from hub.api.parsers import (
+    LimitedFormParser,
+    LimitedJSONParser,
+    LimitedMultiPartParser,
+    MultipartLimits,
+    strict_json_loads,
+)
 from hub.api.permissions import IsReviewer
-from hub.registry import selectors, services
+from hub.registry import sandbox, selectors, services
 from hub.registry.models import Artifact, Release
 from medigan_catalog.errors import ErrorCode
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+logger = logging.getLogger(__name__)
+
 _STREAM_CHUNK = 256 * 1024
-_MAX_CARD_BYTES = 1024 * 1024
+# The card travels as a text field (the client) or a file part (curl); either way at most this.
+CARD_MAX_BYTES: Final = 1024 * 1024
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+# A single byte range needs a few dozen characters; a longer header is refused, never parsed.
+RANGE_HEADER_MAX_LENGTH: Final = 256
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# A position with more digits than this lies beyond any file; int() is never asked to read it.
+_RANGE_MAX_DIGITS = 18
+_BEYOND_ANY_FILE = 10**18
 
 
 class CheckOutputSerializer(serializers.Serializer[Any]):
@@ -73,7 +91,10 @@ class ReleaseStatusSerializer(serializers.Serializer[Any]):
         )
 
     def get_sample_grid_url(self, release: Release) -> str | None:
-        return release.sample_grid.url if release.sample_grid else None
+        # The access-checked view, never the storage URL: grids of unpublished releases are not
+        # public.
+        path = selectors.release_sample_grid_path(release)
+        return None if path is None else self._base_url().rstrip("/") + path
 
 
 def _release_status(request: Request, release: Release) -> dict[str, Any]:
@@ -92,6 +113,7 @@ def _signed_in_user(request: Request) -> User:
 
 
 def _visible_release_or_404(request: Request, namespace: str, name: str, version: str) -> Release:
+    parameters.path_ids_check(namespace=namespace, name=name, version=version)
     release = selectors.release_get_visible(
         namespace=namespace, name=name, version=version, user=request.user
     )
@@ -144,21 +166,26 @@ class ModelListApi(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("q", str, description="search terms"),
-            OpenApiParameter("operator", str, enum=["AND", "OR", "XOR"]),
-            OpenApiParameter("semantics", str, enum=["hub", "medigan"]),
+            parameters.query_parameter("q", description="search terms"),
+            parameters.query_parameter("operator", enum=["AND", "OR", "XOR"]),
+            parameters.query_parameter("semantics", enum=["hub", "medigan"]),
         ],
-        responses=ModelSummarySerializer(many=True),
+        responses={
+            200: inline_serializer("ModelList", {"results": ModelSummarySerializer(many=True)}),
+            **error_responses(400),
+        },
     )
     def get(self, request: Request) -> Response:
+        query = parameters.query_text(request, "q")
+        # Lower case is accepted as it always was; the schema names the canonical spelling.
         operator = request.query_params.get("operator", "AND").upper()
         if operator not in {"AND", "OR", "XOR"}:
             raise ApiError(ErrorCode.BAD_REQUEST, "operator must be AND, OR or XOR")
-        medigan = request.query_params.get("semantics", "hub") == "medigan"
-        if operator == "XOR" and not medigan:
+        medigan = parameters.query_choice(request, "semantics", ["hub", "medigan"], "hub")
+        if operator == "XOR" and medigan != "medigan":
             raise ApiError(ErrorCode.BAD_REQUEST, "XOR exists only with semantics=medigan")
         releases = selectors.model_search(
-            query=request.query_params.get("q", ""), operator=operator, medigan_semantics=medigan
+            query=query, operator=operator, medigan_semantics=medigan == "medigan"
         )
         return Response({"results": ModelSummarySerializer(releases, many=True).data})
 
@@ -166,8 +193,12 @@ class ModelListApi(APIView):
 class ModelDetailApi(APIView):
     """One generative model with the releases the caller may see."""
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        parameters=parameters.MODEL_PATH,
+        responses={200: OpenApiTypes.OBJECT, **error_responses(400, 404)},
+    )
     def get(self, request: Request, namespace: str, name: str) -> Response:
+        parameters.path_ids_check(namespace=namespace, name=name)
         found = selectors.model_get_visible(namespace=namespace, name=name, user=request.user)
         if found is None:
             raise ApiError(ErrorCode.NOT_FOUND, f"no generative model {namespace}/{name}")
@@ -191,57 +222,128 @@ class ModelDetailApi(APIView):
 class ReleaseDetailApi(APIView):
     """A release's status: state, checks, audit events and card."""
 
-    @extend_schema(responses=ReleaseStatusSerializer)
+    @extend_schema(
+        parameters=parameters.RELEASE_PATH,
+        responses={200: ReleaseStatusSerializer, **error_responses(400, 404)},
+    )
     def get(self, request: Request, namespace: str, name: str, version: str) -> Response:
         release = _visible_release_or_404(request, namespace, name, version)
         return Response(_release_status(request, release))
 
 
+def _unstorable_text(document: Any) -> str | None:
+    """The first string of a parsed JSON document that no database column can hold, or None.
+
+    JSON may escape a NUL (``\\u0000``) or half a surrogate pair (``\\ud800``); PostgreSQL refuses
+    the first and no UTF-8 encoder writes the second.
+    """
+    pending = [document]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return f"{item[:40]!r} contains a NUL character"
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return f"{item[:40]!r} contains an unpaired surrogate"
+    return None
+
+
+def _card_from_push(request: Request) -> dict[str, Any]:
+    # The card comes as a text field (the client) or as a file part (`curl -F card=@...`); the
+    # parser has held either to CARD_MAX_BYTES already.
+    form: Any = request.data
+    card_file = request.FILES.get("card")
+    card_text: str | bytes | None = card_file.read() if card_file is not None else form.get("card")
+    if not card_text:
+        raise ApiError(ErrorCode.BAD_REQUEST, "a push needs the fields 'card' and 'package'")
+    try:
+        card_data = strict_json_loads(card_text)
+    except (ValueError, RecursionError) as error:
+        raise ApiError(ErrorCode.CARD_INVALID, f"the card is not JSON: {error}") from error
+    if not isinstance(card_data, dict):
+        raise ApiError(ErrorCode.CARD_INVALID, "the card must be a JSON object")
+    problem = _unstorable_text(card_data)
+    if problem is not None:
+        raise ApiError(ErrorCode.CARD_INVALID, f"the card holds text no hub can store: {problem}")
+    return card_data
+
+
 class ReleaseCreateApi(APIView):
-    """Push: a card and its package zip become a ``submitted`` release (202)."""
+    """Push: a card and its package zip become a ``submitted`` release (202).
+
+    Limits hold before anything is buffered: the declared ``Content-Length`` first, then the
+    package is streamed to disk with a running count that stops the upload at
+    ``MEDIGAN_MAX_PACKAGE_BYTES``, and the card (text field or file part) stops at
+    ``CARD_MAX_BYTES``; every answer past a limit is 413 ``payload_too_large``.
+    """
 
     permission_classes = [IsAuthenticated]
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [LimitedMultiPartParser]
+
+    def multipart_limits(self) -> MultipartLimits:
+        """The fields a push reads, each with its byte limit."""
+        return MultipartLimits(
+            files={"card": CARD_MAX_BYTES, "package": settings.MEDIGAN_MAX_PACKAGE_BYTES},
+            texts={"card": CARD_MAX_BYTES},
+            other_text_bytes=1024,
+            max_parts=8,
+        )
 
     @extend_schema(
         request={
             "multipart/form-data": {
                 "type": "object",
                 "properties": {
-                    "card": {"type": "string", "description": "the card, JSON text"},
-                    "package": {"type": "string", "format": "binary"},
-                    "sha256": {"type": "string"},
+                    "card": {
+                        "type": "string",
+                        "description": f"the card, JSON text of at most {CARD_MAX_BYTES} bytes "
+                        "(a text field or a file part)",
+                    },
+                    "package": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "the package zip, at most MEDIGAN_MAX_PACKAGE_BYTES "
+                        "(512 MiB unless the operator set another limit)",
+                    },
+                    "sha256": {
+                        "type": "string",
+                        "pattern": "^[0-9a-fA-F]{64}$",
+                        "description": "the package's sha256 as the client computed it",
+                    },
                 },
                 "required": ["card", "package"],
             }
         },
-        responses={202: ReleaseStatusSerializer},
+        responses={
+            202: ReleaseStatusSerializer,
+            **error_responses(400, 401, 403, 409, 413, 415, 503),
+        },
     )
     def post(self, request: Request) -> Response:
-        data = request.data
-        if not hasattr(data, "get"):
-            raise ApiError(ErrorCode.BAD_REQUEST, "a push is a multipart form")
-        # The card comes as a text field (the client) or as a file part (`curl -F card=@...`).
-        card_text = data.get("card")
-        card_file = request.FILES.get("card")
-        if card_file is not None:
-            if card_file.size is not None and card_file.size > _MAX_CARD_BYTES:
-                raise ApiError(ErrorCode.CARD_INVALID, f"the card exceeds {_MAX_CARD_BYTES} bytes")
-            card_text = card_file.read()
+        form: Any = request.data
+        declared_sha256 = form.get("sha256") or None
+        if declared_sha256 is not None and not _SHA256.fullmatch(declared_sha256):
+            raise ApiError(
+                ErrorCode.BAD_REQUEST,
+                "sha256 must be 64 hexadecimal digits",
+                [{"loc": "sha256", "msg": "64 hexadecimal digits"}],
+            )
+        card_data = _card_from_push(request)
         package = request.FILES.get("package")
-        if not card_text or package is None:
+        if package is None:
             raise ApiError(ErrorCode.BAD_REQUEST, "a push needs the fields 'card' and 'package'")
-        try:
-            card_data = json.loads(card_text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ApiError(ErrorCode.CARD_INVALID, f"the card is not JSON: {error}") from error
-        if not isinstance(card_data, dict):
-            raise ApiError(ErrorCode.CARD_INVALID, "the card must be a JSON object")
         release = services.release_submit(
             user=_signed_in_user(request),
             card_data=card_data,
             package=package,
-            declared_sha256=data.get("sha256") or None,
+            declared_sha256=declared_sha256,
         )
         return Response(_release_status(request, release), status=status.HTTP_202_ACCEPTED)
 
@@ -255,9 +357,16 @@ class ReleaseReviewApi(APIView):
     """A reviewer approves (and so publishes) or rejects a release in review."""
 
     permission_classes = [IsAuthenticated, IsReviewer]
-    parser_classes = [JSONParser, FormParser]
+    parser_classes = [LimitedJSONParser, LimitedFormParser]
 
-    @extend_schema(request=ReviewInputSerializer, responses=ReleaseStatusSerializer)
+    @extend_schema(
+        parameters=parameters.RELEASE_PATH,
+        request=ReviewInputSerializer,
+        responses={
+            200: ReleaseStatusSerializer,
+            **error_responses(400, 401, 403, 404, 409, 413, 415, 503),
+        },
+    )
     def post(self, request: Request, namespace: str, name: str, version: str) -> Response:
         release = _visible_release_or_404(request, namespace, name, version)
         payload = ReviewInputSerializer(data=request.data)
@@ -271,24 +380,80 @@ class ReleaseReviewApi(APIView):
         return Response(_release_status(request, release))
 
 
-def _parse_range(header: str, size: int) -> tuple[int, int] | None:
-    """Parse a single ``bytes=`` range into inclusive bounds; None means serve everything."""
-    match = _RANGE.match(header.strip())
+class ReleaseSampleGridApi(APIView):
+    """The PNG grid of a release's smoke samples, for whoever may see the release.
+
+    Published releases' grids are public; a grid of a release in review or rejected is shown only
+    to its submitter, the model's owner, reviewers and staff, and is a 404 to anyone else.
+    """
+
+    @extend_schema(
+        parameters=parameters.RELEASE_PATH,
+        responses={(200, "image/png"): OpenApiTypes.BINARY, **error_responses(400, 404)},
+    )
+    def get(self, request: Request, namespace: str, name: str, version: str) -> HttpResponseBase:
+        parameters.path_ids_check(namespace=namespace, name=name, version=version)
+        release = selectors.release_sample_grid_get(
+            namespace=namespace, name=name, version=version, user=request.user
+        )
+        if release is None:
+            raise ApiError(ErrorCode.NOT_FOUND, f"no sample grid for {namespace}/{name}@{version}")
+        try:
+            handle = release.sample_grid.open("rb")
+        except OSError as error:
+            logger.error("sample grid of %s is missing from storage: %s", release, error)
+            raise ApiError(ErrorCode.NOT_FOUND, "the sample grid is missing") from error
+        response = FileResponse(handle, content_type="image/png")
+        # A grid of an unpublished release must not sit in a shared cache.
+        response["Cache-Control"] = (
+            "public, max-age=300" if selectors.release_is_public(release) else "private, no-store"
+        )
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+class _Unsatisfiable:
+    """A range that lies wholly outside the file (answered 416)."""
+
+
+UNSATISFIABLE: Final = _Unsatisfiable()
+
+
+def _position(digits: str) -> int:
+    significant = digits.lstrip("0") or "0"
+    # Anything longer is past the end of every file; the exact value does not matter.
+    return int(significant) if len(significant) <= _RANGE_MAX_DIGITS else _BEYOND_ANY_FILE
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | _Unsatisfiable | None:
+    """A single ``bytes=`` range as inclusive bounds, ``UNSATISFIABLE``, or None (send it all).
+
+    RFC 9110 section 14.2 lets a server ignore a Range it cannot or will not honour: a malformed
+    header, another unit, several ranges, or last < first are ignored and the whole file is sent.
+    """
+    match = _RANGE.fullmatch(header.strip())
     if match is None:
         return None
     first, last = match.groups()
     if not first and not last:
         return None
     if not first:
-        length = int(last)
-        return (max(size - length, 0), size - 1) if length else (size, size - 1)
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
+        # A suffix: the last N bytes; zero of them is nothing at all.
+        length = _position(last)
+        if length == 0 or size == 0:
+            return UNSATISFIABLE
+        return max(size - length, 0), size - 1
+    start = _position(first)
+    if last and _position(last) < start:
+        return None
+    if start >= size:
+        return UNSATISFIABLE
+    end = min(_position(last), size - 1) if last else size - 1
     return start, end
 
 
-def _stream(artifact: Artifact, start: int, length: int) -> Iterator[bytes]:
-    with artifact.file.open("rb") as handle:
+def _stream(handle: IO[bytes], start: int, length: int) -> Iterator[bytes]:
+    with handle:
         handle.seek(start)
         remaining = length
         while remaining > 0:
@@ -302,10 +467,36 @@ def _stream(artifact: Artifact, start: int, length: int) -> Iterator[bytes]:
 class ReleaseArtifactDownloadApi(APIView):
     """The bytes of a stored artifact, streamed, with single ``Range`` requests (206)."""
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @extend_schema(
+        parameters=[
+            *parameters.RELEASE_PATH,
+            parameters.FILENAME,
+            OpenApiParameter(
+                "Range",
+                {"type": "string", "maxLength": RANGE_HEADER_MAX_LENGTH},
+                OpenApiParameter.HEADER,
+                description="one byte range, e.g. bytes=100- or bytes=-500; a malformed or "
+                "multiple range is ignored and the whole file sent",
+            ),
+        ],
+        responses={
+            (200, "application/zip"): OpenApiTypes.BINARY,
+            (206, "application/zip"): OpenApiTypes.BINARY,
+            **error_responses(400, 404, 416),
+        },
+    )
     def get(
         self, request: Request, namespace: str, name: str, version: str, filename: str
     ) -> HttpResponseBase:
+        parameters.path_ids_check(
+            namespace=namespace, name=name, version=version, filename=filename
+        )
+        range_header = request.headers.get("Range", "")
+        if len(range_header) > RANGE_HEADER_MAX_LENGTH:
+            raise ApiError(
+                ErrorCode.BAD_REQUEST,
+                f"the Range header is longer than {RANGE_HEADER_MAX_LENGTH} characters",
+            )
         artifact = selectors.artifact_get_downloadable(
             namespace=namespace, name=name, version=version, filename=filename, user=request.user
         )
@@ -317,16 +508,21 @@ class ReleaseArtifactDownloadApi(APIView):
                 f"{filename} is hosted outside this hub",
                 {"urls": artifact.external_urls},
             )
-        size = int(artifact.size or artifact.file.size)
-        byte_range = _parse_range(request.headers.get("Range", ""), size)
-        start, end = (0, size - 1) if byte_range is None else byte_range
-        if byte_range is not None and (start >= size or start > end):
-            response = HttpResponse(status=status.HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE)
+        handle = _artifact_open(artifact)
+        size = int(artifact.size if artifact.size is not None else artifact.file.size)
+        byte_range = _parse_range(range_header, size)
+        if isinstance(byte_range, _Unsatisfiable):
+            handle.close()
+            response = error_response(
+                ErrorCode.BAD_REQUEST, f"the range lies outside the {size} bytes of {filename}"
+            )
+            response.status_code = status.HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE
             response["Content-Range"] = f"bytes */{size}"
             return response
+        start, end = (0, size - 1) if byte_range is None else byte_range
         length = end - start + 1
         streaming = StreamingHttpResponse(
-            _stream(artifact, start, length),
+            _stream(handle, start, length),
             status=status.HTTP_206_PARTIAL_CONTENT if byte_range else status.HTTP_200_OK,
             content_type="application/zip",
         )
@@ -338,3 +534,55 @@ class ReleaseArtifactDownloadApi(APIView):
         if byte_range:
             streaming["Content-Range"] = f"bytes {start}-{end}/{size}"
         return streaming
+
+
+def _artifact_open(artifact: Artifact) -> IO[bytes]:
+    # Opened before the response starts, so that a file missing from storage is a clear 404
+    # rather than a stream that breaks after its headers were sent.
+    try:
+        return artifact.file.storage.open(str(artifact.file.name), "rb")
+    except OSError as error:
+        logger.error("artifact %s is missing from storage: %s", artifact, error)
+        raise ApiError(
+            ErrorCode.ARTIFACT_UNREACHABLE,
+            f"{artifact.filename} is missing from this hub's storage",
+            {"urls": artifact.external_urls},
+        ) from error
+
+
+class HubStatusApi(APIView):
+    """How this hub runs: its catalogue serial and how contributed code is isolated right now."""
+
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "HubStatus",
+                {
+                    "serial": serializers.IntegerField(),
+                    "sandbox": inline_serializer(
+                        "SandboxStatus",
+                        {
+                            "isolation": serializers.CharField(),
+                            "isolated": serializers.BooleanField(),
+                            "available": serializers.BooleanField(),
+                            "detail": serializers.CharField(),
+                        },
+                    ),
+                },
+            ),
+            **error_responses(503),
+        }
+    )
+    def get(self, request: Request) -> Response:
+        sandbox_state = sandbox.sandbox_status()
+        return Response(
+            {
+                "serial": selectors.catalog_serial_get(),
+                "sandbox": {
+                    "isolation": sandbox_state.isolation.value,
+                    "isolated": sandbox.sandbox_isolated(),
+                    "available": sandbox_state.available,
+                    "detail": sandbox_state.detail,
+                },
+            }
+        )

@@ -98,6 +98,34 @@ def artifact_download_path(release: Release, artifact_filename: str) -> str:
     )
 
 
+def release_sample_grid_get(
+    *, namespace: str, name: str, version: str, user: AbstractBaseUser | AnonymousUser
+) -> Release | None:
+    """The release ``namespace/name@version`` if ``user`` may see its sample grid and it has one.
+
+    The grid shows what the package generates, so it is exactly as visible as the release: anyone
+    for a published one; for one in review or rejected, its submitter, the model's owner,
+    reviewers and staff.
+    """
+    release = release_get_visible(namespace=namespace, name=name, version=version, user=user)
+    if release is None or not release.sample_grid:
+        return None
+    return release
+
+
+def release_is_public(release: Release) -> bool:
+    """Whether anyone, signed in or not, may see ``release``."""
+    return release.state in PUBLIC_STATES
+
+
+def release_sample_grid_path(release: Release) -> str | None:
+    """The hub-relative path of the access-checked view of the release's grid, or None."""
+    if not release.sample_grid:
+        return None
+    model = release.generative_model
+    return f"/api/v1/models/{model.namespace}/{model.name}/releases/{release.version}/sample-grid"
+
+
 def release_card_for_clients(release: Release, *, base_url: str) -> dict[str, Any]:
     """The release's card with every hub-stored artifact's absolute download URL put first."""
     card = dict(release.card)

@@ -3,24 +3,33 @@
 ``release_transition`` is the only function that changes a release's state. Everything else that
 moves a release goes through it, so every change is checked against the lifecycle table and leaves
 an audit event.
+
+The registry's share of surviving faults lives here too: the janitor (``registry_janitor_run``)
+that re-queues releases whose validation was lost and removes what killed processes left behind,
+and the storage audit behind ``manage.py storage_check``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files import File
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.core.files.storage import Storage, default_storage
+from django.db import IntegrityError, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -33,7 +42,7 @@ from hub.registry.models import (
     ReleaseCheck,
     ReleaseEvent,
 )
-from medigan_catalog.errors import CatalogError, ErrorCode
+from medigan_catalog.errors import CatalogError, ErrorCode, TransitionNotAllowedError
 from medigan_catalog.lifecycle import ReleaseState, check_transition
 from medigan_catalog.schema import Artifact as CardArtifact
 from medigan_catalog.schema import Card
@@ -63,6 +72,12 @@ class PackageTooLargeError(CatalogError):
     """The uploaded package is larger than the hub accepts."""
 
     code = ErrorCode.BAD_REQUEST
+
+
+class SelfReviewError(CatalogError):
+    """A reviewer tried to approve or reject a release they submitted themselves."""
+
+    code = ErrorCode.PERMISSION_DENIED
 
 
 def catalog_serial_bump() -> int:
@@ -117,24 +132,48 @@ def release_transition(
     return release
 
 
-def _model_for_push(*, card: Card, user: User) -> GenerativeModel:
+def _check_push_allowed(
+    *, card: Card, user: User, generative_model: GenerativeModel | None
+) -> None:
     is_staff = bool(getattr(user, "is_staff", False))
     if card.namespace in RESERVED_NAMESPACES and not is_staff:
         raise NamespaceForbiddenError(
             f"the namespace {card.namespace!r} is reserved for the hub's operators"
         )
+    if generative_model is None:
+        return
+    if generative_model.owner_id != user.pk and not is_staff:
+        raise NamespaceForbiddenError(f"{card.model_id} belongs to another user")
+    if generative_model.releases.filter(version=card.version).exists():
+        raise _release_exists(card)
+
+
+def _release_exists(card: Card) -> ReleaseExistsError:
+    return ReleaseExistsError(
+        f"{card.release_id} exists already; releases are immutable, push a new version"
+    )
+
+
+def _model_for_push(*, card: Card, user: User) -> GenerativeModel:
+    _check_push_allowed(card=card, user=user, generative_model=None)
     generative_model, created = GenerativeModel.objects.get_or_create(
         namespace=card.namespace, name=card.name, defaults={"owner": user}
     )
-    if not created and generative_model.owner_id != user.pk and not is_staff:
-        raise NamespaceForbiddenError(f"{card.model_id} belongs to another user")
+    if not created:
+        _check_push_allowed(card=card, user=user, generative_model=generative_model)
     return generative_model
+
+
+def _stored_file_remove(name: str) -> None:
+    """Delete a stored file whose row never committed; never raise over the original error."""
+    try:
+        default_storage.delete(name)
+    except Exception:
+        logger.exception("could not remove %s after a failed push; storage_check lists it", name)
 
 
 def _store_upload(upload: IO[bytes], *, name: str) -> tuple[str, str, int]:
     """Store an upload through the storage API while hashing it: (stored name, sha256, size)."""
-    from django.core.files.storage import default_storage
-
     digest = hashlib.sha256()
     size = 0
     upload.seek(0)
@@ -159,46 +198,70 @@ def release_submit(
 ) -> Release:
     """Store a pushed package with its card as a new ``submitted`` release.
 
-    The card is validated before anything is stored. Validation of the package itself runs on the
-    ``validation`` queue once the transaction commits.
+    The card is validated and the push's permission and version checked before anything is
+    stored. The file is stored before the transaction that records it, so no database lock is
+    held while hundreds of MB are copied; if anything fails after that (a concurrent push of the
+    same version, a locked database, a crash of the commit) the stored file is removed again, so
+    no file is left without its row. Validation of the package itself runs on the ``validation``
+    queue once the transaction commits.
     """
     card = validate_card(card_data)
-    with transaction.atomic():
-        generative_model = _model_for_push(card=card, user=user)
-        if generative_model.releases.filter(version=card.version).exists():
-            raise ReleaseExistsError(
-                f"{card.release_id} exists already; releases are immutable, push a new version"
+    # Refuse what can be refused before storing anything (read only, no lock taken).
+    _check_push_allowed(
+        card=card,
+        user=user,
+        generative_model=GenerativeModel.objects.filter(
+            namespace=card.namespace, name=card.name
+        ).first(),
+    )
+    filename = f"{card.name}-{card.version}.zip"
+    stored_name, sha256, size = _store_upload(
+        package,
+        name=f"releases/{card.namespace}/{card.name}/{card.version}/{filename}",
+    )
+    card = card.with_artifacts(
+        [CardArtifact(role="package", filename=filename, sha256=sha256, size=size, urls=())]
+    )
+    try:
+        with transaction.atomic():
+            # Checked again under the transaction: another push may have won in between.
+            generative_model = _model_for_push(card=card, user=user)
+            release = Release.objects.create(
+                generative_model=generative_model,
+                version=card.version,
+                card=card.to_json(),
+                submitted_by=user,
             )
-        filename = f"{card.name}-{card.version}.zip"
-        stored_name, sha256, size = _store_upload(
-            package,
-            name=f"releases/{card.namespace}/{card.name}/{card.version}/{filename}",
-        )
-        card = card.with_artifacts(
-            [CardArtifact(role="package", filename=filename, sha256=sha256, size=size, urls=())]
-        )
-        release = Release.objects.create(
-            generative_model=generative_model,
+            Artifact.objects.create(
+                release=release,
+                role="package",
+                filename=filename,
+                file=stored_name,
+                sha256=sha256,
+                size=size,
+                declared_sha256=(declared_sha256 or "").lower(),
+            )
+            ReleaseEvent.objects.create(
+                release=release,
+                actor=user,
+                to_state=ReleaseState.SUBMITTED.value,
+                note=_declared_hash_note(declared_sha256, sha256),
+            )
+            release_pk = release.pk
+            transaction.on_commit(lambda: _queue_validation(release_pk))
+    except IntegrityError as error:
+        # Two pushes of one version raced past the checks; the unique constraint chose one.
+        _stored_file_remove(stored_name)
+        if Release.objects.filter(
+            generative_model__namespace=card.namespace,
+            generative_model__name=card.name,
             version=card.version,
-            card=card.to_json(),
-            submitted_by=user,
-        )
-        Artifact.objects.create(
-            release=release,
-            role="package",
-            filename=filename,
-            file=stored_name,
-            sha256=sha256,
-            size=size,
-            declared_sha256=(declared_sha256 or "").lower(),
-        )
-        ReleaseEvent.objects.create(
-            release=release,
-            actor=user,
-            to_state=ReleaseState.SUBMITTED.value,
-            note=_declared_hash_note(declared_sha256, sha256),
-        )
-        transaction.on_commit(lambda: _queue_validation(release.pk))
+        ).exists():
+            raise _release_exists(card) from error
+        raise
+    except BaseException:
+        _stored_file_remove(stored_name)
+        raise
     return release
 
 
@@ -223,19 +286,118 @@ def _queue_validation(release_id: int) -> None:
         )
 
 
-def release_requeue_stale(*, older_than_seconds: float) -> list[int]:
-    """Queue validation again for releases left ``submitted`` longer than the given age."""
-    from datetime import timedelta
+@dataclass(frozen=True)
+class StaleWork:
+    """What one janitor pass did with work left behind: ids re-queued, restarted, given up."""
 
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    stale = list(
-        Release.objects.filter(state=ReleaseState.SUBMITTED, updated_at__lt=cutoff).values_list(
-            "pk", flat=True
-        )
+    requeued: list[int] = field(default_factory=list)
+    restarted: list[int] = field(default_factory=list)
+    given_up: list[int] = field(default_factory=list)
+
+
+def validation_stale_seconds() -> float:
+    """How long a release may stay ``validating`` before its validation is taken for lost."""
+    configured = settings.MEDIGAN_VALIDATION_STALE_SECONDS
+    if configured is not None:
+        return float(configured)
+    # A validation runs the smoke generation once, under its time limit; hashing, unpacking and
+    # the grid are small beside it. Twice the limit plus the re-queue delay is past any
+    # validation that is still alive.
+    return 2 * float(settings.MEDIGAN_SMOKE_TIMEOUT_SECONDS) + float(
+        settings.MEDIGAN_REQUEUE_AFTER_SECONDS
     )
-    for release_id in stale:
-        _queue_validation(release_id)
-    return stale
+
+
+def release_validation_recover(
+    *, release_id: int, reason: str, force: bool = False
+) -> Release | None:
+    """Put a release whose validation was interrupted back in the queue, or give up on it.
+
+    Moves a ``validating`` release back to ``submitted`` (its partial checks and grid removed)
+    so that validation starts again cleanly; once validation has been started
+    ``MEDIGAN_MAX_ATTEMPTS`` times (counted from the audit events) the release is rejected with
+    a note that says why. Returns None, changing nothing, when the release is not
+    ``validating``, or, unless ``force`` (the caller knows the previous run is dead), when its
+    validation is younger than the stale deadline.
+    """
+    max_attempts = int(settings.MEDIGAN_MAX_ATTEMPTS)
+    cutoff = timezone.now() - timedelta(seconds=validation_stale_seconds())
+    with transaction.atomic():
+        release = Release.objects.select_for_update().filter(pk=release_id).first()
+        if release is None or release.state != ReleaseState.VALIDATING:
+            return None
+        if not force and release.updated_at >= cutoff:
+            return None
+        attempts = release.events.filter(to_state=ReleaseState.VALIDATING).count()
+        if attempts >= max_attempts:
+            return release_transition(
+                release_id=release_id,
+                target=ReleaseState.REJECTED,
+                note=(
+                    f"validation was started {attempts} times and never finished ({reason}); "
+                    f"the hub gave up after {max_attempts} attempts. A package that crashes "
+                    "or exhausts the worker running it ends like this; if yours does not, ask "
+                    "the hub's operators, then push a new version."
+                ),
+            )
+        # The interrupted run's partial results would sit beside the new run's full set.
+        release.checks.all().delete()
+        grid = release.sample_grid.name
+        if grid:
+            Release.objects.filter(pk=release_id).update(sample_grid="")
+            transaction.on_commit(lambda: _stored_file_remove(grid))
+        transaction.on_commit(lambda: _work_folders_remove(f"validate-{release_id}-"))
+        return release_transition(
+            release_id=release_id,
+            target=ReleaseState.SUBMITTED,
+            note=(
+                f"validation attempt {attempts} of {max_attempts} did not finish ({reason}); "
+                "it starts again"
+            ),
+        )
+
+
+def release_requeue_stale() -> StaleWork:
+    """Re-queue validations that were lost: releases left ``submitted`` or ``validating``.
+
+    A release ``submitted`` longer than ``MEDIGAN_REQUEUE_AFTER_SECONDS`` gets its validation
+    task again (its first message was lost, or never sent); one ``validating`` past the stale
+    deadline goes back to ``submitted`` and is queued, or is rejected after too many attempts.
+    A repeated task is harmless: validation only starts from ``submitted``.
+    """
+    now = timezone.now()
+    requeue_cutoff = now - timedelta(seconds=float(settings.MEDIGAN_REQUEUE_AFTER_SECONDS))
+    stale_cutoff = now - timedelta(seconds=validation_stale_seconds())
+    requeued: list[int] = []
+    restarted: list[int] = []
+    given_up: list[int] = []
+    waiting = Release.objects.filter(
+        state=ReleaseState.SUBMITTED, updated_at__lt=requeue_cutoff
+    ).values_list("pk", flat=True)
+    for release_id in list(waiting):
+        # Touching the row keeps the next pass from queueing it again while it waits its turn.
+        if Release.objects.filter(pk=release_id, state=ReleaseState.SUBMITTED).update(
+            updated_at=now
+        ):
+            _queue_validation(release_id)
+            requeued.append(release_id)
+    interrupted = Release.objects.filter(
+        state=ReleaseState.VALIDATING, updated_at__lt=stale_cutoff
+    ).values_list("pk", flat=True)
+    for release_id in list(interrupted):
+        seconds = round(validation_stale_seconds())
+        recovered = release_validation_recover(
+            release_id=release_id,
+            reason=f"no result within {seconds} s: the worker running it was lost",
+        )
+        if recovered is None:
+            continue
+        if recovered.state == ReleaseState.SUBMITTED:
+            _queue_validation(release_id)
+            restarted.append(release_id)
+        else:
+            given_up.append(release_id)
+    return StaleWork(requeued=requeued, restarted=restarted, given_up=given_up)
 
 
 def _record_check(release: Release, outcome: validation.CheckOutcome) -> None:
@@ -248,15 +410,59 @@ def _record_check(release: Release, outcome: validation.CheckOutcome) -> None:
     )
 
 
-def release_validate(*, release_id: int) -> Release | None:
+def _validation_started_by(release_id: int, task_id: str) -> bool:
+    """Whether the current validation of a release was started by the task ``task_id``."""
+    last = (
+        ReleaseEvent.objects.filter(release_id=release_id, to_state=ReleaseState.VALIDATING)
+        .order_by("-id")
+        .values_list("note", flat=True)
+        .first()
+    )
+    return bool(task_id) and last is not None and last.endswith(f"[task {task_id}]")
+
+
+def release_validate(
+    *, release_id: int, task_id: str = "", previous_run_lost: bool = False
+) -> Release | None:
     """Run the named checks on a submitted release and move it to ``in_review`` or ``rejected``.
 
     Returns None without doing anything when the release is no longer ``submitted`` (a repeated
-    or late task), so the task can be delivered twice safely.
+    or late task), so the task can be delivered twice safely. A release found ``validating``
+    is another run's: it is restarted cleanly when that run is known to be dead, and left alone
+    otherwise until it passes the stale deadline. A run is known dead when the caller says so
+    (``previous_run_lost``: a retry, or a message the broker marked redelivered) or when the
+    validation was started by this very task (``task_id``, recorded in the ``validating``
+    event): a message is delivered again only when the worker that held it was lost.
     """
-    if not Release.objects.filter(pk=release_id, state=ReleaseState.SUBMITTED).exists():
+    state = Release.objects.filter(pk=release_id).values_list("state", flat=True).first()
+    if state == ReleaseState.VALIDATING:
+        lost = previous_run_lost or _validation_started_by(release_id, task_id)
+        recovered = release_validation_recover(
+            release_id=release_id,
+            reason=(
+                "the worker running it was lost" if lost else "no result within the stale deadline"
+            ),
+            force=lost,
+        )
+        if recovered is None or recovered.state != ReleaseState.SUBMITTED:
+            return recovered
+    elif state != ReleaseState.SUBMITTED:
         return None
-    release = release_transition(release_id=release_id, target=ReleaseState.VALIDATING)
+    attempt = (
+        Release.objects.get(pk=release_id).events.filter(to_state=ReleaseState.VALIDATING).count()
+        + 1
+    )
+    note = "validation started" if attempt == 1 else f"validation attempt {attempt}"
+    try:
+        release = release_transition(
+            release_id=release_id,
+            target=ReleaseState.VALIDATING,
+            # The task's id lets a redelivery of the same message know that it is one.
+            note=f"{note} [task {task_id}]" if task_id else note,
+        )
+    except TransitionNotAllowedError:
+        # Another delivery of this task started it between the read and the lock.
+        return None
     work_dir = Path(tempfile.mkdtemp(prefix=f"validate-{release_id}-", dir=_work_root()))
     failure: validation.CheckOutcome | None = None
     started = time.monotonic()
@@ -270,28 +476,144 @@ def release_validate(*, release_id: int) -> Release | None:
                     f"{release.generative_model.namespace}-{release.generative_model.name}-"
                     f"{release.version}.png",
                     ContentFile(outcome.grid_png),
-                    save=True,
+                    save=False,
                 )
+                # Only the grid column: a full save would write this run's copy of the state
+                # back over whatever the janitor decided meanwhile.
+                Release.objects.filter(pk=release_id).update(sample_grid=release.sample_grid.name)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     elapsed = time.monotonic() - started
     if failure is not None:
-        return release_transition(
-            release_id=release_id,
-            target=ReleaseState.REJECTED,
-            note=f"check {failure.name} failed: {failure.message}",
-        )
-    return release_transition(
-        release_id=release_id,
-        target=ReleaseState.IN_REVIEW,
-        note=f"all checks passed in {elapsed:.1f} s",
-    )
+        target, note = ReleaseState.REJECTED, f"check {failure.name} failed: {failure.message}"
+    else:
+        target, note = ReleaseState.IN_REVIEW, f"all checks passed in {elapsed:.1f} s"
+    try:
+        return release_transition(release_id=release_id, target=target, note=note)
+    except TransitionNotAllowedError:
+        # The janitor took this run for lost (it outlived the stale deadline) and restarted the
+        # release; the new run decides.
+        logger.warning("release %s moved on while its validation ran; result dropped", release_id)
+        return None
 
 
 def _work_root() -> Path:
     root = Path(settings.MEDIGAN_WORK_DIR)
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def _work_folders_remove(prefix: str) -> None:
+    """Remove the work folders of one release or evaluation (those of this machine)."""
+    root = Path(settings.MEDIGAN_WORK_DIR)
+    if root.is_dir():
+        for path in root.glob(f"{prefix}*"):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+# Scratch folders of the sandboxed child (medigan_client.runtime.sandbox) in the system temp dir.
+SANDBOX_SCRATCH_PREFIX = "medigan-sandbox-"
+_VALIDATION_FOLDER = re.compile(r"^validate-(?P<id>\d+)-")
+
+
+def paths_remove_stale(
+    *,
+    root: Path,
+    prefix: str,
+    older_than_seconds: float,
+    keep: Callable[[Path], bool] | None = None,
+) -> list[Path]:
+    """Remove the entries of ``root`` named ``prefix*`` last modified longer ago than the age.
+
+    ``keep`` spares entries a live run still owns. Entries that cannot be removed (another
+    user's, already gone) are skipped: the janitor must never fail over its cleaning.
+    """
+    if not root.is_dir():
+        return []
+    cutoff = time.time() - older_than_seconds
+    removed: list[Path] = []
+    for path in sorted(root.glob(f"{prefix}*")):
+        try:
+            if path.lstat().st_mtime >= cutoff or (keep is not None and keep(path)):
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError as error:
+            logger.warning("janitor could not remove %s: %s", path, error)
+            continue
+        removed.append(path)
+    return removed
+
+
+def _validation_folder_is_live(path: Path) -> bool:
+    match = _VALIDATION_FOLDER.match(path.name)
+    if match is None:
+        return False
+    cutoff = timezone.now() - timedelta(seconds=validation_stale_seconds())
+    return Release.objects.filter(
+        pk=int(match["id"]), state=ReleaseState.VALIDATING, updated_at__gte=cutoff
+    ).exists()
+
+
+def scratch_remove_stale() -> list[Path]:
+    """Remove what killed processes left behind; return the paths removed.
+
+    - ``validate-*`` work folders that no live validation owns;
+    - ``seed-*`` work folders older than any validation may last;
+    - sandbox scratch folders (system temp dir) older than any sandboxed run may last;
+    - upload temp files (``FILE_UPLOAD_TEMP_DIR``) untouched for ``MEDIGAN_REQUEUE_AFTER_SECONDS``:
+      an upload in progress keeps writing its file, so only a dead request's file gets that old.
+    """
+    requeue_after = float(settings.MEDIGAN_REQUEUE_AFTER_SECONDS)
+    work_root = Path(settings.MEDIGAN_WORK_DIR)
+    # The sandbox kills every run at its wall-clock limit, the smoke run's or an evaluation
+    # batch's, and removes its scratch; one older than the longer limit belongs to no live run.
+    sandbox_age = (
+        max(
+            float(settings.MEDIGAN_SMOKE_TIMEOUT_SECONDS),
+            float(settings.MEDIGAN_EVALUATION_BATCH_TIMEOUT_SECONDS),
+        )
+        + requeue_after
+    )
+    removed = [
+        *paths_remove_stale(
+            root=work_root,
+            prefix="validate-",
+            older_than_seconds=requeue_after,
+            keep=_validation_folder_is_live,
+        ),
+        *paths_remove_stale(
+            root=work_root, prefix="seed-", older_than_seconds=validation_stale_seconds()
+        ),
+        *paths_remove_stale(
+            root=Path(tempfile.gettempdir()),
+            prefix=SANDBOX_SCRATCH_PREFIX,
+            older_than_seconds=sandbox_age,
+        ),
+    ]
+    upload_dir = getattr(settings, "FILE_UPLOAD_TEMP_DIR", None)
+    if upload_dir:
+        removed += paths_remove_stale(
+            root=Path(upload_dir), prefix="", older_than_seconds=requeue_after
+        )
+    return removed
+
+
+def registry_janitor_run() -> dict[str, Any]:
+    """One pass of the registry's janitor: lost validations re-queued, leftovers removed."""
+    stale = release_requeue_stale()
+    removed = scratch_remove_stale()
+    report = {
+        "requeued": stale.requeued,
+        "restarted": stale.restarted,
+        "rejected": stale.given_up,
+        "removed": [str(path) for path in removed],
+    }
+    if stale.requeued or stale.restarted or stale.given_up or removed:
+        logger.info("registry janitor: %s", report)
+    return report
 
 
 def release_package_extract(*, release: Release, destination: Path) -> Path:
@@ -318,12 +640,29 @@ def release_package_extract(*, release: Release, destination: Path) -> Path:
     return package_dir
 
 
+def _check_four_eyes(*, release_id: int, reviewer: User) -> None:
+    """Refuse a review by the release's own submitter: a second person must look at it."""
+    submitted_by = (
+        Release.objects.filter(pk=release_id).values_list("submitted_by_id", flat=True).first()
+    )
+    if submitted_by is not None and submitted_by == reviewer.pk:
+        raise SelfReviewError(
+            "nobody reviews their own release: another reviewer must approve or reject it",
+            {"reviewer": reviewer.get_username()},
+        )
+
+
 def release_approve(*, release_id: int, reviewer: User, note: str = "") -> Release:
-    """Approve a release in review and publish it.
+    """Approve a release in review and publish it; the reviewer may not be its submitter.
 
     DOI pinning is not part of publishing yet: the release is recorded as unpinned, and the
     published event says so.
     """
+    _check_four_eyes(release_id=release_id, reviewer=reviewer)
+    return _release_approve_and_publish(release_id=release_id, reviewer=reviewer, note=note)
+
+
+def _release_approve_and_publish(*, release_id: int, reviewer: User, note: str) -> Release:
     release_transition(
         release_id=release_id, target=ReleaseState.APPROVED, actor=reviewer, note=note
     )
@@ -342,7 +681,8 @@ def release_publish(*, release_id: int, actor: User | None = None) -> Release:
 
 
 def release_reject(*, release_id: int, reviewer: User, note: str) -> Release:
-    """Reject a release in review; the note tells the contributor why."""
+    """Reject a release in review; the note tells the contributor why. Not by its submitter."""
+    _check_four_eyes(release_id=release_id, reviewer=reviewer)
     return release_transition(
         release_id=release_id, target=ReleaseState.REJECTED, actor=reviewer, note=note
     )
@@ -434,9 +774,14 @@ def medigan_catalog_import(
 def package_publish_as_operator(*, package_dir: Path, operator: User, note: str) -> Release:
     """Push a package directory through the hub's own path: submit, validate, approve, publish.
 
-    Used to seed the project's zoo models; nothing is skipped, so a zoo model that fails a check
+    Used to seed the project's zoo models; no check is skipped, so a zoo model that fails one
     is rejected like any contributor's. Validation runs in this process (the seed must finish
     before the worker starts).
+
+    The one rule it does not apply is four eyes: the operator both submits and approves. That is
+    deliberate: this path is reached only from ``manage.py`` (seed_demo), by whoever runs the
+    hub, for the project's own models, where there is no second person to ask; no API or admin
+    view leads here, and the events record the operator as both submitter and reviewer.
     """
     import json
 
@@ -453,4 +798,118 @@ def package_publish_as_operator(*, package_dir: Path, operator: User, note: str)
     validated = release_validate(release_id=release.pk)
     if validated is None or validated.state != ReleaseState.IN_REVIEW:
         return Release.objects.get(pk=release.pk)
-    return release_approve(release_id=release.pk, reviewer=operator, note=note)
+    return _release_approve_and_publish(release_id=release.pk, reviewer=operator, note=note)
+
+
+@dataclass
+class StorageReport:
+    """What ``storage_check`` found: files checked, and every problem by kind."""
+
+    checked: int = 0
+    missing: list[str] = field(default_factory=list)
+    mismatched: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+    @property
+    def problems(self) -> int:
+        """Problems that remain: missing or wrong files, and orphans not deleted."""
+        remaining = [name for name in self.orphans if name not in set(self.deleted)]
+        return len(self.missing) + len(self.mismatched) + len(remaining)
+
+
+def _file_fields() -> list[tuple[type[models.Model], models.FileField]]:
+    return [
+        (model, model_field)
+        for model in apps.get_models()
+        for model_field in model._meta.get_fields()
+        if isinstance(model_field, models.FileField)
+        and isinstance(model_field.upload_to, str)
+        and model_field.upload_to
+    ]
+
+
+def _storage_walk(storage: Storage, prefix: str) -> Iterable[str]:
+    try:
+        folders, files = storage.listdir(prefix)
+    except FileNotFoundError:
+        return
+    for name in files:
+        yield f"{prefix.rstrip('/')}/{name}"
+    for folder in folders:
+        yield from _storage_walk(storage, f"{prefix.rstrip('/')}/{folder}")
+
+
+def _stored_hash(storage: Storage, name: str) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with storage.open(name, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK_BYTES):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def storage_check(
+    *, delete_orphans: bool = False, orphan_min_age_seconds: float = 0.0
+) -> StorageReport:
+    """Audit the hub's storage against the database, through the storage API (disk or S3).
+
+    Every stored artifact's sha256 and size are compared with its row; every other stored file
+    a row names (sample grids, reference sets) must exist; every file under a folder the models
+    store into (``releases/``, ``grids/``, ``references/``) that no row names is an orphan. With
+    ``delete_orphans``, orphans last modified longer than ``orphan_min_age_seconds`` ago are
+    deleted: a younger one may be a push whose row is about to commit.
+    """
+    report = StorageReport()
+    artifacts = {
+        str(artifact.file.name): artifact
+        for artifact in Artifact.objects.exclude(file="").only("file", "sha256", "size")
+    }
+    known: set[str] = set(artifacts)
+    prefixes: set[str] = set()
+    for model, file_field in _file_fields():
+        if file_field.storage is not default_storage:
+            # A field with a storage of its own is audited by whoever configured it.
+            continue
+        prefixes.add(str(file_field.upload_to).strip("/"))
+        names = (
+            model._default_manager.exclude(**{file_field.name: ""})
+            .exclude(**{f"{file_field.name}__isnull": True})
+            .values_list(file_field.name, flat=True)
+        )
+        known.update(str(name) for name in names)
+    for name in sorted(known):
+        report.checked += 1
+        if not default_storage.exists(name):
+            report.missing.append(f"{name}: named by a row but not in storage")
+            continue
+        artifact = artifacts.get(name)
+        if artifact is None:
+            continue
+        sha256, size = _stored_hash(default_storage, name)
+        if sha256 != artifact.sha256 or (artifact.size is not None and size != artifact.size):
+            report.mismatched.append(
+                f"{name}: stored sha256 {sha256}, {size} bytes; "
+                f"its row says sha256 {artifact.sha256}, {artifact.size} bytes"
+            )
+    cutoff = timezone.now() - timedelta(seconds=orphan_min_age_seconds)
+    for prefix in sorted(prefixes):
+        for name in _storage_walk(default_storage, prefix):
+            if name in known:
+                continue
+            report.orphans.append(name)
+            if delete_orphans and _modified_before(default_storage, name, cutoff):
+                default_storage.delete(name)
+                report.deleted.append(name)
+    return report
+
+
+def _modified_before(storage: Storage, name: str, cutoff: datetime) -> bool:
+    try:
+        modified = storage.get_modified_time(name)
+    except (NotImplementedError, OSError):
+        return False
+    if timezone.is_naive(modified):
+        modified = timezone.make_aware(modified, timezone.get_default_timezone())
+    return modified < cutoff

@@ -1,24 +1,60 @@
-"""Celery tasks of the registry: thin wrappers that take ids and call a service."""
+"""Celery tasks of the registry: thin wrappers that take ids and call a service.
+
+Validation is acknowledged late and its message is put back when the worker running it is lost
+(``reject_on_worker_lost``), so a crash re-delivers it; the service restarts such a release
+cleanly and gives up after ``MEDIGAN_MAX_ATTEMPTS``. A locked database (SQLite under contention,
+a PostgreSQL deadlock) is retried with backoff instead of leaving the release half-way.
+"""
 
 from __future__ import annotations
 
-from celery import shared_task
-from django.conf import settings
+from typing import Any
+
+from celery import Task, shared_task
+from django.db import OperationalError
 
 from hub.registry import services
 
+# Retries of a task that hit a locked or unreachable database: 2, 4, 8 ... s, at most a minute
+# apart, about ten minutes in all; then the janitor's pass finds the release.
+BUSY_RETRY: dict[str, Any] = {
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 12,
+}
 
-@shared_task(name="hub.registry.tasks.release_validate_task", acks_late=True)
-def release_validate_task(release_id: int) -> str:
+
+def previous_run_lost(task: Task) -> bool:
+    """Whether an earlier run of this very message is known to be dead.
+
+    A retry follows a run that raised; a redelivered message follows a worker that was lost
+    while it held the message (or was stopped cold). Either way the work it began is orphaned.
+    """
+    request = task.request
+    delivery_info = request.delivery_info or {}
+    return bool(request.retries) or bool(delivery_info.get("redelivered"))
+
+
+@shared_task(
+    name="hub.registry.tasks.release_validate_task",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    **BUSY_RETRY,
+)
+def release_validate_task(self: Task, release_id: int) -> str:
     """Validate a submitted release (queue ``validation``); a repeated delivery does nothing."""
-    release = services.release_validate(release_id=release_id)
+    release = services.release_validate(
+        release_id=release_id,
+        task_id=str(self.request.id or ""),
+        previous_run_lost=previous_run_lost(self),
+    )
     return "skipped" if release is None else release.state
 
 
-@shared_task(name="hub.registry.tasks.release_requeue_stale_task")
-def release_requeue_stale_task() -> int:
-    """Re-queue validation of releases whose first queueing was lost (run by beat)."""
-    requeued = services.release_requeue_stale(
-        older_than_seconds=float(settings.MEDIGAN_REQUEUE_AFTER_SECONDS)
-    )
-    return len(requeued)
+@shared_task(name="hub.registry.tasks.registry_janitor_run_task", **BUSY_RETRY)
+def registry_janitor_run_task() -> dict[str, Any]:
+    """Re-queue lost validations and remove leftovers of killed processes (run by beat)."""
+    return services.registry_janitor_run()

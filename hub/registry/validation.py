@@ -1,7 +1,9 @@
 """The named checks that validation runs on a submitted release, each reported on its own.
 
 Checks run in order; when one fails, the checks that depend on it are reported as skipped rather
-than run on bad input. The package is only ever imported inside a sandboxed child process.
+than run on bad input. The package is only ever imported inside the sandbox
+(:mod:`hub.registry.sandbox`). Every message is for the contributor: what the package printed
+is quoted as its own output, and no message carries the hub's paths or secrets.
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ from django.conf import settings
 from PIL import Image
 
 from hub.registry.models import Artifact, Release
+from hub.registry.sandbox import redact, sandbox_generate
 from medigan_catalog.errors import CatalogError
 from medigan_catalog.packaging import ArchiveLimits, safe_extract
 from medigan_catalog.schema import Card
 from medigan_catalog.validation import check_generation_output, validate_card
-from medigan_client.errors import MediganClientError
-from medigan_client.runtime.sandbox import generate_in_subprocess
+from medigan_client.errors import MediganClientError, SandboxUnavailableError
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 _CHUNK = 1024 * 1024
@@ -79,9 +81,9 @@ def run_checks(release: Release, *, work_dir: Path) -> Iterator[CheckOutcome]:
             message = check(context)
         except CheckFailedError as error:
             failed.add(name)
-            yield CheckOutcome(name, FAILED, str(error), time.monotonic() - started)
+            yield CheckOutcome(name, FAILED, redact(str(error)), time.monotonic() - started)
         else:
-            yield CheckOutcome(name, PASSED, message, time.monotonic() - started)
+            yield CheckOutcome(name, PASSED, redact(message), time.monotonic() - started)
     if context.samples is not None and "output_contract" not in failed:
         started = time.monotonic()
         png = sample_grid_png(context.samples)
@@ -167,21 +169,29 @@ def _check_smoke_generation(context: _Context) -> str:
     count = int(settings.MEDIGAN_SMOKE_SAMPLES)
     started = time.monotonic()
     try:
-        samples = generate_in_subprocess(
+        result = sandbox_generate(
             context.package_dir,
             context.card,
             count,
             seed=0,
             device="cpu",
-            timeout_seconds=float(settings.MEDIGAN_SMOKE_TIMEOUT_SECONDS),
-            memory_limit_bytes=int(settings.MEDIGAN_SMOKE_MEMORY_BYTES),
+            args=None,
+            wall_seconds=float(settings.MEDIGAN_SMOKE_TIMEOUT_SECONDS),
         )
+    except SandboxUnavailableError as error:
+        # The operator's problem, not the contributor's: said plainly, and the code never ran.
+        raise CheckFailedError(
+            "the hub could not isolate contributed code, so the package was not run "
+            f"(operators: see docs/security.md): {error.message}"
+        ) from error
     except MediganClientError as error:
         raise CheckFailedError(error.message) from error
-    context.samples = samples
+    context.samples = result.samples
+    samples = result.samples
     return (
         f"imported the package and generated {count} samples {tuple(samples.shape)} "
-        f"{samples.dtype} in {time.monotonic() - started:.1f} s in a sandboxed child process"
+        f"{samples.dtype} in {time.monotonic() - started:.1f} s in the sandbox "
+        f"({result.isolation})"
     )
 
 

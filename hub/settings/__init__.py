@@ -71,6 +71,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A locked database answers 503 with Retry-After on pages too, not 500 (the API's views
+    # have their own exception handler).
+    "hub.api.middleware.DatabaseBusyMiddleware",
 ]
 
 ROOT_URLCONF = "hub.urls"
@@ -98,8 +101,18 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # A web process and a worker share the file: wait for the lock rather than fail at once.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # Web processes and workers share the file. WAL lets readers go on beside the one writer;
+    # the busy timeout makes a writer wait for the lock rather than fail at once; and IMMEDIATE
+    # takes the write lock when a transaction begins, so two transactions that read and then
+    # write cannot deadlock on the upgrade (SQLite answers that "database is locked" at once,
+    # whatever the timeout). A lock still held after the timeout answers 503 (hub/api/errors.py).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": float(os.environ.get("MEDIGAN_SQLITE_BUSY_TIMEOUT_SECONDS", "20")),
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -157,15 +170,36 @@ SPECTACULAR_SETTINGS = {
 
 # Uploads above this go to a temporary file instead of memory; the push limit is separate.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
-DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+# Text fields of a form are read whole before any view sees them: the card (1 MiB) and a little.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024 + 64 * 1024
 MEDIGAN_MAX_PACKAGE_BYTES = int(os.environ.get("MEDIGAN_MAX_PACKAGE_BYTES", str(512 * 1024 * 1024)))
 
 # Limits of the sandboxed smoke generation that validation runs on every submitted package.
 MEDIGAN_SMOKE_SAMPLES = int(os.environ.get("MEDIGAN_SMOKE_SAMPLES", "4"))
 MEDIGAN_SMOKE_TIMEOUT_SECONDS = float(os.environ.get("MEDIGAN_SMOKE_TIMEOUT_SECONDS", "180"))
-MEDIGAN_SMOKE_MEMORY_BYTES = int(
-    os.environ.get("MEDIGAN_SMOKE_MEMORY_BYTES", str(6 * 1024 * 1024 * 1024))
+
+# The sandbox that runs contributed code (validation's smoke generation, every evaluation's
+# generation): bubblewrap, failing closed. `none` runs packages WITHOUT isolation and exists only
+# for a trusted single-user hub; the admin and /api/v1/status then say so (docs/security.md).
+MEDIGAN_SANDBOX = os.environ.get("MEDIGAN_SANDBOX", "bubblewrap").strip().lower()
+if MEDIGAN_SANDBOX not in {"bubblewrap", "none"}:
+    raise RuntimeError(f"MEDIGAN_SANDBOX must be 'bubblewrap' or 'none', not {MEDIGAN_SANDBOX!r}")
+# Whole-run limits: memory (page cache and scratch included) and process count of the whole
+# process tree, the scratch tmpfs (its only writable place), CPU seconds per process.
+MEDIGAN_SANDBOX_MEMORY_BYTES = int(
+    os.environ.get("MEDIGAN_SANDBOX_MEMORY_BYTES", str(6 * 1024 * 1024 * 1024))
 )
+MEDIGAN_SANDBOX_MAX_PROCESSES = int(os.environ.get("MEDIGAN_SANDBOX_MAX_PROCESSES", "64"))
+MEDIGAN_SANDBOX_SCRATCH_BYTES = int(
+    os.environ.get("MEDIGAN_SANDBOX_SCRATCH_BYTES", str(1024 * 1024 * 1024))
+)
+MEDIGAN_SANDBOX_CPU_SECONDS = int(os.environ.get("MEDIGAN_SANDBOX_CPU_SECONDS", "900"))
+# A control group delegated to a worker that is not root, relative to the hierarchy's root.
+MEDIGAN_SANDBOX_CGROUP = os.environ.get("MEDIGAN_SANDBOX_CGROUP", "")
+# Where bubblewrap is, when it is not on PATH.
+MEDIGAN_SANDBOX_BWRAP = os.environ.get("MEDIGAN_SANDBOX_BWRAP", "")
+# A root worker runs each sandbox as its own uid from this base; no account may use the range.
+MEDIGAN_SANDBOX_UID_BASE = int(os.environ.get("MEDIGAN_SANDBOX_UID_BASE", "1880000000"))
 MEDIGAN_WORK_DIR = DATA_DIR / "work"
 
 # Evaluations of published releases (queue `gpu`). The project's own extractor always runs; the
@@ -206,15 +240,50 @@ CELERY_TASK_ROUTES = {
     "hub.registry.tasks.release_validate_task": {"queue": "validation"},
     "hub.evaluations.tasks.evaluation_run_task": {"queue": "gpu"},
 }
-# A push whose validation could not be queued (broker down at that moment) stays `submitted`;
-# beat re-queues such releases so none is forgotten.
+
+# State that survives faults. A validation or an evaluation whose worker was lost (killed, out of
+# memory, host gone), or whose task message was lost (the folder broker drops in-flight messages
+# when its worker is killed), is found by the janitor: beat runs it every
+# MEDIGAN_JANITOR_INTERVAL_SECONDS, the embedded default embeds beat in its worker, and every
+# worker runs it once at start-up. A release left `submitted` or an evaluation left `queued`
+# longer than MEDIGAN_REQUEUE_AFTER_SECONDS is queued again; one left `validating` or `running`
+# past its stale deadline goes back to the queue, and after MEDIGAN_MAX_ATTEMPTS starts it is
+# rejected (release) or failed (evaluation) with a note that says so. The stale deadlines are
+# derived from the smoke and evaluation time limits at run time unless set here.
+MEDIGAN_REQUEUE_AFTER_SECONDS = float(os.environ.get("MEDIGAN_REQUEUE_AFTER_SECONDS", "600"))
+MEDIGAN_JANITOR_INTERVAL_SECONDS = float(os.environ.get("MEDIGAN_JANITOR_INTERVAL_SECONDS", "120"))
+MEDIGAN_VALIDATION_STALE_SECONDS: float | None = (
+    float(os.environ["MEDIGAN_VALIDATION_STALE_SECONDS"])
+    if os.environ.get("MEDIGAN_VALIDATION_STALE_SECONDS")
+    else None
+)
+MEDIGAN_EVALUATION_STALE_SECONDS: float | None = (
+    float(os.environ["MEDIGAN_EVALUATION_STALE_SECONDS"])
+    if os.environ.get("MEDIGAN_EVALUATION_STALE_SECONDS")
+    else None
+)
+MEDIGAN_MAX_ATTEMPTS = int(os.environ.get("MEDIGAN_MAX_ATTEMPTS", "3"))
+# What a client is told to wait (Retry-After) when the database stays locked past its timeout.
+MEDIGAN_BUSY_RETRY_AFTER_SECONDS = int(os.environ.get("MEDIGAN_BUSY_RETRY_AFTER_SECONDS", "5"))
+# Uploads spooled to disk land in a folder of the hub's own, so the janitor can remove what a
+# killed web worker left there without touching anyone else's temporary files.
+FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "upload-tmp")
+Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # Redis hands an unacknowledged task to another worker after the visibility timeout, even
+    # while the first still runs it; keep that well beyond any legitimate run (the janitor finds
+    # lost work long before).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 24 * 3600}
 CELERY_BEAT_SCHEDULE = {
-    "requeue-unvalidated-releases": {
-        "task": "hub.registry.tasks.release_requeue_stale_task",
-        "schedule": 300.0,
+    "registry-janitor": {
+        "task": "hub.registry.tasks.registry_janitor_run_task",
+        "schedule": MEDIGAN_JANITOR_INTERVAL_SECONDS,
+    },
+    "evaluations-janitor": {
+        "task": "hub.evaluations.tasks.evaluations_janitor_run_task",
+        "schedule": MEDIGAN_JANITOR_INTERVAL_SECONDS,
     },
 }
-MEDIGAN_REQUEUE_AFTER_SECONDS = 600
 
 LOGGING = {
     "version": 1,

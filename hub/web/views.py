@@ -23,6 +23,9 @@ def catalog_page(request: HttpRequest) -> HttpResponse:
             "type": (release.card.get("selection") or {}).get("type") or "",
             "hosted": any(artifact.file for artifact in release.artifacts.all()),
             "url": f"/api/v1/models/{release.model_id}/releases/{release.version}",
+            # Only published releases are listed, but the grid still goes through the
+            # access-checked view: there is one way to a grid.
+            "grid_url": selectors.release_sample_grid_path(release),
         }
         for release in releases
     ]

@@ -2,20 +2,15 @@
 
 Runs on the embedded default (SQLite, the filesystem broker) always, and on the production path
 (PostgreSQL and a Redis broker) when ``DATABASE_URL`` and ``CELERY_BROKER_URL`` point at them, as
-they do in CI. Each stack gets its own data directory and, on PostgreSQL, its own database.
+they do in CI. Each stack (tests/live_hub.py) gets its own data directory and, on the
+production path, its own PostgreSQL database and Redis database.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,180 +19,42 @@ import pytest
 
 from medigan_client import Client
 from tests import factories
+from tests.live_hub import REPO_ROOT, LiveHub, live_hub, production_path
 
 pytestmark = pytest.mark.integration
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 STATE_TIMEOUT_SECONDS = 180.0
-
-
-@dataclass
-class Stack:
-    """A running hub: its URL, tokens and the processes to stop."""
-
-    url: str
-    contributor_token: str
-    reviewer_token: str
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _manage(env: dict[str, str], *args: str) -> str:
-    completed = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    return completed.stdout
-
-
-def _postgres_database(base_url: str) -> tuple[str, str]:
-    """Create a fresh database on the server of ``base_url``; return (its URL, its name)."""
-    import psycopg
-
-    name = f"medigan_walk_{secrets.token_hex(4)}"
-    with psycopg.connect(base_url, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    return base_url.rsplit("/", 1)[0] + f"/{name}", name
-
-
-def _drop_postgres_database(base_url: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(base_url, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _private_redis_database(broker_url: str) -> str:
-    """A Redis database of its own for this stack, emptied, so no earlier run's tasks arrive."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    import redis
-
-    url = urlunsplit(urlsplit(broker_url)._replace(path="/15"))
-    redis.Redis.from_url(url).flushdb()
-    return url
-
-
-def _wait_until_serving(url: str, processes: list[subprocess.Popen[bytes]]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        for process in processes:
-            assert process.poll() is None, f"{process.args} exited with {process.returncode}"
-        try:
-            if httpx.get(f"{url}/api/v1/catalog", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"the hub at {url} did not answer within 60 s")
+# The Redis database this module's production stack has alone (test_faults.py has 14).
+REDIS_DB = 15
 
 
 @pytest.fixture(scope="module", params=["embedded", "production"])
 def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    data_dir = tmp_path_factory.mktemp(f"hub-{request.param}")
+) -> Iterator[LiveHub]:
     env = {
-        **os.environ,
-        "MEDIGAN_DATA_DIR": str(data_dir),
-        "DJANGO_SETTINGS_MODULE": "hub.settings",
         "MEDIGAN_SMOKE_TIMEOUT_SECONDS": "120",
         # The zoo model is evaluated by the worker after the seed publishes it; keep it short.
         "MEDIGAN_EVALUATION_SAMPLES": "200",
         "MEDIGAN_EVALUATION_BATCH_SIZE": "100",
     }
-    cleanup_database: tuple[str, str] | None = None
-    if request.param == "embedded":
-        env["DATABASE_URL"] = f"sqlite:///{data_dir / 'hub.sqlite3'}"
-        env["CELERY_BROKER_URL"] = "filesystem://"
-    else:
-        database_url = os.environ.get("DATABASE_URL", "")
-        broker_url = os.environ.get("CELERY_BROKER_URL", "")
-        if not database_url.startswith("postgres") or not broker_url.startswith("redis"):
-            pytest.skip(
-                "the production path needs DATABASE_URL=postgres://… and CELERY_BROKER_URL="
-                "redis://… (set by .ci/run)"
-            )
-        env["DATABASE_URL"], name = _postgres_database(database_url)
-        cleanup_database = (database_url, name)
-        env["CELERY_BROKER_URL"] = _private_redis_database(broker_url)
-    _manage(env, "migrate", "--noinput")
-    # One zoo model is enough for the walk; seeding them all is tested in the hub's own tests.
-    _manage(env, "seed_demo", "--zoo", "chestxray_dcgan_64")
-    credentials = json.loads((data_dir / "demo-credentials.json").read_text(encoding="utf-8"))
-    reviewer_token = _manage(env, "token_create", "reviewer").strip()
-
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_dir = data_dir / "log"
-    log_dir.mkdir()
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "1",
-                "--threads",
-                "4",
-                "hub.wsgi:application",
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=(log_dir / "web.log").open("wb"),
-            stderr=subprocess.STDOUT,
+    with live_hub(
+        env=env,
+        data_dir=tmp_path_factory.mktemp(f"hub-{request.param}"),
+        production=production_path(
+            request.param, redis_db=REDIS_DB, database_prefix="medigan_walk"
         ),
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "hub",
-                "worker",
-                "--queues",
-                "validation,default,gpu",
-                "--concurrency",
-                "1",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "INFO",
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=(log_dir / "worker.log").open("wb"),
-            stderr=subprocess.STDOUT,
-        ),
-    ]
-    try:
-        _wait_until_serving(url, processes)
-        yield Stack(url, credentials["contributor"]["token"], reviewer_token, processes)
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        if cleanup_database is not None:
-            _drop_postgres_database(*cleanup_database)
+        # One zoo model is enough for the walk; seeding them all is tested in the hub's own tests.
+        seed=["--zoo", "chestxray_dcgan_64"],
+        start=False,
+    ) as hub:
+        credentials = json.loads(
+            (hub.data_dir / "demo-credentials.json").read_text(encoding="utf-8")
+        )
+        hub.contributor_token = credentials["contributor"]["token"]
+        hub.reviewer_token = hub.manage("token_create", "reviewer").stdout.strip()
+        hub.ensure_running()
+        yield hub
 
 
 def _wait_for_state(client: Client, release: str, states: set[str]) -> dict[str, Any]:
@@ -211,7 +68,7 @@ def _wait_for_state(client: Client, release: str, states: set[str]) -> dict[str,
 
 
 def test_a_pushed_package_is_validated_by_the_worker_reviewed_synced_and_generated(
-    stack: Stack, tmp_path: Path
+    stack: LiveHub, tmp_path: Path
 ) -> None:
     contributor = Client(
         hub_url=stack.url,
@@ -244,7 +101,7 @@ def test_a_pushed_package_is_validated_by_the_worker_reviewed_synced_and_generat
 
 
 def test_a_zip_that_climbs_out_is_rejected_by_the_worker_with_its_message(
-    stack: Stack, tmp_path: Path
+    stack: LiveHub, tmp_path: Path
 ) -> None:
     card = factories.card_data(model_id="contributor/evil", version="1.0.0")
     archive = factories.evil_zip(tmp_path)
@@ -269,7 +126,7 @@ def test_a_zip_that_climbs_out_is_rejected_by_the_worker_with_its_message(
 
 
 def test_the_published_zoo_model_is_evaluated_by_the_worker_and_ranked_offline(
-    stack: Stack, tmp_path: Path
+    stack: LiveHub, tmp_path: Path
 ) -> None:
     if not (REPO_ROOT.parent / "shared" / "data").is_dir():
         pytest.skip("the reference sets need the shared data sets beside the repository")

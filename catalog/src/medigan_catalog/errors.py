@@ -31,6 +31,9 @@ class ErrorCode(StrEnum):
     SERVER_ERROR = "server_error"
     HUB_UNREACHABLE = "hub_unreachable"
     OFFLINE = "offline"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    HUB_BUSY = "hub_busy"
+    SANDBOX_UNAVAILABLE = "sandbox_unavailable"
 
 
 class ErrorBody(TypedDict):

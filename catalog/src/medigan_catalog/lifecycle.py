@@ -5,10 +5,14 @@ admin screens and the API list :func:`allowed_targets`. Nothing else decides wha
 
 ::
 
-    submitted -> validating -> in_review -> approved -> published -> deprecated
-         |            |             |  \\
-         v            v             v   v
-     withdrawn     rejected     rejected withdrawn
+    submitted <-> validating -> in_review -> approved -> published -> deprecated
+         |             |             |  \\
+         v             v             v   v
+     withdrawn      rejected     rejected withdrawn
+
+``validating -> submitted`` is the way back for a validation whose worker was lost (killed, out
+of memory, its host gone): the hub's janitor returns the release to the queue, and rejects it
+once it has been started too many times.
 """
 
 from __future__ import annotations
@@ -36,7 +40,10 @@ class ReleaseState(StrEnum):
 TRANSITIONS: Mapping[ReleaseState, frozenset[ReleaseState]] = MappingProxyType(
     {
         ReleaseState.SUBMITTED: frozenset({ReleaseState.VALIDATING, ReleaseState.WITHDRAWN}),
-        ReleaseState.VALIDATING: frozenset({ReleaseState.IN_REVIEW, ReleaseState.REJECTED}),
+        # Back to `submitted` only when a validation was interrupted and is started again.
+        ReleaseState.VALIDATING: frozenset(
+            {ReleaseState.IN_REVIEW, ReleaseState.REJECTED, ReleaseState.SUBMITTED}
+        ),
         ReleaseState.IN_REVIEW: frozenset(
             {ReleaseState.APPROVED, ReleaseState.REJECTED, ReleaseState.WITHDRAWN}
         ),

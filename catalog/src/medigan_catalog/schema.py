@@ -39,6 +39,10 @@ from medigan_catalog.errors import CardInvalidError, FieldProblem
 
 SCHEMA_VERSION: Final = "1.0"
 
+# Every id pattern below is matched with ``fullmatch`` (or pydantic's pattern engine, whose ``$``
+# is the end of the text): Python's ``re.match`` with ``$`` would also accept a trailing newline,
+# and an id such as ``"alice/x\n"`` would then reach storage paths and URLs. The ``^``/``$`` in the
+# anchored patterns stay because they are exported to JSON Schema, where they mean what they say.
 NAMESPACE_PATTERN = r"[a-z0-9][a-z0-9_-]{0,63}"
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
 MODEL_ID_RE = re.compile(rf"^(?P<namespace>{NAMESPACE_PATTERN})/(?P<name>{NAME_PATTERN})$")
@@ -48,6 +52,9 @@ SEMVER_RE = re.compile(
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
 )
+# Versions are ids too (URLs, storage paths, a 64-character column on the hub); semver alone
+# sets no length.
+VERSION_MAX_LENGTH: Final = 64
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 # A bare DOI as registered by doi.org: prefix "10.<registrant>", a slash, a non-empty suffix.
 DOI_PATTERN = r"^10\.\d{4,9}/\S+$"
@@ -299,7 +306,7 @@ class Provenance(_CardModel):
     @classmethod
     def _bare_dois(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for doi in value:
-            if not re.match(DOI_PATTERN, doi):
+            if not re.fullmatch(DOI_PATTERN, doi):
                 raise ValueError(f"{doi!r} is not a bare DOI such as 10.5281/zenodo.5187714")
         return value
 
@@ -442,7 +449,7 @@ class Card(_CardModel):
     @classmethod
     def _valid_model_id(cls, value: str) -> str:
         # Checked here rather than with Field(pattern=...) so the message explains the rule.
-        if not MODEL_ID_RE.match(value):
+        if not MODEL_ID_RE.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not namespace/name: the namespace is 1-64 of a-z, 0-9, '_', '-' "
                 "(starting with a letter or digit), the name 1-128 of A-Z, a-z, 0-9, '.', '_', '-'"
@@ -452,8 +459,10 @@ class Card(_CardModel):
     @field_validator("version")
     @classmethod
     def _semver(cls, value: str) -> str:
-        if not SEMVER_RE.match(value):
+        if not SEMVER_RE.fullmatch(value):
             raise ValueError(f"{value!r} is not a semantic version such as 1.0.0")
+        if len(value) > VERSION_MAX_LENGTH:
+            raise ValueError(f"the version is longer than {VERSION_MAX_LENGTH} characters")
         return value
 
     @field_validator("generation_arguments")

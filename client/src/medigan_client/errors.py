@@ -122,6 +122,24 @@ class OfflineError(MediganClientError):
     code = ErrorCode.OFFLINE
 
 
+class PayloadTooLargeError(MediganClientError):
+    """The hub refused a request body over its size limit (a package, a card, a field)."""
+
+    code = ErrorCode.PAYLOAD_TOO_LARGE
+
+
+class HubBusyError(MediganClientError):
+    """The hub is momentarily busy (its database is locked); retry after ``Retry-After``."""
+
+    code = ErrorCode.HUB_BUSY
+
+
+class SandboxUnavailableError(MediganClientError):
+    """Isolation for contributed code could not be set up, so the code was not run."""
+
+    code = ErrorCode.SANDBOX_UNAVAILABLE
+
+
 _BY_CODE: dict[str, type[MediganClientError]] = {
     cls.code.value: cls
     for cls in (
@@ -140,6 +158,9 @@ _BY_CODE: dict[str, type[MediganClientError]] = {
         ServerError,
         HubUnreachableError,
         OfflineError,
+        PayloadTooLargeError,
+        HubBusyError,
+        SandboxUnavailableError,
     )
 }
 
@@ -149,6 +170,7 @@ _BY_STATUS: dict[int, type[MediganClientError]] = {
     403: PermissionDeniedError,
     404: NotFoundError,
     409: ReleaseExistsError,
+    413: PayloadTooLargeError,
     502: HubUnreachableError,
     503: HubUnreachableError,
     504: HubUnreachableError,

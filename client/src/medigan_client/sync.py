@@ -70,7 +70,7 @@ class SyncResult:
 
 def version_key(version: str) -> tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]:
     """Sort key for semver strings: a release sorts after its own pre-releases."""
-    match = _SEMVER.match(version)
+    match = _SEMVER.fullmatch(version)
     if match is None:
         return (-1, -1, -1, -1, ())
     pre = match.group("pre")

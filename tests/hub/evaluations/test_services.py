@@ -14,7 +14,6 @@ from django.test import Client as HttpClient
 
 from hub.evaluations import selectors, services
 from hub.evaluations.models import Evaluation, ReferenceSet
-from hub.registry.models import Release
 from hub.registry.services import package_publish_as_operator
 from tests import factories
 
@@ -113,7 +112,13 @@ def test_staff_request_evaluations_and_others_may_not(
         release = registry_services.release_submit(
             user=factories.user("alice"), card_data=card, package=package, declared_sha256=sha256
         )
-    release = Release.objects.get(pk=release.pk)
+    with django_capture_on_commit_callbacks(execute=False):
+        # Published (by someone other than alice): only published releases are evaluated.
+        release = registry_services.release_review(
+            release_id=release.pk,
+            reviewer=factories.user("rita", reviewer=True),
+            decision="approve",
+        )
     url = "/api/v1/models/alice/noise-16/releases/1.0.0/evaluations"
     body = json.dumps({"reference": "chest-xray-test", "num_samples": 50})
     staff = HttpClient()

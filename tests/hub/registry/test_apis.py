@@ -242,3 +242,314 @@ def test_a_card_that_is_not_json_is_a_card_error_not_a_crash(tmp_path: Path) -> 
 
     assert response.status_code == 400
     assert response.json()["code"] == "card_invalid"
+
+
+def _stored_files(root: Path) -> list[Path]:
+    return [path for path in root.rglob("*") if path.is_file()] if root.exists() else []
+
+
+def test_a_card_whose_model_id_ends_in_a_newline_is_refused_before_anything_is_stored(
+    tmp_path: Path, settings: Any
+) -> None:
+    key = factories.token(factories.user("alice"))
+    archive, _, card = factories.package_zip(tmp_path / "build")
+    card["model_id"] = "alice/noise-16\n"
+
+    with archive.open("rb") as package:
+        response = HttpClient().post(
+            "/api/v1/releases",
+            {"card": json.dumps(card), "package": package},
+            HTTP_AUTHORIZATION=f"Token {key}",
+        )
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "card_invalid"
+    assert _stored_files(Path(settings.MEDIA_ROOT)) == []
+    assert not Release.objects.exists()
+
+
+def _push_with_card_text(tmp_path: Path, card_text: str) -> Any:
+    key = factories.token(factories.user("alice"))
+    archive, _, _ = factories.package_zip(tmp_path / "build")
+    with archive.open("rb") as package:
+        return HttpClient().post(
+            "/api/v1/releases",
+            {"card": card_text, "package": package},
+            HTTP_AUTHORIZATION=f"Token {key}",
+        )
+
+
+@pytest.mark.parametrize("card_bytes", [1024 * 1024 + 1, 7 * 1024 * 1024, 9 * 1024 * 1024])
+def test_a_card_text_field_over_one_mebibyte_is_payload_too_large(
+    tmp_path: Path, settings: Any, card_bytes: int
+) -> None:
+    card = factories.card_data()
+    card["description"]["comment"] = ""
+    padding = card_bytes - len(json.dumps(card))
+    card["description"]["comment"] = "x" * padding
+
+    response = _push_with_card_text(tmp_path, json.dumps(card))
+
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+    assert set(response.json()) == {"code", "message", "detail"}
+    assert _stored_files(Path(settings.MEDIA_ROOT)) == []
+
+
+def test_a_card_file_part_over_one_mebibyte_is_payload_too_large(tmp_path: Path) -> None:
+    key = factories.token(factories.user("alice"))
+    archive, _, _ = factories.package_zip(tmp_path / "build")
+    card_file = tmp_path / "card.json"
+    card_file.write_bytes(b" " * (1024 * 1024 + 1))
+
+    with archive.open("rb") as package, card_file.open("rb") as card_part:
+        response = HttpClient().post(
+            "/api/v1/releases",
+            {"card": card_part, "package": package},
+            HTTP_AUTHORIZATION=f"Token {key}",
+        )
+
+    assert response.status_code == 413
+    assert response.json()["detail"]["field"] == "card"
+
+
+def test_a_package_over_the_limit_stops_the_upload_and_leaves_no_temporary_file(
+    tmp_path: Path, settings: Any
+) -> None:
+    settings.MEDIGAN_MAX_PACKAGE_BYTES = 20_000
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "upload-tmp")
+    (tmp_path / "upload-tmp").mkdir()
+    key = factories.token(factories.user("alice"))
+    big = tmp_path / "big.zip"
+    big.write_bytes(b"\0" * 200_000)
+
+    with big.open("rb") as package:
+        response = HttpClient().post(
+            "/api/v1/releases",
+            {"card": json.dumps(factories.card_data()), "package": package},
+            HTTP_AUTHORIZATION=f"Token {key}",
+        )
+
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+    assert response.json()["detail"] == {"field": "package", "limit": 20_000}
+    assert list((tmp_path / "upload-tmp").iterdir()) == []
+    assert _stored_files(Path(settings.MEDIA_ROOT)) == []
+    assert not Release.objects.exists()
+
+
+class _UnreadableBody:
+    """A request body that fails the test if anything reads it."""
+
+    def read(self, *args: Any) -> bytes:
+        raise AssertionError("the body was read although Content-Length was over the limit")
+
+    readline = read
+
+
+def test_a_declared_content_length_over_the_limit_is_refused_before_the_body_is_read(
+    settings: Any,
+) -> None:
+    settings.MEDIGAN_MAX_PACKAGE_BYTES = 20_000
+    key = factories.token(factories.user("alice"))
+
+    response = HttpClient().generic(
+        "POST",
+        "/api/v1/releases",
+        b"",
+        HTTP_AUTHORIZATION=f"Token {key}",
+        # The test client sets these only for a body it sends itself.
+        CONTENT_TYPE="multipart/form-data; boundary=xyz",
+        CONTENT_LENGTH=str(600 * 1024 * 1024),
+        **{"wsgi.input": _UnreadableBody()},
+    )
+
+    assert response.status_code == 413
+    body = response.json()
+    assert body["code"] == "payload_too_large"
+    assert body["detail"]["content_length"] == 600 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("multipart/form-data; boundary=xyz", b"--xyz\r\nnot a part\r\n--xyz--"),
+        ("multipart/form-data", b"anything"),
+        ("multipart/form-data; boundary=xyz", b"--xyz\r\nContent-Disposition: form-data; na"),
+        ("application/json", b'{"card": {}}'),
+        ("text/plain", b"card=x"),
+    ],
+)
+def test_a_malformed_push_body_is_a_4xx_in_the_error_shape(content_type: str, body: bytes) -> None:
+    key = factories.token(factories.user("alice"))
+
+    response = HttpClient().generic(
+        "POST",
+        "/api/v1/releases",
+        body,
+        content_type=content_type,
+        HTTP_AUTHORIZATION=f"Token {key}",
+    )
+
+    assert response.status_code in {400, 415}
+    assert set(response.json()) == {"code", "message", "detail"}
+
+
+def test_a_push_with_a_malformed_sha256_is_refused(tmp_path: Path) -> None:
+    key = factories.token(factories.user("alice"))
+    archive, _, card = factories.package_zip(tmp_path / "build")
+
+    with archive.open("rb") as package:
+        response = HttpClient().post(
+            "/api/v1/releases",
+            {"card": json.dumps(card), "package": package, "sha256": "z" * 64},
+            HTTP_AUTHORIZATION=f"Token {key}",
+        )
+
+    assert response.status_code == 400
+    assert response.json()["detail"][0]["loc"] == "sha256"
+
+
+@pytest.mark.parametrize(
+    "card_text",
+    [
+        '{"model_id": NaN}',
+        '{"height": 1e400}',
+        "[" * 100_000 + "]" * 100_000,
+        '{"model_id": "alice/noise-16", "description": {"title": "\\u0000"}}',
+        '{"title": "\\ud800"}',
+    ],
+    ids=["nan", "overflow", "deep", "nul", "surrogate"],
+)
+def test_a_card_no_database_could_store_is_card_invalid(tmp_path: Path, card_text: str) -> None:
+    response = _push_with_card_text(tmp_path, card_text)
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "card_invalid"
+
+
+def _range_get(release: Release, header: str) -> Any:
+    artifact = release.artifacts.get()
+    url = f"/api/v1/models/alice/noise-16/releases/1.0.0/artifacts/{artifact.filename}"
+    return HttpClient().get(url, HTTP_RANGE=header)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected_status", "expected_body"),
+    [
+        ("bytes=0-9999999999999999999999999", 206, b"0123456789"),
+        ("bytes=-9999999999999999999999999", 206, b"0123456789"),
+        ("bytes=2-", 206, b"23456789"),
+        ("bytes=abc", 200, b"0123456789"),
+        ("bytes=0-1,4-5", 200, b"0123456789"),
+        ("bytes=5-3", 200, b"0123456789"),
+        ("items=0-1", 200, b"0123456789"),
+        ("bytes=9999999999999999999999999-", 416, None),
+        ("bytes=10-", 416, None),
+        ("bytes=-0", 416, None),
+    ],
+)
+def test_range_requests_are_honoured_ignored_or_unsatisfiable_never_a_crash(
+    header: str, expected_status: int, expected_body: bytes | None
+) -> None:
+    release = factories.release_row(submitter=factories.user("alice"), package=b"0123456789")
+
+    response = _range_get(release, header)
+
+    assert response.status_code == expected_status
+    if expected_body is None:
+        assert response["Content-Range"] == "bytes */10"
+        assert response.json()["code"] == "bad_request"
+    else:
+        assert b"".join(response.streaming_content) == expected_body
+
+
+def test_a_five_thousand_digit_range_header_is_a_bad_request() -> None:
+    release = factories.release_row(submitter=factories.user("alice"), package=b"0123456789")
+
+    response = _range_get(release, "bytes=" + "9" * 5000 + "-")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "bad_request"
+
+
+def test_an_artifact_missing_from_storage_is_unreachable_not_a_crash(settings: Any) -> None:
+    release = factories.release_row(submitter=factories.user("alice"), package=b"0123456789")
+    artifact = release.artifacts.get()
+    (Path(settings.MEDIA_ROOT) / artifact.file.name).unlink()
+
+    response = _range_get(release, "")
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "artifact_unreachable"
+
+
+def _grid_get(key: str | None, **kwargs: Any) -> Any:
+    headers = {"HTTP_AUTHORIZATION": f"Token {key}"} if key else {}
+    return HttpClient().get(
+        "/api/v1/models/alice/noise-16/releases/1.0.0/sample-grid", **headers, **kwargs
+    )
+
+
+def test_a_rejected_releases_grid_is_shown_to_its_submitter_and_reviewers_only() -> None:
+    alice = factories.user("alice")
+    factories.release_row(submitter=alice, state="rejected")
+
+    anonymous = _grid_get(None)
+    other_contributor = _grid_get(factories.token(factories.user("bob")))
+    submitter = _grid_get(factories.token(alice))
+    reviewer = _grid_get(factories.token(factories.user("rita", reviewer=True)))
+
+    assert anonymous.status_code == 404
+    assert anonymous.json()["code"] == "not_found"
+    assert other_contributor.status_code == 404
+    assert other_contributor.json()["code"] == "not_found"
+    for allowed in (submitter, reviewer):
+        assert allowed.status_code == 200
+        assert allowed["Content-Type"] == "image/png"
+        assert allowed["Cache-Control"] == "private, no-store"
+        assert b"".join(allowed.streaming_content) == factories.png_bytes()
+
+
+def test_a_published_releases_grid_is_public_and_its_url_is_the_checked_view() -> None:
+    release = factories.release_row(submitter=factories.user("alice"))
+
+    grid = _grid_get(None)
+    status_body = HttpClient().get("/api/v1/models/alice/noise-16/releases/1.0.0").json()
+
+    assert grid.status_code == 200
+    assert b"".join(grid.streaming_content).startswith(b"\x89PNG")
+    assert status_body["sample_grid_url"] == (
+        "http://testserver/api/v1/models/alice/noise-16/releases/1.0.0/sample-grid"
+    )
+    assert HttpClient().get(f"/media/{release.sample_grid.name}").status_code == 404
+
+
+def test_a_release_without_a_grid_answers_404() -> None:
+    factories.release_row(submitter=factories.user("alice"), grid=False)
+
+    response = _grid_get(None)
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/models/alice/noise-16%0A/releases/1.0.0",
+        "/api/v1/models/Alice/noise-16/releases/1.0.0",
+        "/api/v1/models/alice/noise-16/releases/1.0.0%0A",
+        "/api/v1/models/alice/noise-16/releases/1.0",
+        "/api/v1/models/alice/noise%00-16/releases/1.0.0",
+        "/api/v1/models/alice/noise-16/releases/1.0.0/artifacts/..zip",
+        "/api/v1/models/alice/noise-16/releases/1.0.0/sample-grid".replace("alice", "a" * 65),
+        "/api/v1/models/alice/noise-16%0A",
+    ],
+)
+def test_a_malformed_id_in_a_url_is_a_bad_request(path: str) -> None:
+    response = HttpClient().get(path)
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "bad_request"
+    assert response.json()["detail"][0]["loc"].startswith("path.")

@@ -1,17 +1,21 @@
 """Entry point of the sandboxed child process: ``python -m medigan_client.runtime.child``.
 
 Reads one JSON request on stdin (``package_dir``, ``card``, ``num_samples``, ``seed``,
-``device``, ``args``, ``output``, ``limits``), applies the resource limits and network
-isolation to itself, imports the package with :mod:`.loader`, generates one batch
-and writes it with :func:`numpy.save` (no pickles) to ``output``. Any failure ends the process
+``device``, ``args``, ``limits``), applies the resource limits (and, outside bubblewrap, the
+network isolation) to itself, imports the package with :mod:`.loader`, generates one batch and
+writes it with :func:`numpy.save` (no pickles) to its standard output, the only channel back to
+the parent. The package's own prints go to stderr: before the package is imported, stdout is
+moved to a private descriptor and descriptor 1 points at stderr. Any failure ends the process
 with status 1 after printing the traceback and a last line ``error: <message>`` on stderr, which
-the parent reports.
+the parent reports as the package's own output.
 """
 
 from __future__ import annotations
 
 import ctypes
+import io
 import json
+import os
 import resource
 import sys
 import traceback
@@ -29,10 +33,13 @@ _CLONE_NEWNET = 0x40000000
 def apply_limits(limits: dict[str, object]) -> bool:
     """Limit this process before any package code runs; return whether the network is cut off.
 
-    Sets RLIMIT_AS (when ``memory_limit_bytes`` is given), RLIMIT_FSIZE, RLIMIT_CPU and no core
-    dumps. With ``isolate_network`` it moves into a new, empty network namespace (loopback
-    down): directly where the process may (root, CAP_SYS_ADMIN), else through an unprivileged
-    user namespace where the kernel allows it; where neither works it runs without.
+    Sets RLIMIT_AS (when ``memory_limit_bytes`` is given), RLIMIT_FSIZE, RLIMIT_CPU,
+    RLIMIT_NPROC (when ``max_processes`` is given: inside a user namespace the kernel counts
+    only that namespace's processes, so it bounds this run alone) and no core dumps. With
+    ``isolate_network`` it moves into a new, empty network namespace (loopback down): directly
+    where the process may (root, CAP_SYS_ADMIN), else through an unprivileged user namespace
+    where the kernel allows it; where neither works it runs without. Under bubblewrap the
+    sandbox has no network already and the flag is off.
     """
     memory = limits.get("memory_limit_bytes")
     if isinstance(memory, int):
@@ -44,6 +51,9 @@ def apply_limits(limits: dict[str, object]) -> bool:
     if isinstance(cpu, int):
         # The soft limit sends SIGXCPU (reported as such); the hard limit a little later kills.
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+    processes = limits.get("max_processes")
+    if isinstance(processes, int):
+        resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if not limits.get("isolate_network"):
         return False
@@ -53,8 +63,8 @@ def apply_limits(limits: dict[str, object]) -> bool:
     return bool(libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) == 0)
 
 
-def run(request: dict[str, object]) -> Path:
-    """Apply the limits, serve one request and return the path of the written ``.npy`` file."""
+def run(request: dict[str, object], samples_out: int) -> None:
+    """Apply the limits, serve one request and write the samples to descriptor ``samples_out``."""
     raw_limits = request.get("limits") or {}
     apply_limits(raw_limits if isinstance(raw_limits, dict) else {})
     raw_card = request["card"]
@@ -73,21 +83,48 @@ def run(request: dict[str, object]) -> Path:
     array = np.ascontiguousarray(samples)
     if array.dtype == np.dtype(object):
         raise TypeError("the package returned an array of Python objects, not numbers")
-    output = Path(str(request["output"]))
-    with output.open("wb") as handle:
-        np.save(handle, array, allow_pickle=False)
-    return output
+    # A pipe cannot seek, which numpy's direct file write needs: serialise, then write.
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    with os.fdopen(samples_out, "wb") as handle:
+        handle.write(buffer.getbuffer())
+
+
+def print_package_traceback(error: BaseException, package_dir: str) -> None:
+    """Print the traceback of the package's own failure: its frames only, ours left out.
+
+    The contributor debugs their code, not the runtime's; the frames of the loader and this
+    module would only bury the line that failed.
+    """
+    root: BaseException = error
+    while root.__cause__ is not None:
+        root = root.__cause__
+    frames = traceback.extract_tb(root.__traceback__)
+    if package_dir:
+        frames = traceback.StackSummary.from_list(
+            [frame for frame in frames if frame.filename.startswith(package_dir)]
+        )
+    if frames:
+        print("Traceback (the package's frames):", file=sys.stderr)
+        print("".join(frames.format()), end="", file=sys.stderr)
+    print("".join(traceback.format_exception_only(root)), end="", file=sys.stderr, flush=True)
 
 
 def main() -> int:
     """Read the request from stdin, run it, return the exit status."""
+    sys.stdout.flush()
+    samples_out = os.dup(1)
+    # From here on, whatever the package prints lands on stderr, never in the samples.
+    os.dup2(2, 1)
+    package_dir = ""
     try:
         request = json.loads(sys.stdin.read())
         if not isinstance(request, dict):
             raise TypeError("the request must be a JSON object")
-        run(request)
+        package_dir = str(request.get("package_dir") or "")
+        run(request, samples_out)
     except Exception as exc:
-        traceback.print_exc(file=sys.stderr)
+        print_package_traceback(exc, package_dir)
         message = str(exc).replace("\n", " ") or type(exc).__name__
         print(f"error: {type(exc).__name__}: {message}", file=sys.stderr, flush=True)
         return 1
