@@ -188,3 +188,22 @@ def release_row(
         )
         artifact.file.save(f"{namespace}/{name}/{version}/{filename}", ContentFile(package))
     return release
+
+
+def reference_set_row(slug: str = "noise") -> Any:
+    """A reference set row of ten 16x16 grey images, for tests that only need it to exist."""
+    from hub.evaluations.models import ReferenceSet
+
+    return ReferenceSet.objects.create(
+        slug=slug,
+        title=slug,
+        modality="test noise",
+        split="test",
+        licence="CC0-1.0",
+        image_count=10,
+        height=16,
+        width=16,
+        channels=1,
+        images=f"references/{slug}.npz",
+        images_sha256="0" * 64,
+    )

@@ -109,6 +109,13 @@ def _context_meta(parser_context: Mapping[str, Any] | None) -> tuple[Mapping[str
     return meta, encoding
 
 
+def _small_body(stream: IO[Any], parser_context: Mapping[str, Any] | None) -> tuple[bytes, str]:
+    """A small body's bytes and encoding: its Content-Length checked, then read with a cap."""
+    meta, encoding = _context_meta(parser_context)
+    _body_check(meta, SMALL_BODY_MAX_BYTES)
+    return _read_at_most(stream, SMALL_BODY_MAX_BYTES), encoding
+
+
 class LimitedJSONParser(BaseParser):
     """JSON bodies of at most ``SMALL_BODY_MAX_BYTES``; NaN and Infinity are not JSON."""
 
@@ -120,9 +127,8 @@ class LimitedJSONParser(BaseParser):
         media_type: str | None = None,
         parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
-        meta, encoding = _context_meta(parser_context)
-        _body_check(meta, SMALL_BODY_MAX_BYTES)
-        text = _decoded(_read_at_most(stream, SMALL_BODY_MAX_BYTES), encoding)
+        body, encoding = _small_body(stream, parser_context)
+        text = _decoded(body, encoding)
         try:
             return strict_json_loads(text)
         except (ValueError, RecursionError) as error:
@@ -140,9 +146,7 @@ class LimitedFormParser(BaseParser):
         media_type: str | None = None,
         parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
-        meta, encoding = _context_meta(parser_context)
-        _body_check(meta, SMALL_BODY_MAX_BYTES)
-        data = _read_at_most(stream, SMALL_BODY_MAX_BYTES)
+        data, encoding = _small_body(stream, parser_context)
         try:
             return QueryDict(data, encoding=encoding)
         except TooManyFieldsSent as error:

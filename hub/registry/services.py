@@ -909,6 +909,8 @@ def _modified_before(storage: Storage, name: str, cutoff: datetime) -> bool:
     try:
         modified = storage.get_modified_time(name)
     except (NotImplementedError, OSError):
+        # A file whose age the storage cannot tell is kept and still reported: deleting a push
+        # that is about to commit would be worse than keeping an orphan.
         return False
     if timezone.is_naive(modified):
         modified = timezone.make_aware(modified, timezone.get_default_timezone())

@@ -31,7 +31,6 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from hub.evaluations.models import ReferenceSet
 from medigan_catalog.errors import ErrorCode
 from tests import factories
 
@@ -71,19 +70,7 @@ def world() -> dict[str, dict[str, str]]:
     factories.release_row(submitter=alice, version="1.0.0", package=b"0123456789" * 100)
     factories.release_row(submitter=alice, version="0.9.0", state="rejected")
     factories.release_row(submitter=alice, version="1.1.0-rc.1", state="in_review")
-    ReferenceSet.objects.create(
-        slug=_REFERENCE,
-        title="noise",
-        modality="test noise",
-        split="test",
-        licence="CC0-1.0",
-        image_count=10,
-        height=16,
-        width=16,
-        channels=1,
-        images="references/noise.npz",
-        images_sha256="0" * 64,
-    )
+    factories.reference_set_row(_REFERENCE)
     contributor = factories.token(factories.user("bob"))
     staff = factories.token(factories.user("sam", staff=True))
     return {

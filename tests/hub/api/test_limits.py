@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.test import Client as HttpClient
 
-from hub.evaluations.models import Evaluation, ReferenceSet
+from hub.evaluations.models import Evaluation
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -24,22 +24,6 @@ def _error_shaped(response: Any) -> dict[str, Any]:
 
 def _staff_key() -> str:
     return factories.token(factories.user("sam", staff=True))
-
-
-def _reference_set() -> ReferenceSet:
-    return ReferenceSet.objects.create(
-        slug="noise",
-        title="noise",
-        modality="test noise",
-        split="test",
-        licence="CC0-1.0",
-        image_count=10,
-        height=16,
-        width=16,
-        channels=1,
-        images="references/noise.npz",
-        images_sha256="0" * 64,
-    )
 
 
 @pytest.mark.parametrize(
@@ -72,7 +56,7 @@ def test_an_evaluation_request_out_of_range_is_a_bad_request(field: str, value: 
 
 def test_the_largest_seed_the_hub_stores_is_accepted() -> None:
     factories.release_row(submitter=factories.user("alice"))
-    _reference_set()
+    factories.reference_set_row()
 
     response = HttpClient().post(
         f"{_RELEASE}/evaluations",
