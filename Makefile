@@ -1,6 +1,7 @@
 # medigan hub: one entry point for running and testing on a fresh machine.
 # `make run` brings the hub up with its demo catalogue on the embedded default;
-# `make test` runs every test suite and the linters.
+# `make test` runs every test suite and the linters; `make test-fast` is the quick lane of unit
+# tests (no integration walk, no training runs, no shared data sets).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
@@ -12,9 +13,13 @@ TORCH_SPEC ?= torch==2.13.0
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+# Branch coverage of every pytest run made here ([tool.coverage] in pyproject.toml), its report last.
+PYTEST_COV ?= --cov --cov-branch --cov-report=term
+# What the fast lane leaves out: tests that start processes or services, and the shared data sets.
+FAST_MARKERS ?= not integration and not shared_data
 
-.PHONY: run test install sandbox-tools test-tools lint typecheck test-python test-nodjango \
-	test-reference clean
+.PHONY: run test install sandbox-tools test-tools lint typecheck test-python test-fast \
+	test-nodjango test-reference clean
 
 # Debian packages the hub needs beside Python: installed when root, else a clear instruction.
 define apt_require
@@ -60,7 +65,12 @@ typecheck: install
 	$(BIN)/mypy --config-file hub/mypy.ini hub
 
 test-python: install test-tools
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(PYTEST_COV) $(PYTEST_ARGS)
+
+# The unit tests alone, in a few minutes: what to run while working.
+# The unit tests share nothing but loopback servers on free ports, so they run on every core.
+test-fast: install test-tools
+	$(BIN)/pytest -m "$(FAST_MARKERS)" -n auto $(PYTEST_COV) $(PYTEST_ARGS)
 
 # The catalog and the client must work where Django is not installed.
 $(NODJANGO_VENV)/.installed: catalog/pyproject.toml client/pyproject.toml
@@ -72,8 +82,10 @@ $(NODJANGO_VENV)/.installed: catalog/pyproject.toml client/pyproject.toml
 
 test-nodjango: $(NODJANGO_VENV)/.installed
 	$(NODJANGO_VENV)/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('django') is not None)"
-	cd catalog && ../$(NODJANGO_VENV)/bin/python -m pytest -p no:cacheprovider -c /dev/null --rootdir . tests -q
-	cd client && ../$(NODJANGO_VENV)/bin/python -m pytest -p no:cacheprovider -c /dev/null --rootdir . tests -q
+	cd catalog && PYTHONPATH=../tests ../$(NODJANGO_VENV)/bin/python -m pytest -p no:cacheprovider \
+		-p socket_guard -c /dev/null --rootdir . tests -q
+	cd client && PYTHONPATH=../tests ../$(NODJANGO_VENV)/bin/python -m pytest -p no:cacheprovider \
+		-p socket_guard -c /dev/null --rootdir . tests -q
 
 # The reference FID implementation (pytorch-fid) needs torchvision, which does not import beside
 # the project's CPU torch; the equality tests run in their own environment, against the tree.

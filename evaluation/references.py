@@ -1,4 +1,9 @@
-"""Reference sets of real images, and the on-disk cache of their feature statistics.
+"""Reference sets of real images: which exist, which cards they fit, and their statistics cache.
+
+`REFERENCE_SETS` is the one list of the held-out image sets of ../shared/data that models are
+evaluated against (the hub loads them with `manage.py reference_sets_load`, the zoo's table reads
+them directly), and `reference_set_fits` is the one rule deciding whether a set fits a model
+card's selection terms; both work on plain values, so the hub, the zoo and this library agree.
 
 An FID is only reproducible when the reference images are pinned, so a `ReferenceImages` carries
 the sha256 of its pixel array (dtype, shape and bytes) and refuses an array that does not match
@@ -14,7 +19,7 @@ import hashlib
 import json
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,12 +31,17 @@ from evaluation.metrics import FeatureStatistics
 
 __all__ = [
     "HELDOUT_MODULUS",
+    "REFERENCE_SETS",
     "ReferenceImages",
+    "ReferenceSetSpec",
     "StatisticsCache",
     "StatisticsKey",
     "busi_heldout_mask",
     "images_sha256",
     "load_npz_split",
+    "reference_set_fits",
+    "reference_sets_fitting",
+    "selection_words",
 ]
 
 HELDOUT_MODULUS = 5
@@ -126,6 +136,121 @@ def load_npz_split(path: Path, split: str, *, id: str) -> ReferenceImages:
             f"{path} has no split {split!r}; available: {', '.join(available + derived)}"
         )
     return ReferenceImages.from_images(id, split, np.ascontiguousarray(images[mask]))
+
+
+KERMANY_CITATION = (
+    "Kermany DS et al. Identifying Medical Diagnoses and Treatable Diseases by Image-Based Deep "
+    "Learning. Cell 172(5):1122-1131, 2018. doi:10.1016/j.cell.2018.02.010; data: Mendeley Data "
+    "v2, doi:10.17632/rscbjbr9sj.2"
+)
+BUSI_CITATION = (
+    "Al-Dhabyani W, Gomaa M, Khaled H, Fahmy A. Dataset of breast ultrasound images. Data in "
+    "Brief 28:104863, 2020. doi:10.1016/j.dib.2019.104863"
+)
+ISIC_CITATION = (
+    "Codella NCF et al. Skin Lesion Analysis Toward Melanoma Detection: A Challenge at ISBI 2017, "
+    "hosted by the ISIC. arXiv:1710.05006"
+)
+
+
+@dataclass(frozen=True)
+class ReferenceSetSpec:
+    """A held-out reference set of ../shared/data: its images, its attribution, its match terms.
+
+    ``id`` is the hub's slug and the ``reference_id`` of the statistics cache. ``file`` is
+    relative to the shared ``data`` folder; ``split`` is the held-out split evaluated against and
+    ``train_split`` the one a model (or the zoo's baseline) may learn from. ``match_terms`` is a
+    tuple of groups of alternatives; see `reference_set_fits`.
+    """
+
+    id: str
+    title: str
+    modality: str
+    match_terms: tuple[tuple[str, ...], ...]
+    file: str
+    split: str
+    train_split: str
+    licence: str
+    citation: str
+
+
+REFERENCE_SETS: tuple[ReferenceSetSpec, ...] = (
+    ReferenceSetSpec(
+        id="chest-xray-test",
+        title="Paediatric chest X-ray, Kermany test split (624 images, 64 px)",
+        modality="chest x-ray",
+        match_terms=(("chest", "thorax", "lung", "cxr"), ("x-ray", "xray", "cxr", "radiograph")),
+        file="chest-xray-pneumonia/chest_xray_pneumonia_64.npz",
+        split="test",
+        train_split="train",
+        licence="CC-BY-4.0",
+        citation=KERMANY_CITATION,
+    ),
+    ReferenceSetSpec(
+        id="dermoscopy-isic2017-test",
+        title="Dermoscopy, ISIC 2017 test split (600 images, 64 px RGB)",
+        modality="dermoscopy",
+        match_terms=(("dermoscop", "skin lesion", "melanoma"),),
+        file="dermoscopy-isic2017/dermoscopy_isic2017_64.npz",
+        split="test",
+        train_split="train",
+        licence="CC0-1.0",
+        citation=ISIC_CITATION,
+    ),
+    ReferenceSetSpec(
+        id="busi-heldout",
+        title="Breast ultrasound, BUSI held-out fifth (every 5th image, 64 px)",
+        modality="breast ultrasound",
+        match_terms=(("breast",), ("ultrasound", "sonograph")),
+        file="breast-ultrasound-busi/breast_ultrasound_busi_64.npz",
+        split="heldout",
+        train_split="train",
+        licence="CC-BY-4.0",
+        citation=BUSI_CITATION,
+    ),
+)
+"""The held-out sets of ../shared/data that models are evaluated against, in table order."""
+
+
+def selection_words(
+    *, modality: object = None, organ: object = None, tags: object = None
+) -> list[str]:
+    """The lower-cased terms of a card's selection ``modality``, ``organ`` and ``tags``.
+
+    Each field may be a list of terms or a single term (cards imported from medigan are not
+    uniform); empty values are dropped.
+    """
+    words: list[str] = []
+    for value in (modality, organ, tags):
+        values = value if isinstance(value, list) else [value]
+        words.extend(str(item).lower() for item in values if item)
+    return words
+
+
+def reference_set_fits(match_terms: Iterable[Iterable[str]], words: Sequence[str]) -> bool:
+    """Whether a reference set with ``match_terms`` fits a card with selection ``words``.
+
+    ``match_terms`` is a list of groups of alternatives, e.g. ``[["chest", "thorax"], ["x-ray",
+    "radiograph"]]``: every group needs a term that occurs inside one of the words, so a chest
+    X-ray model fits and an X-ray mammography model does not. A set without terms fits nothing,
+    so that a set loaded without them is never evaluated against by accident.
+    """
+    groups = [tuple(group) for group in match_terms]
+    return bool(groups) and all(
+        any(term in word for term in group for word in words) for group in groups
+    )
+
+
+def reference_sets_fitting(
+    *,
+    modality: object = None,
+    organ: object = None,
+    tags: object = None,
+    reference_sets: Iterable[ReferenceSetSpec] = REFERENCE_SETS,
+) -> list[ReferenceSetSpec]:
+    """The ``reference_sets`` that fit a card's selection ``modality``, ``organ`` and ``tags``."""
+    words = selection_words(modality=modality, organ=organ, tags=tags)
+    return [spec for spec in reference_sets if reference_set_fits(spec.match_terms, words)]
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,9 @@
-"""Top-level routes: the API, its OpenAPI schema, the admin and the web pages.
+"""Every route of the hub: the API under ``/api/v1/``, its OpenAPI schema, the admin, the pages.
+
+The API's paths are the wire format's (``medigan_catalog.snapshot``: ``CATALOG_PATH``,
+``model_path``, ``release_path`` ...). Id segments match any text without a slash; the views
+check them against the catalogue's rules and answer 400 for a malformed one
+(``hub.api.parameters``), which a narrower converter would have turned into a bare 404.
 
 Nothing under ``media/`` is served publicly: sample grids of releases still in review or rejected
 are not for everyone, so they are streamed by an access-checked API view
@@ -9,8 +14,48 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from hub import snapshot
+from hub.evaluations import apis as evaluations
+from hub.registry import apis as registry
+from medigan_catalog.snapshot import API_ROOT
+
+_MODEL = "models/<str:namespace>/<str:name>"
+_RELEASE = f"{_MODEL}/releases/<str:version>"
+
+api_v1 = [
+    path("status", registry.HubStatusApi.as_view(), name="hub-status"),
+    path("catalog", snapshot.CatalogSnapshotApi.as_view(), name="catalog-snapshot"),
+    path("models", registry.ModelListApi.as_view(), name="model-list"),
+    path(_MODEL, registry.ModelDetailApi.as_view(), name="model"),
+    path("releases", registry.ReleaseCreateApi.as_view(), name="release-create"),
+    path(_RELEASE, registry.ReleaseDetailApi.as_view(), name="release"),
+    path(f"{_RELEASE}/review", registry.ReleaseReviewApi.as_view(), name="release-review"),
+    path(
+        f"{_RELEASE}/sample-grid",
+        registry.ReleaseSampleGridApi.as_view(),
+        name="release-sample-grid",
+    ),
+    path(
+        f"{_RELEASE}/evaluations",
+        snapshot.ReleaseEvaluationsApi.as_view(),
+        name="release-evaluations",
+    ),
+    path("leaderboards", evaluations.LeaderboardApi.as_view(), name="leaderboards"),
+    path(
+        "leaderboards/<str:reference>",
+        evaluations.LeaderboardReferenceApi.as_view(),
+        name="leaderboard",
+    ),
+    path("reference-sets", evaluations.ReferenceSetListApi.as_view(), name="reference-sets"),
+    path(
+        f"{_RELEASE}/artifacts/<str:filename>",
+        registry.ReleaseArtifactDownloadApi.as_view(),
+        name="release-artifact",
+    ),
+]
+
 urlpatterns = [
-    path("api/v1/", include("hub.api.urls")),
+    path(f"{API_ROOT.strip('/')}/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="openapi-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="api-docs"),
     path("admin/", admin.site.urls),

@@ -1,4 +1,8 @@
-"""Server test set-up: tasks run eagerly in-process unless a test starts a real worker."""
+"""Server test set-up: tasks run eagerly in-process unless a test starts a real worker.
+
+Every test also runs under the socket guard, the plugin ``tests/socket_guard.py``: it may
+connect only to this machine.
+"""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@
 
 For every ``zoo/*/package/card.json`` the package is imported by path (as the client does) and
 called with the card's default generation arguments (as the hub's evaluation does). Each matching
-held-out reference set (the hub's match rules on the card's selection modality/organ/tags) is
+held-out reference set (``evaluation.references``, the hub's sets and match rule) is
 evaluated with ``evaluation.runner.evaluate``, and so is the trivial baseline of the issue's
 acceptance 3: independent per-pixel Gaussian noise with the per-pixel mean and variance of the
 reference data set's TRAINING split, at the model's output size and channels, clipped to uint8.
@@ -32,7 +32,13 @@ import numpy.typing as npt
 from PIL import Image
 
 from evaluation.features import FeatureExtractor, load_extractor
-from evaluation.references import ReferenceImages, load_npz_split
+from evaluation.references import (
+    REFERENCE_SETS,
+    ReferenceImages,
+    ReferenceSetSpec,
+    load_npz_split,
+    reference_sets_fitting,
+)
 from evaluation.runner import EvaluationOptions, EvaluationResult, evaluate
 
 ZOO_DIR = Path(__file__).resolve().parent
@@ -43,42 +49,8 @@ TABLE_END = "<!-- zoo-evaluation-table:end -->"
 Generator = Callable[[int, int], np.ndarray[Any, Any]]
 
 
-@dataclass(frozen=True)
-class ReferenceSpec:
-    """A held-out reference set of the hub and the training split its baseline is fit on."""
-
-    id: str
-    file: str
-    split: str
-    train_split: str
-    # Every group must have a term that occurs in one of the card's modality/organ/tags values.
-    match_terms: tuple[tuple[str, ...], ...]
-
-
-# The hub's demo reference sets (hub/evaluations/management/commands/reference_sets_load.py).
-REFERENCES = (
-    ReferenceSpec(
-        id="chest-xray-test",
-        file="chest-xray-pneumonia/chest_xray_pneumonia_64.npz",
-        split="test",
-        train_split="train",
-        match_terms=(("chest", "thorax", "lung", "cxr"), ("x-ray", "xray", "cxr", "radiograph")),
-    ),
-    ReferenceSpec(
-        id="dermoscopy-isic2017-test",
-        file="dermoscopy-isic2017/dermoscopy_isic2017_64.npz",
-        split="test",
-        train_split="train",
-        match_terms=(("dermoscop", "skin lesion", "melanoma"),),
-    ),
-    ReferenceSpec(
-        id="busi-heldout",
-        file="breast-ultrasound-busi/breast_ultrasound_busi_64.npz",
-        split="heldout",
-        train_split="train",
-        match_terms=(("breast",), ("ultrasound", "sonograph")),
-    ),
-)
+# The held-out reference sets, the same as the hub's (``manage.py reference_sets_load``).
+REFERENCES = REFERENCE_SETS
 
 
 @dataclass(frozen=True)
@@ -108,19 +80,12 @@ def package_dirs(zoo_dir: Path = ZOO_DIR) -> list[Path]:
     return sorted(card.parent for card in zoo_dir.glob("*/package/card.json"))
 
 
-def matching_references(card: dict[str, Any]) -> list[ReferenceSpec]:
-    """The reference sets whose every group of match terms occurs in the card's selection."""
+def matching_references(card: dict[str, Any]) -> list[ReferenceSetSpec]:
+    """The reference sets that fit the card's selection, by the hub's rule."""
     selection = card.get("selection") or {}
-    words: list[str] = []
-    for key in ("modality", "organ", "tags"):
-        value = selection.get(key)
-        values = value if isinstance(value, list) else [value]
-        words.extend(str(item).lower() for item in values if item)
-    return [
-        spec
-        for spec in REFERENCES
-        if all(any(term in word for term in group for word in words) for group in spec.match_terms)
-    ]
+    return reference_sets_fitting(
+        modality=selection.get("modality"), organ=selection.get("organ"), tags=selection.get("tags")
+    )
 
 
 def import_package(package_dir: Path) -> ModuleType:
@@ -158,7 +123,7 @@ def model_generator(package_dir: Path, card: dict[str, Any], device: str) -> Gen
 
 
 def training_images(
-    spec: ReferenceSpec, height: int, width: int, channels: int, data_dir: Path
+    spec: ReferenceSetSpec, height: int, width: int, channels: int, data_dir: Path
 ) -> npt.NDArray[np.uint8]:
     """The reference data set's training split at the given size and channels.
 

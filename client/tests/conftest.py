@@ -23,7 +23,11 @@ from typing import Any
 
 import pytest
 
+from medigan_catalog.snapshot import CATALOG_PATH, RELEASES_PATH, artifact_path
 from medigan_client.settings import ClientSettings
+
+# The example snapshot of docs/schema/, which the hub's API test validates against the hub too.
+EXAMPLE_SNAPSHOT = Path(__file__).resolve().parents[2] / "docs" / "schema" / "snapshot.example.json"
 
 
 @dataclass
@@ -137,7 +141,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._record()
         if self._injected_failure():
             return
-        if self.path == "/api/v1/catalog":
+        if self.path == CATALOG_PATH:
             if self.headers.get("If-None-Match") == self.state.etag():
                 self._send(304, b"", {"ETag": self.state.etag()})
                 return
@@ -228,7 +232,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorised():
             self._error(401, "authentication_required", "a token is required")
             return
-        if self.path == "/api/v1/releases":
+        if self.path == RELEASES_PATH:
             message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
                 f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode() + body
             )
@@ -280,7 +284,14 @@ class FakeHub:
 
     @staticmethod
     def artifact_path(model_id: str, version: str, filename: str) -> str:
-        return f"/api/v1/models/{model_id}/releases/{version}/artifacts/{filename}"
+        return artifact_path(model_id, version, filename)
+
+    def serve_example_snapshot(self) -> dict[str, Any]:
+        """Serve the shared example snapshot's releases (at its serial); return the document."""
+        document: dict[str, Any] = json.loads(EXAMPLE_SNAPSHOT.read_text(encoding="utf-8"))
+        self.state.releases = list(document["releases"])
+        self.state.serial = document["serial"]
+        return document
 
     def publish(self, card: dict[str, Any], package_zip: Path) -> dict[str, Any]:
         """Serve ``package_zip`` as the card's package and list the release in the catalogue."""

@@ -10,7 +10,7 @@ import pytest
 
 from medigan_client.cli import main
 from medigan_client.errors import BadRequestError
-from medigan_client.evaluations import parse_evaluations, rank_by_hub_metric
+from medigan_client.evaluations import rank_by_hub_metric
 
 if TYPE_CHECKING:
     from conftest import FakeHub, MakeCard
@@ -56,12 +56,28 @@ def three_evaluated(
         hub.state.releases[-1]["evaluations"] = evaluations
 
 
-def test_malformed_evaluations_are_left_out() -> None:
-    parsed = parse_evaluations([_evaluation("a", 3.0), {"fid_rs": 1.0}, "nonsense"])
+def test_a_release_with_malformed_evaluations_is_skipped_and_named(
+    hub: FakeHub,
+    publish: Callable[[dict[str, Any]], dict[str, Any]],
+    make_card: MakeCard,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    publish(make_card("zoo/good"))
+    hub.state.releases[-1]["evaluations"] = [_evaluation("a", 3.0)]
+    publish(make_card("zoo/bad"))
+    hub.state.releases[-1]["evaluations"] = [{"fid_rs": 1.0}]
+    cache = str(tmp_path / "cache")
 
-    assert [item.reference for item in parsed] == ["a"]
-    assert parsed[0].value("fid") == 3.0
-    assert parse_evaluations(None) == ()
+    assert main(["--hub", hub.url, "--cache-dir", cache, "sync"]) == 0
+    synced = capsys.readouterr()
+    assert main(["--hub", hub.url, "--cache-dir", cache, "--offline", "show", "zoo/good"]) == 0
+    assert main(["--hub", hub.url, "--cache-dir", cache, "--offline", "show", "zoo/bad"]) != 0
+    shown = capsys.readouterr()
+
+    assert "zoo/bad@1.0.0: evaluations.0.reference: Field required" in synced.err
+    assert "evaluation:  a with medical-cnn" in shown.out
+    assert "no model zoo/bad" in shown.err
 
 
 def test_unknown_metric_names_the_known_ones() -> None:

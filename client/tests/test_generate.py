@@ -17,21 +17,47 @@ from PIL import Image
 
 from medigan_catalog.schema import Card, card_from_json
 from medigan_client import generate as generate_module
+from medigan_client.batching import BATCH, SAMPLE, SEED_SCHEME, derive_seed, plan_batches
 from medigan_client.errors import BadRequestError, GenerationFailedError, OfflineError
-from medigan_client.generate import (
-    MANIFEST_NAME,
-    batch_seed,
-    generate,
-    generate_from_package,
-    plan_batches,
-    sample_seed,
-)
+from medigan_client.generate import MANIFEST_NAME, GenerationOptions, GenerationResult
 from medigan_client.outputs import Role, SampleWriter, WrittenFile, write_atomically
 from medigan_client.runtime import GeneratedBatch, Runner, open_runner
 from medigan_client.settings import ClientSettings
 
 if TYPE_CHECKING:
     from conftest import FakeHub
+
+
+def batch_seed(seed: int, start: int) -> int:
+    return derive_seed(BATCH, seed, start)
+
+
+def sample_seed(seed: int, index: int) -> int:
+    return derive_seed(SAMPLE, seed, index)
+
+
+def generate(
+    settings: ClientSettings, model: str, num_samples: int, output_dir: Path, **options: Any
+) -> GenerationResult:
+    """The module's ``generate`` with its options given as keywords, as ``Client.generate``."""
+    session = options.pop("session", None)
+    return generate_module.generate(
+        settings, model, num_samples, output_dir, GenerationOptions(**options), session=session
+    )
+
+
+def generate_from_package(
+    card: Card, package_dir: Path, num_samples: int, output_dir: Path, **options: Any
+) -> GenerationResult:
+    """``generate_from_package`` with its options given as keywords."""
+    extra = {
+        name: options.pop(name)
+        for name in ("runner", "settings", "package_sha256")
+        if name in options
+    }
+    return generate_module.generate_from_package(
+        card, package_dir, num_samples, output_dir, GenerationOptions(**options), **extra
+    )
 
 
 def _digests(directory: Path) -> list[str]:
@@ -64,6 +90,7 @@ def test_writes_pngs_and_a_manifest(
         "batch_seed": batch_seed(3, 4),
         "batch_start": 4,
         "batch_size": 4,
+        "seed_scheme": SEED_SCHEME,
         "args": {"brightness": 128},
     }
     # Each image is reproducible from its manifest line alone.

@@ -146,3 +146,21 @@ def test_version_key_orders_prereleases_first() -> None:
         "1.0.0",
         "1.0.1",
     ]
+
+
+def test_the_shared_example_snapshot_syncs_and_resolves_by_semver(
+    settings: ClientSettings, hub: FakeHub
+) -> None:
+    from medigan_client.api import Client
+
+    hub.serve_example_snapshot()
+
+    result = sync(settings)
+    client = Client(settings=settings)
+
+    assert (result.serial, result.release_count) == (7, 3)
+    assert load_snapshot(settings).skipped == ()
+    assert client.show("zoo/chestxray-dcgan-64").version == "1.1.0"
+    assert client.show("medigan/00001_DCGAN_MMG_CALC_ROI").runtime.kind == "medigan-legacy"
+    (evaluation,) = client.evaluations("zoo/chestxray-dcgan-64@1.0.0")
+    assert (evaluation.value("fid"), evaluation.seed, evaluation.num_samples) == (12.5, 0, 1000)

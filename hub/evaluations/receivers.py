@@ -7,7 +7,7 @@ from typing import Any
 from django.dispatch import receiver
 
 from hub.evaluations import services
-from hub.registry.signals import release_published
+from hub.signals import release_published
 
 
 @receiver(release_published)

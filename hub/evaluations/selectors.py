@@ -1,4 +1,9 @@
-"""Reads on evaluations: which reference sets fit a release, leaderboards, snapshot summaries."""
+"""Reads on evaluations: which reference sets fit a release, leaderboards, snapshot summaries.
+
+Summaries and leaderboard rows are the wire format's own models
+(``medigan_catalog.snapshot.EvaluationSummary`` and ``LeaderboardRow``); the metrics a
+leaderboard sorts by, and their directions, are its ``METRICS``.
+"""
 
 from __future__ import annotations
 
@@ -7,47 +12,32 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 
+from evaluation.references import reference_set_fits, selection_words
 from hub.evaluations.models import Evaluation, ReferenceSet
-from medigan_catalog.lifecycle import ReleaseState
+from medigan_catalog.lifecycle import CATALOGUE_STATES
+from medigan_catalog.schema import card_from_json
+from medigan_catalog.snapshot import EvaluationSummary, LeaderboardRow, metric_named
 
-# The metrics a leaderboard can be sorted by, and whether larger is better.
-METRICS: Mapping[str, bool] = {
-    "fid_rs": False,
-    "fid_rr_mean": False,
-    "r_fid": True,
-    "kid_mean": False,
-    "precision": True,
-    "recall": True,
-}
-
-
-def _card_words(card: Mapping[str, Any]) -> list[str]:
-    selection = card.get("selection") or {}
-    words: list[str] = []
-    for key in ("modality", "organ", "tags"):
-        value = selection.get(key)
-        values = value if isinstance(value, list) else [value]
-        words.extend(str(item).lower() for item in values if item)
-    return words
+_CATALOGUE = sorted(state.value for state in CATALOGUE_STATES)
 
 
 def reference_sets_matching(*, card: Mapping[str, Any]) -> list[ReferenceSet]:
-    """Reference sets whose every group of match terms appears in the card's modality/organ/tags.
+    """Reference sets that fit the card's selection modality/organ/tags.
 
-    ``match_terms`` is a list of groups of alternatives, e.g. ``[["chest", "thorax"], ["x-ray",
-    "radiograph"]]``: a chest X-ray model matches, an X-ray mammography model does not.
+    The rule is ``evaluation.references.reference_set_fits``, the one the zoo's table uses: every
+    group of a set's ``match_terms`` needs a term inside one of the card's words, e.g. ``[["chest",
+    "thorax"], ["x-ray", "radiograph"]]`` fits a chest X-ray model, not an X-ray mammography one.
     """
-    words = _card_words(card)
+    selection = card.get("selection") or {}
+    words = selection_words(
+        modality=selection.get("modality"), organ=selection.get("organ"), tags=selection.get("tags")
+    )
     return [
         reference_set
         for reference_set in ReferenceSet.objects.all()
-        if reference_set.match_terms
-        and all(
-            any(term in word for term in group for word in words)
-            for group in reference_set.match_terms
-        )
+        if reference_set_fits(reference_set.match_terms, words)
     ]
 
 
@@ -71,18 +61,15 @@ def extractors_available() -> list[str]:
 
 
 def evaluations_succeeded() -> QuerySet[Evaluation]:
-    """Finished evaluations of published releases, newest first."""
+    """Finished evaluations of releases in the catalogue (published), newest first."""
     return (
-        Evaluation.objects.filter(
-            status=Evaluation.Status.SUCCEEDED, release__state=ReleaseState.PUBLISHED.value
-        )
-        .select_related("release__generative_model", "reference_set")
-        .order_by("-finished_at")
+        Evaluation.objects.filter(status=Evaluation.Status.SUCCEEDED, release__state__in=_CATALOGUE)
+        .select_related("reference_set")
+        .order_by("-finished_at", "-pk")
     )
 
 
-def evaluation_summary(evaluation: Evaluation) -> dict[str, Any]:
-    """The figures of one evaluation as clients and the leaderboard show them."""
+def _summary_fields(evaluation: Evaluation) -> dict[str, Any]:
     provenance = evaluation.provenance or {}
     return {
         "reference": evaluation.reference_set.slug,
@@ -104,24 +91,42 @@ def evaluation_summary(evaluation: Evaluation) -> dict[str, Any]:
         "reference_sha256": provenance.get("reference_sha256"),
         "num_reference": provenance.get("num_reference"),
         "software": provenance.get("software"),
-        "finished_at": evaluation.finished_at.isoformat() if evaluation.finished_at else None,
+        "samples_sha256": (provenance.get("generation") or {}).get("samples_sha256"),
+        "finished_at": evaluation.finished_at,
     }
 
 
-def evaluation_summaries_by_release(release_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
-    """Each release's newest finished evaluation per reference, extractor and preprocessing."""
-    summaries: dict[int, list[dict[str, Any]]] = {}
+def evaluation_summary(evaluation: Evaluation) -> EvaluationSummary:
+    """The figures of one evaluation as the snapshot, the leaderboard and clients show them."""
+    return EvaluationSummary.model_validate(_summary_fields(evaluation))
+
+
+def _newest_per_run(evaluations: Iterable[Evaluation]) -> Iterable[Evaluation]:
+    """The newest run of each release, reference set, extractor and preprocessing.
+
+    ``evaluations`` come newest first.
+    """
     seen: set[tuple[int, int, str, str]] = set()
-    for evaluation in evaluations_succeeded().filter(release_id__in=list(release_ids)):
+    for evaluation in evaluations:
         key = (
             evaluation.release_id,
             evaluation.reference_set_id,
             evaluation.extractor_id,
             evaluation.preprocess_key,
         )
-        if key in seen:
-            continue
-        seen.add(key)
+        if key not in seen:
+            seen.add(key)
+            yield evaluation
+
+
+def evaluation_summaries_of_catalogue() -> dict[int, list[EvaluationSummary]]:
+    """By release id: each catalogue release's newest finished evaluation per reference set,
+    extractor and preprocessing.
+
+    One query joined on the release's state, so it stays one statement at any catalogue size.
+    """
+    summaries: dict[int, list[EvaluationSummary]] = {}
+    for evaluation in _newest_per_run(evaluations_succeeded()):
         summaries.setdefault(evaluation.release_id, []).append(evaluation_summary(evaluation))
     return summaries
 
@@ -132,47 +137,52 @@ def leaderboard(
     extractor: str | None = None,
     sort: str = "fid_rs",
     descending: bool | None = None,
-) -> list[dict[str, Any]]:
+) -> list[LeaderboardRow]:
     """Rows of the leaderboard: one per release, reference set, extractor and preprocessing.
 
-    Sorted by ``sort`` (see ``METRICS``) in its natural direction unless told otherwise; rows
-    without the metric come last.
+    Sorted by ``sort`` (a metric of ``medigan_catalog.snapshot.METRICS``, or an alias) in its
+    natural direction unless told otherwise; rows without the metric come last. Raises
+    ``UnknownMetricError`` for another name.
     """
-    if sort not in METRICS:
-        raise ValueError(f"sort must be one of {', '.join(METRICS)}, not {sort!r}")
-    queryset = evaluations_succeeded()
+    metric = metric_named(sort)
+    queryset = evaluations_succeeded().select_related("release__generative_model")
     if reference:
         queryset = queryset.filter(reference_set__slug=reference)
     if extractor:
         queryset = queryset.filter(extractor_id=extractor)
-    rows: list[dict[str, Any]] = []
-    seen: set[tuple[int, int, str, str]] = set()
-    for evaluation in queryset.annotate(model_namespace=F("release__generative_model__namespace")):
-        key = (
-            evaluation.release_id,
-            evaluation.reference_set_id,
-            evaluation.extractor_id,
-            evaluation.preprocess_key,
-        )
-        if key in seen:
-            continue
-        seen.add(key)
-        card = evaluation.release.card
+    rows: list[LeaderboardRow] = []
+    for evaluation in _newest_per_run(queryset):
+        card = card_from_json(evaluation.release.card)
         rows.append(
-            {
-                "model_id": evaluation.release.model_id,
-                "version": evaluation.release.version,
-                "title": (card.get("description") or {}).get("title")
-                or evaluation.release.model_id,
-                "modality": ((card.get("selection") or {}).get("modality") or ["?"])[0],
-                **evaluation_summary(evaluation),
-            }
+            LeaderboardRow.model_validate(
+                {
+                    "model_id": card.model_id,
+                    "version": card.version,
+                    "title": card.title,
+                    "modality": (card.selection.modality or ["?"])[0],
+                    **_summary_fields(evaluation),
+                }
+            )
         )
-    larger_is_better = METRICS[sort] if descending is None else descending
-    present = [row for row in rows if row[sort] is not None]
-    missing = [row for row in rows if row[sort] is None]
-    present.sort(key=lambda row: float(row[sort]), reverse=larger_is_better)
+    larger_is_better = metric.larger_is_better if descending is None else descending
+    present = [row for row in rows if row.value(metric) is not None]
+    missing = [row for row in rows if row.value(metric) is None]
+    present.sort(key=lambda row: row.value(metric) or 0.0, reverse=larger_is_better)
     return present + missing
+
+
+def evaluation_list_of_release(*, release_id: int) -> QuerySet[Evaluation]:
+    """Every evaluation of a release, whatever its status, newest first."""
+    return (
+        Evaluation.objects.filter(release_id=release_id)
+        .select_related("reference_set")
+        .order_by("-created_at", "-pk")
+    )
+
+
+def reference_set_get(*, slug: str) -> ReferenceSet | None:
+    """The reference set ``slug``, or None."""
+    return ReferenceSet.objects.filter(slug=slug).first()
 
 
 def reference_set_list() -> QuerySet[ReferenceSet]:

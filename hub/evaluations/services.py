@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from django.conf import settings
@@ -30,22 +30,26 @@ from django.utils import timezone
 from evaluation.preprocessing import PreprocessOptions
 from evaluation.references import ReferenceImages
 from evaluation.runner import EvaluationOptions, evaluate
+from hub import signals
 from hub.evaluations import selectors
 from hub.evaluations.models import Evaluation, ReferenceSet
-from hub.registry.models import Release
-from hub.registry.sandbox import redact, sandbox_generate
-from hub.registry.services import (
-    StaleWork,
-    catalog_serial_bump,
-    paths_remove_stale,
-    release_package_extract,
-)
+from hub.sandbox import redact, sandbox_generate
+from hub.work import StaleWork, paths_remove_stale
 from medigan_catalog.errors import CatalogError, ErrorCode
 from medigan_catalog.lifecycle import ReleaseState
+from medigan_catalog.packaging import ArchiveLimits, safe_extract, verify_file
 from medigan_catalog.schema import card_from_json
 from medigan_catalog.validation import resolve_generation_arguments
+from medigan_client.batching import DEFAULT_BATCH_SIZE, SEED_SCHEME, SampleDigest
+
+if TYPE_CHECKING:
+    # Only for annotations: evaluations reach the registry's releases through their foreign key
+    # and never import the registry's code (the import-linter independence contract).
+    from hub.registry.models import Release
 
 logger = logging.getLogger(__name__)
+
+_COPY_CHUNK_BYTES = 1024 * 1024
 
 
 def reference_set_create(
@@ -128,7 +132,7 @@ def evaluation_request(
     for releases the hub stands behind, not for rejected, withdrawn or unreviewed ones. A failed
     run with the same parameters is queued again, so staff can retry after a fix.
     """
-    state = Release.objects.filter(pk=release.pk).values_list("state", flat=True).first()
+    state = type(release).objects.filter(pk=release.pk).values_list("state", flat=True).first()
     if state != ReleaseState.PUBLISHED:
         raise EvaluationNotAllowedError(
             f"{release.release_id} is {state}, not published: only published releases are "
@@ -179,7 +183,7 @@ def evaluations_queue_for_release(
     *, release_id: int, requested_by: User | None = None
 ) -> list[Evaluation]:
     """Queue the hub's standard evaluation of a release against every matching reference set."""
-    release = Release.objects.select_related("generative_model").get(pk=release_id)
+    release = _release_model().objects.select_related("generative_model").get(pk=release_id)
     if release.state != ReleaseState.PUBLISHED:
         # Published and then changed again before this ran (deprecated): nothing to evaluate.
         return []
@@ -209,6 +213,33 @@ def _load_reference(reference_set: ReferenceSet) -> ReferenceImages:
         images=images,
         sha256=reference_set.images_sha256,
     )
+
+
+def release_package_extract(*, release: Release, destination: Path) -> Path:
+    """Copy a release's stored package out of storage, verify its sha256 and unpack it safely.
+
+    Returns the package directory. The bytes are checked again because storage is outside the
+    database's guarantees.
+    """
+    artifact = release.artifacts.filter(role="package").exclude(file="").first()
+    if artifact is None:
+        raise CatalogError(
+            f"{release.release_id} has no package stored on this hub",
+            code=ErrorCode.ARTIFACT_UNREACHABLE,
+        )
+    destination.mkdir(parents=True, exist_ok=True)
+    archive = destination / artifact.filename
+    with artifact.file.open("rb") as source, archive.open("wb") as target:
+        shutil.copyfileobj(source, target, _COPY_CHUNK_BYTES)
+    verify_file(archive, sha256=artifact.sha256, size=artifact.size)
+    package_dir = destination / "package"
+    safe_extract(archive, package_dir, ArchiveLimits())
+    return package_dir
+
+
+def _release_model() -> type[Release]:
+    """The registry's release model, found through the evaluation's foreign key to it."""
+    return cast("type[Release]", Evaluation._meta.get_field("release").related_model)
 
 
 def evaluation_stale_seconds(evaluation: Evaluation) -> float:
@@ -435,20 +466,33 @@ def evaluation_run(
             provenance=result,
             finished_at=timezone.now(),
         )
-        # The snapshot carries hub-computed metrics: a new number is a catalogue change.
-        catalog_serial_bump()
+        # The snapshot carries hub-computed metrics: a new number is a catalogue change, and
+        # the registry, the serial's owner, bumps it inside this transaction.
+        signals.evaluation_finished.send(sender=Evaluation, evaluation_id=evaluation_id)
     return Evaluation.objects.get(pk=evaluation_id)
 
 
 def _compute(evaluation: Evaluation, work_dir: Path) -> dict[str, Any]:
+    """Generate the evaluation's samples, compute its metrics; return them with provenance.
+
+    Generation goes through the client's core (:mod:`medigan_client.batching`): the samples are
+    ``[0, num_samples)`` of the sequence of ``(evaluation.seed, DEFAULT_BATCH_SIZE)``, exactly
+    those ``client.generate(model, num_samples, seed=evaluation.seed)`` writes. The metric
+    library asks for them in chunks of its own batch size and hands each chunk a seed of its
+    own, which is not used: the chunks are consecutive runs of that one sequence. The
+    provenance's ``generation`` says how to reproduce them and their sha256
+    (:class:`~medigan_client.batching.SampleDigest`).
+    """
     release = evaluation.release
     card = card_from_json(release.card)
     package_dir = release_package_extract(release=release, destination=work_dir)
     arguments = resolve_generation_arguments(card, {})
+    seed = int(evaluation.seed)
+    digest = SampleDigest()
 
-    def generator(num_samples: int, seed: int) -> np.ndarray[Any, Any]:
+    def generator(num_samples: int, _chunk_seed: int) -> np.ndarray[Any, Any]:
         # Published code is still contributed code: it runs in the same sandbox as validation.
-        return sandbox_generate(
+        samples = sandbox_generate(
             package_dir,
             card,
             num_samples,
@@ -456,7 +500,11 @@ def _compute(evaluation: Evaluation, work_dir: Path) -> dict[str, Any]:
             device=str(settings.MEDIGAN_EVALUATION_DEVICE),
             args=arguments,
             wall_seconds=float(settings.MEDIGAN_EVALUATION_BATCH_TIMEOUT_SECONDS),
+            start_index=digest.count,
+            batch_size=DEFAULT_BATCH_SIZE,
         ).samples
+        digest.update(samples)
+        return samples
 
     options = EvaluationOptions(
         extractor_id=evaluation.extractor_id,
@@ -469,4 +517,14 @@ def _compute(evaluation: Evaluation, work_dir: Path) -> dict[str, Any]:
     )
     result = evaluate(generator, _load_reference(evaluation.reference_set), options)
     payload: dict[str, Any] = result.to_dict()
+    payload["generation"] = {
+        "seed": seed,
+        "seed_scheme": SEED_SCHEME,
+        "batch_size": DEFAULT_BATCH_SIZE,
+        "start_index": 0,
+        "num_samples": digest.count,
+        "args": dict(arguments),
+        "device": str(settings.MEDIGAN_EVALUATION_DEVICE),
+        "samples_sha256": digest.hexdigest(),
+    }
     return payload

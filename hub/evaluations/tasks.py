@@ -12,7 +12,7 @@ from typing import Any
 from celery import Task, shared_task
 
 from hub.evaluations import services
-from hub.registry.tasks import BUSY_RETRY, previous_run_lost
+from hub.work import BUSY_RETRY, previous_run_lost
 
 
 @shared_task(

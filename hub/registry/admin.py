@@ -20,8 +20,9 @@ from django.utils.functional import lazy
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from hub import sandbox
 from hub.accounts.selectors import user_is_reviewer
-from hub.registry import sandbox, selectors, services
+from hub.registry import selectors, services
 from hub.registry.models import (
     Artifact,
     GenerativeModel,

@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from hub import sandbox
 from hub.api import parameters
 from hub.api.errors import ApiError, error_response
 from hub.api.openapi import error_responses
@@ -29,9 +30,11 @@ from hub.api.parsers import (
     strict_json_loads,
 )
 from hub.api.permissions import IsReviewer
-from hub.registry import sandbox, selectors, services
+from hub.registry import selectors, services
 from hub.registry.models import Artifact, Release
-from medigan_catalog.errors import ErrorCode
+from medigan_catalog.errors import CardInvalidError, ErrorCode
+from medigan_catalog.search import OPERATORS
+from medigan_catalog.snapshot import release_path
 
 logger = logging.getLogger(__name__)
 
@@ -81,14 +84,16 @@ class ReleaseStatusSerializer(serializers.Serializer[Any]):
         return request.build_absolute_uri("/")
 
     def get_card(self, release: Release) -> dict[str, Any]:
-        return selectors.release_card_for_clients(release, base_url=self._base_url())
+        try:
+            card = selectors.release_card_for_clients(release, base_url=self._base_url())
+        except CardInvalidError:
+            # A release whose stored card fails the schema (validation's ``card_schema`` check
+            # says so) still shows its status, with the card as it was stored.
+            return dict(release.card)
+        return card.to_json()
 
     def get_url(self, release: Release) -> str:
-        model = release.generative_model
-        return (
-            self._base_url().rstrip("/")
-            + f"/api/v1/models/{model.namespace}/{model.name}/releases/{release.version}"
-        )
+        return self._base_url().rstrip("/") + release_path(release.model_id, release.version)
 
     def get_sample_grid_url(self, release: Release) -> str | None:
         # The access-checked view, never the storage URL: grids of unpublished releases are not
@@ -122,43 +127,17 @@ def _visible_release_or_404(request: Request, namespace: str, name: str, version
     return release
 
 
-class CatalogSnapshotApi(APIView):
-    """The catalogue snapshot that clients sync; revalidate with ``If-None-Match``."""
-
-    @extend_schema(
-        responses={200: OpenApiTypes.OBJECT, 304: None},
-        parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER)],
-    )
-    def get(self, request: Request) -> Response:
-        serial = selectors.catalog_serial_get()
-        etag = f'"catalog-{serial}"'
-        if etag in request.headers.get("If-None-Match", ""):
-            response = Response(status=status.HTTP_304_NOT_MODIFIED)
-        else:
-            snapshot = selectors.catalog_snapshot(base_url=request.build_absolute_uri("/"))
-            response = Response(snapshot)
-            etag = f'"catalog-{snapshot["serial"]}"'
-        response["ETag"] = etag
-        response["Cache-Control"] = "no-cache"
-        return response
-
-
 class ModelSummarySerializer(serializers.Serializer[Any]):
-    model_id = serializers.CharField()
-    title = serializers.SerializerMethodField()
-    latest_version = serializers.CharField(source="version")
+    """A search result: a model and its newest published release (by semantic version)."""
+
+    model_id = serializers.CharField(source="card.model_id")
+    title = serializers.CharField(source="card.title")
+    latest_version = serializers.CharField(source="card.version")
     modality = serializers.SerializerMethodField()
-    type = serializers.SerializerMethodField()
+    type = serializers.CharField(source="card.selection.type", allow_null=True)
 
-    def get_title(self, release: Release) -> str:
-        return str((release.card.get("description") or {}).get("title") or release.model_id)
-
-    def get_modality(self, release: Release) -> list[str]:
-        return list((release.card.get("selection") or {}).get("modality") or [])
-
-    def get_type(self, release: Release) -> str | None:
-        value = (release.card.get("selection") or {}).get("type")
-        return None if value is None else str(value)
+    def get_modality(self, entry: selectors.CatalogEntry) -> list[str]:
+        return list(entry.card.selection.modality or [])
 
 
 class ModelListApi(APIView):
@@ -167,7 +146,7 @@ class ModelListApi(APIView):
     @extend_schema(
         parameters=[
             parameters.query_parameter("q", description="search terms"),
-            parameters.query_parameter("operator", enum=["AND", "OR", "XOR"]),
+            parameters.query_parameter("operator", enum=list(OPERATORS)),
             parameters.query_parameter("semantics", enum=["hub", "medigan"]),
         ],
         responses={
@@ -179,15 +158,21 @@ class ModelListApi(APIView):
         query = parameters.query_text(request, "q")
         # Lower case is accepted as it always was; the schema names the canonical spelling.
         operator = request.query_params.get("operator", "AND").upper()
-        if operator not in {"AND", "OR", "XOR"}:
-            raise ApiError(ErrorCode.BAD_REQUEST, "operator must be AND, OR or XOR")
+        if operator not in OPERATORS:
+            raise ApiError(ErrorCode.BAD_REQUEST, f"operator must be one of {', '.join(OPERATORS)}")
         medigan = parameters.query_choice(request, "semantics", ["hub", "medigan"], "hub")
-        if operator == "XOR" and medigan != "medigan":
-            raise ApiError(ErrorCode.BAD_REQUEST, "XOR exists only with semantics=medigan")
-        releases = selectors.model_search(
+        entries = selectors.model_search(
             query=query, operator=operator, medigan_semantics=medigan == "medigan"
         )
-        return Response({"results": ModelSummarySerializer(releases, many=True).data})
+        return Response({"results": ModelSummarySerializer(entries, many=True).data})
+
+
+def _card_title(release: Release) -> str | None:
+    try:
+        return selectors.release_card(release).description.title
+    except CardInvalidError:
+        # A listing must not fail over one release whose stored card fails the schema.
+        return None
 
 
 class ModelDetailApi(APIView):
@@ -211,7 +196,7 @@ class ModelDetailApi(APIView):
                         "version": release.version,
                         "state": release.state,
                         "published_at": release.published_at,
-                        "title": (release.card.get("description") or {}).get("title"),
+                        "title": _card_title(release),
                     }
                     for release in releases
                 ],

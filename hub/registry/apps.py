@@ -9,3 +9,7 @@ class RegistryConfig(AppConfig):
     name = "hub.registry"
     label = "registry"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # A finished evaluation bumps the serial; evaluations only announce the event.
+        from hub.registry import receivers  # noqa: F401

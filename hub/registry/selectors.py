@@ -6,42 +6,96 @@ turned down is seen by its submitter, the model's owner and reviewers only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import connection
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from hub.accounts.selectors import user_is_reviewer
 from hub.registry.models import Artifact, CatalogSerial, GenerativeModel, Release
-from medigan_catalog.lifecycle import ReleaseState
+from medigan_catalog.lifecycle import CATALOGUE_STATES, VISIBLE_STATES
 from medigan_catalog.schema import Card, card_from_json
 from medigan_catalog.search import medigan_find_matching, search
+from medigan_catalog.snapshot import artifact_path, newest_per_model, sample_grid_path
 
-PUBLIC_STATES = (ReleaseState.PUBLISHED.value, ReleaseState.DEPRECATED.value)
+_VISIBLE = sorted(state.value for state in VISIBLE_STATES)
+_CATALOGUE = sorted(state.value for state in CATALOGUE_STATES)
+
+
+@dataclass(frozen=True)
+class SerialState:
+    """The catalogue serial and when it last changed, read in one query."""
+
+    serial: int
+    changed_at: datetime | None
+
+
+@cache
+def _serial_query() -> tuple[str, tuple[Any, ...]]:
+    # Built by the ORM once, so table and column names stay the model's.
+    query = CatalogSerial.objects.filter(pk=1).values_list("serial", "changed_at").query
+    sql, params = query.sql_with_params()
+    return sql, tuple(params)
+
+
+def catalog_serial_state() -> SerialState:
+    """The serial and its change time (0 and None before anything was published).
+
+    Every catalogue request reads this, and compiling the ORM query costs several times what
+    running it does, so the SQL is compiled once and run on a plain cursor.
+    """
+    sql, params = _serial_query()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return SerialState(0, None)
+    changed_at = row[1]
+    if isinstance(changed_at, datetime) and timezone.is_naive(changed_at):
+        # SQLite hands back the stored UTC time without its zone.
+        changed_at = timezone.make_aware(changed_at, UTC)
+    return SerialState(int(row[0]), changed_at)
 
 
 def catalog_serial_get() -> int:
     """The current catalogue serial (0 before anything was published)."""
-    row = CatalogSerial.objects.filter(pk=1).first()
-    return row.serial if row is not None else 0
+    return catalog_serial_state().serial
 
 
-def release_list_published() -> QuerySet[Release]:
-    """Every published release, in catalogue order (by model id, then publication)."""
+def release_list_catalogue() -> QuerySet[Release]:
+    """Every release the catalogue lists (published), in catalogue order: model id, publication."""
     return (
-        Release.objects.filter(state=ReleaseState.PUBLISHED.value)
+        Release.objects.filter(state__in=_CATALOGUE)
         .select_related("generative_model")
-        .prefetch_related("artifacts")
-        .order_by("generative_model__namespace", "generative_model__name", "published_at")
+        .order_by("generative_model__namespace", "generative_model__name", "published_at", "pk")
     )
+
+
+def artifacts_stored_in_catalogue() -> set[tuple[int, str]]:
+    """(release id, filename) of every artifact this hub stores for a catalogue release.
+
+    One query joined on the release's state, not an ``IN`` list of every release id, so it stays
+    one statement at any catalogue size.
+    """
+    rows = (
+        Artifact.objects.filter(release__state__in=_CATALOGUE)
+        .exclude(file="")
+        .values_list("release_id", "filename")
+    )
+    return {(int(release_id), str(filename)) for release_id, filename in rows}
 
 
 def release_visible_q(user: AbstractBaseUser | AnonymousUser) -> Q:
     """The filter that limits releases to what ``user`` may see."""
     if user_is_reviewer(user) or getattr(user, "is_staff", False):
         return Q()
-    visible = Q(state__in=PUBLIC_STATES)
+    visible = Q(state__in=_VISIBLE)
     if user.is_authenticated:
         visible |= Q(submitted_by=user) | Q(generative_model__owner=user)
     return visible
@@ -91,11 +145,7 @@ def artifact_get_downloadable(
 
 def artifact_download_path(release: Release, artifact_filename: str) -> str:
     """The hub-relative path at which an artifact is served."""
-    model = release.generative_model
-    return (
-        f"/api/v1/models/{model.namespace}/{model.name}/releases/{release.version}"
-        f"/artifacts/{artifact_filename}"
-    )
+    return artifact_path(release.model_id, release.version, artifact_filename)
 
 
 def release_sample_grid_get(
@@ -115,82 +165,76 @@ def release_sample_grid_get(
 
 def release_is_public(release: Release) -> bool:
     """Whether anyone, signed in or not, may see ``release``."""
-    return release.state in PUBLIC_STATES
+    return release.state in _VISIBLE
 
 
 def release_sample_grid_path(release: Release) -> str | None:
     """The hub-relative path of the access-checked view of the release's grid, or None."""
     if not release.sample_grid:
         return None
-    model = release.generative_model
-    return f"/api/v1/models/{model.namespace}/{model.name}/releases/{release.version}/sample-grid"
+    return sample_grid_path(release.model_id, release.version)
 
 
-def release_card_for_clients(release: Release, *, base_url: str) -> dict[str, Any]:
-    """The release's card with every hub-stored artifact's absolute download URL put first."""
-    card = dict(release.card)
-    stored = {artifact.filename for artifact in release.artifacts.all() if artifact.file}
+def release_card(release: Release) -> Card:
+    """The release's card, read through the catalog's schema."""
+    return card_from_json(release.card)
+
+
+def release_card_for_clients(
+    release: Release, *, base_url: str, stored: Iterable[str] | None = None
+) -> Card:
+    """The release's card with every hub-stored artifact's absolute download URL put first.
+
+    ``stored`` names the artifacts this hub stores for the release; without it they are read.
+    """
+    card = release_card(release)
+    if stored is None:
+        stored = (artifact.filename for artifact in release.artifacts.all() if artifact.file)
+    hosted = set(stored)
+    if not hosted:
+        return card
+    root = base_url.rstrip("/")
     artifacts = []
-    for entry in card.get("artifacts", []):
-        urls = list(entry.get("urls") or [])
-        if entry.get("filename") in stored:
-            url = base_url.rstrip("/") + artifact_download_path(release, entry["filename"])
-            urls = [url, *[u for u in urls if u != url]]
-        artifacts.append({**entry, "urls": urls})
-    card["artifacts"] = artifacts
-    return card
+    for artifact in card.artifacts:
+        if artifact.filename in hosted:
+            url = root + artifact_download_path(release, artifact.filename)
+            artifact = artifact.model_copy(
+                update={"urls": (url, *(u for u in artifact.urls if u != url))}
+            )
+        artifacts.append(artifact)
+    return card.model_copy(update={"artifacts": tuple(artifacts)})
 
 
-def catalog_snapshot(*, base_url: str) -> dict[str, Any]:
-    """The catalogue snapshot: every published release with its card and hub-computed metrics.
+@dataclass(frozen=True)
+class CatalogEntry:
+    """A catalogue release with its parsed card."""
 
-    Metrics come from the evaluations app; a finished evaluation bumps the serial, so clients
-    revalidating with ``If-None-Match`` see new numbers.
+    release: Release
+    card: Card
+
+
+def catalog_newest_entries() -> list[CatalogEntry]:
+    """The newest catalogue release of each model (by semantic version), with its card."""
+    newest = newest_per_model(
+        release_list_catalogue(),
+        model_id=lambda release: release.model_id,
+        version=lambda release: release.version,
+    )
+    return [CatalogEntry(release, release_card(release)) for release in newest]
+
+
+def model_search(*, query: str, operator: str, medigan_semantics: bool) -> list[CatalogEntry]:
+    """Newest published release of each model that matches ``query``.
+
+    ``operator`` is one of ``medigan_catalog.search.OPERATORS`` (AND, OR, XOR) under either
+    semantics. ``medigan_semantics`` reproduces medigan's value matching (whole values,
+    catalogue order); otherwise the hub's token and prefix search ranks the results.
     """
-    from django.utils import timezone
-
-    from hub.evaluations.selectors import evaluation_summaries_by_release
-
-    serial = catalog_serial_get()
-    published = list(release_list_published())
-    evaluations = evaluation_summaries_by_release(release.pk for release in published)
-    releases = [
-        {
-            "model_id": release.model_id,
-            "version": release.version,
-            "published_at": release.published_at.isoformat() if release.published_at else None,
-            "card": release_card_for_clients(release, base_url=base_url),
-            "evaluations": evaluations.get(release.pk, []),
-        }
-        for release in published
-    ]
-    return {
-        "serial": serial,
-        "generated_at": timezone.now().isoformat(),
-        "hub": {"url": base_url.rstrip("/")},
-        "releases": releases,
-    }
-
-
-def _latest_published_cards() -> list[tuple[Release, Card]]:
-    latest: dict[int, Release] = {}
-    for release in release_list_published():
-        latest[release.generative_model_id] = release
-    return [(release, card_from_json(release.card)) for release in latest.values()]
-
-
-def model_search(*, query: str, operator: str, medigan_semantics: bool) -> list[Release]:
-    """Latest published release of each model that matches ``query``.
-
-    ``medigan_semantics`` reproduces medigan's value matching (whole values, catalogue order);
-    otherwise the hub's token and prefix search ranks the results.
-    """
-    entries = _latest_published_cards()
+    entries = catalog_newest_entries()
     if not query.strip():
-        return [release for release, _ in entries]
-    by_card = {id(card): release for release, card in entries}
-    cards: Sequence[Card] = [card for _, card in entries]
-    terms = query.split()
+        return entries
+    by_card = {id(entry.card): entry for entry in entries}
+    cards: Sequence[Card] = [entry.card for entry in entries]
     if medigan_semantics:
-        return [by_card[id(card)] for card in medigan_find_matching(cards, terms, operator)]
+        return [by_card[id(card)] for card in medigan_find_matching(cards, query.split(), operator)]
     return [by_card[id(hit.card)] for hit in search(cards, query, operator=operator)]

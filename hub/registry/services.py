@@ -17,7 +17,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,7 +33,8 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from hub.registry import signals, validation
+from hub import signals
+from hub.registry import validation
 from hub.registry.models import (
     Artifact,
     CatalogSerial,
@@ -42,6 +43,7 @@ from hub.registry.models import (
     ReleaseCheck,
     ReleaseEvent,
 )
+from hub.work import StaleWork, paths_remove_stale
 from medigan_catalog.errors import CatalogError, ErrorCode, TransitionNotAllowedError
 from medigan_catalog.lifecycle import ReleaseState, check_transition
 from medigan_catalog.schema import Artifact as CardArtifact
@@ -81,9 +83,17 @@ class SelfReviewError(CatalogError):
 
 
 def catalog_serial_bump() -> int:
-    """Increase the catalogue serial by one (inside the caller's transaction) and return it."""
+    """Increase the catalogue serial by one (inside the caller's transaction) and return it.
+
+    The registry is the serial's only writer: publishing and deprecating call this, and a
+    finished evaluation reaches it through ``hub.signals.evaluation_finished``.
+    """
     row, _ = CatalogSerial.objects.select_for_update().get_or_create(pk=1)
-    CatalogSerial.objects.filter(pk=row.pk).update(serial=F("serial") + 1)
+    # ``changed_at`` goes with the number: a cached snapshot is keyed by both, so a database
+    # restored to an older serial that counts up again never serves the old document.
+    CatalogSerial.objects.filter(pk=row.pk).update(
+        serial=F("serial") + 1, changed_at=timezone.now()
+    )
     row.refresh_from_db()
     return row.serial
 
@@ -284,15 +294,6 @@ def _queue_validation(release_id: int) -> None:
         logger.exception(
             "could not queue validation of release %s; it will be re-queued", release_id
         )
-
-
-@dataclass(frozen=True)
-class StaleWork:
-    """What one janitor pass did with work left behind: ids re-queued, restarted, given up."""
-
-    requeued: list[int] = field(default_factory=list)
-    restarted: list[int] = field(default_factory=list)
-    given_up: list[int] = field(default_factory=list)
 
 
 def validation_stale_seconds() -> float:
@@ -516,37 +517,6 @@ SANDBOX_SCRATCH_PREFIX = "medigan-sandbox-"
 _VALIDATION_FOLDER = re.compile(r"^validate-(?P<id>\d+)-")
 
 
-def paths_remove_stale(
-    *,
-    root: Path,
-    prefix: str,
-    older_than_seconds: float,
-    keep: Callable[[Path], bool] | None = None,
-) -> list[Path]:
-    """Remove the entries of ``root`` named ``prefix*`` last modified longer ago than the age.
-
-    ``keep`` spares entries a live run still owns. Entries that cannot be removed (another
-    user's, already gone) are skipped: the janitor must never fail over its cleaning.
-    """
-    if not root.is_dir():
-        return []
-    cutoff = time.time() - older_than_seconds
-    removed: list[Path] = []
-    for path in sorted(root.glob(f"{prefix}*")):
-        try:
-            if path.lstat().st_mtime >= cutoff or (keep is not None and keep(path)):
-                continue
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-        except OSError as error:
-            logger.warning("janitor could not remove %s: %s", path, error)
-            continue
-        removed.append(path)
-    return removed
-
-
 def _validation_folder_is_live(path: Path) -> bool:
     match = _VALIDATION_FOLDER.match(path.name)
     if match is None:
@@ -614,30 +584,6 @@ def registry_janitor_run() -> dict[str, Any]:
     if stale.requeued or stale.restarted or stale.given_up or removed:
         logger.info("registry janitor: %s", report)
     return report
-
-
-def release_package_extract(*, release: Release, destination: Path) -> Path:
-    """Copy a release's stored package out of storage, verify its sha256 and unpack it safely.
-
-    Returns the package directory. Used by work that runs a published package (evaluations);
-    the bytes are checked again because storage is outside the database's guarantees.
-    """
-    from medigan_catalog.packaging import ArchiveLimits, safe_extract, verify_file
-
-    artifact = release.artifacts.filter(role="package").exclude(file="").first()
-    if artifact is None:
-        raise CatalogError(
-            f"{release.release_id} has no package stored on this hub",
-            code=ErrorCode.ARTIFACT_UNREACHABLE,
-        )
-    destination.mkdir(parents=True, exist_ok=True)
-    archive = destination / artifact.filename
-    with artifact.file.open("rb") as source, archive.open("wb") as target:
-        shutil.copyfileobj(source, target, _HASH_CHUNK_BYTES)
-    verify_file(archive, sha256=artifact.sha256, size=artifact.size)
-    package_dir = destination / "package"
-    safe_extract(archive, package_dir, ArchiveLimits())
-    return package_dir
 
 
 def _check_four_eyes(*, release_id: int, reviewer: User) -> None:

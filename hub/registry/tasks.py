@@ -11,30 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Task, shared_task
-from django.db import OperationalError
 
 from hub.registry import services
-
-# Retries of a task that hit a locked or unreachable database: 2, 4, 8 ... s, at most a minute
-# apart, about ten minutes in all; then the janitor's pass finds the release.
-BUSY_RETRY: dict[str, Any] = {
-    "autoretry_for": (OperationalError,),
-    "retry_backoff": 2,
-    "retry_backoff_max": 60,
-    "retry_jitter": True,
-    "max_retries": 12,
-}
-
-
-def previous_run_lost(task: Task) -> bool:
-    """Whether an earlier run of this very message is known to be dead.
-
-    A retry follows a run that raised; a redelivered message follows a worker that was lost
-    while it held the message (or was stopped cold). Either way the work it began is orphaned.
-    """
-    request = task.request
-    delivery_info = request.delivery_info or {}
-    return bool(request.retries) or bool(delivery_info.get("redelivered"))
+from hub.work import BUSY_RETRY, previous_run_lost
 
 
 @shared_task(

@@ -2,7 +2,7 @@
 
 Checks run in order; when one fails, the checks that depend on it are reported as skipped rather
 than run on bad input. The package is only ever imported inside the sandbox
-(:mod:`hub.registry.sandbox`). Every message is for the contributor: what the package printed
+(:mod:`hub.sandbox`). Every message is for the contributor: what the package printed
 is quoted as its own output, and no message carries the hub's paths or secrets.
 """
 
@@ -23,7 +23,7 @@ from django.conf import settings
 from PIL import Image
 
 from hub.registry.models import Artifact, Release
-from hub.registry.sandbox import redact, sandbox_generate
+from hub.sandbox import redact, sandbox_generate
 from medigan_catalog.errors import CatalogError
 from medigan_catalog.packaging import ArchiveLimits, safe_extract
 from medigan_catalog.schema import Card

@@ -65,6 +65,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Anonymous catalogue syncs, the hub's hottest request, skip the rest of the chain.
+    "hub.snapshot.AnonymousCatalogMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -106,6 +108,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # takes the write lock when a transaction begins, so two transactions that read and then
     # write cannot deadlock on the upgrade (SQLite answers that "database is locked" at once,
     # whatever the timeout). A lock still held after the timeout answers 503 (hub/api/errors.py).
+    # Connections persist like any database's (DATABASE_CONN_MAX_AGE): opening one and running
+    # the PRAGMAs above cost more than the catalogue's revalidation itself.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "timeout": float(os.environ.get("MEDIGAN_SQLITE_BUSY_TIMEOUT_SECONDS", "20")),
@@ -113,7 +117,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"

@@ -7,27 +7,35 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from hub.evaluations import selectors as evaluation_selectors
 from hub.registry import selectors
+from medigan_catalog.snapshot import (
+    METRIC_FIELDS,
+    LeaderboardRow,
+    UnknownMetricError,
+    metric_named,
+    release_path,
+)
 
 
 def catalog_page(request: HttpRequest) -> HttpResponse:
     """The published models, searchable with ``?q=`` like the API."""
     query = request.GET.get("q", "")
-    releases = selectors.model_search(query=query, operator="AND", medigan_semantics=False)
+    entries = selectors.model_search(query=query, operator="AND", medigan_semantics=False)
     rows = [
         {
-            "model_id": release.model_id,
-            "version": release.version,
-            "title": (release.card.get("description") or {}).get("title") or release.model_id,
-            "modality": ", ".join((release.card.get("selection") or {}).get("modality") or [])[:80],
-            "type": (release.card.get("selection") or {}).get("type") or "",
-            "hosted": any(artifact.file for artifact in release.artifacts.all()),
-            "url": f"/api/v1/models/{release.model_id}/releases/{release.version}",
+            "model_id": entry.card.model_id,
+            "version": entry.card.version,
+            "title": entry.card.title,
+            "modality": ", ".join(entry.card.selection.modality or [])[:80],
+            "type": entry.card.selection.type or "",
+            "hosted": any(artifact.file for artifact in entry.release.artifacts.all()),
+            "url": release_path(entry.card.model_id, entry.card.version),
             # Only published releases are listed, but the grid still goes through the
             # access-checked view: there is one way to a grid.
-            "grid_url": selectors.release_sample_grid_path(release),
+            "grid_url": selectors.release_sample_grid_path(entry.release),
         }
-        for release in releases
+        for entry in entries
     ]
     return render(
         request,
@@ -40,25 +48,27 @@ _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#
 _PLOT_WIDTH, _PLOT_HEIGHT, _MARGIN = 560, 360, 50
 
 
-def _scatter_points(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def _scatter_points(rows: list[LeaderboardRow]) -> dict[str, Any]:
     """Place each row at (FID_rs, FID_rr) in an SVG of fixed size; colour by modality."""
-    points = [row for row in rows if row["fid_rs"] is not None and row["fid_rr_mean"] is not None]
+    points = [
+        (row, row.fid_rs, row.fid_rr_mean)
+        for row in rows
+        if row.fid_rs is not None and row.fid_rr_mean is not None
+    ]
     if not points:
         return {"points": [], "legend": [], "ticks": []}
-    top = max(max(row["fid_rs"], row["fid_rr_mean"]) for row in points) * 1.1 or 1.0
+    top = max(max(fid_rs, fid_rr) for _, fid_rs, fid_rr in points) * 1.1 or 1.0
     colours: dict[str, str] = {}
     placed = []
-    for row in points:
-        colour = colours.setdefault(row["modality"], _PALETTE[len(colours) % len(_PALETTE)])
+    for row, fid_rs, fid_rr in points:
+        colour = colours.setdefault(row.modality, _PALETTE[len(colours) % len(_PALETTE)])
         placed.append(
             {
-                "x": _MARGIN + row["fid_rs"] / top * (_PLOT_WIDTH - 2 * _MARGIN),
-                "y": _PLOT_HEIGHT
-                - _MARGIN
-                - row["fid_rr_mean"] / top * (_PLOT_HEIGHT - 2 * _MARGIN),
+                "x": _MARGIN + fid_rs / top * (_PLOT_WIDTH - 2 * _MARGIN),
+                "y": _PLOT_HEIGHT - _MARGIN - fid_rr / top * (_PLOT_HEIGHT - 2 * _MARGIN),
                 "colour": colour,
-                "label": f"{row['model_id']} vs {row['reference']}: FID_rs {row['fid_rs']:.2f}, "
-                f"FID_rr {row['fid_rr_mean']:.2f}",
+                "label": f"{row.model_id} vs {row.reference}: FID_rs {fid_rs:.2f}, "
+                f"FID_rr {fid_rr:.2f}",
             }
         )
     ticks = [
@@ -85,10 +95,9 @@ def _scatter_points(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def leaderboard_page(request: HttpRequest) -> HttpResponse:
     """The leaderboard: a sortable table and the FID_rr against FID_rs scatter plot."""
-    from hub.evaluations import selectors as evaluation_selectors
-
-    sort = request.GET.get("sort", "fid_rs")
-    if sort not in evaluation_selectors.METRICS:
+    try:
+        sort = metric_named(request.GET.get("sort", "fid_rs")).field
+    except UnknownMetricError:
         sort = "fid_rs"
     order = request.GET.get("order")
     reference = request.GET.get("reference") or None
@@ -105,7 +114,7 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
         {
             "rows": rows,
             "sort": sort,
-            "metrics": list(evaluation_selectors.METRICS),
+            "metrics": list(METRIC_FIELDS),
             "reference": reference or "",
             "extractor": extractor or "",
             "references": evaluation_selectors.reference_set_list(),

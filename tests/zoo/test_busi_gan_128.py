@@ -18,10 +18,20 @@ MODEL = zoo_checks.ZooModel(
     image_shape=(128, 128),
     client_calls=({}, {"truncation": "0.7"}),
     # recorded from the retrained 1.1.0 weights (the 1.0.0 network is gone); the path without
-    # seeds is the one generate() always had
+    # seeds is the one generate() always had. Each has two values: the first from the machine
+    # that trained it, the second from an AMD EPYC, both AVX512, where this 128 px network rounds
+    # differently (the committed sample grid still matches within its slack on both).
     recorded=(
-        ({}, "1140a447979203862d8de5510a11a8a29b3732d81682ae67e2d6b94eac050b38"),
-        ({"truncation": 0.7}, "e8c169bcd277303f6242a8923c214f1678e7619be991a2920064d1e92b493f72"),
+        (
+            {},
+            "1140a447979203862d8de5510a11a8a29b3732d81682ae67e2d6b94eac050b38"
+            "|f4486299c3bed5e1cdbb48ff70b3711083c88517b0f1739434b98a33dcb4052d",
+        ),
+        (
+            {"truncation": 0.7},
+            "e8c169bcd277303f6242a8923c214f1678e7619be991a2920064d1e92b493f72"
+            "|ec290a7779a9ac724c680ee58da2af85cf63a9964438a3012495a912413e395b",
+        ),
     ),
 )
 

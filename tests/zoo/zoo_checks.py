@@ -159,7 +159,9 @@ class ZooModel:
     # generation arguments the client may send (strings, as on a command line), each a call
     client_calls: tuple[Mapping[str, str], ...] = ({},)
     # (arguments, sha256) of generate(RECORDED_COUNT, seed=RECORDED_SEED, **arguments) recorded
-    # before the package learnt per-sample seeds; the images must not change without them
+    # before the package learnt per-sample seeds; the images must not change without them. A
+    # sha256 may be several, separated by "|": the same instruction set on another CPU can
+    # round a grey level differently.
     recorded: tuple[tuple[Mapping[str, Any], str], ...] = ()
     # grey levels a committed grid tile may differ from a fresh generation by (float rounding)
     grid_slack: int = 2
@@ -208,6 +210,8 @@ class ZooModel:
             pytest.skip(f"shared training data {self.data_file} not found (set MEDIGAN_SHARED_DIR)")
 
 
+# A smoke training run is a child process per test: slow, so not in `make test-fast`.
+@pytest.mark.integration
 @pytest.mark.shared_data
 class RecipeChecks:
     """The recipe's ``--smoke`` run trains, checkpoints, logs, resumes and exports a package."""
@@ -265,6 +269,11 @@ class RecipeChecks:
         result = self.model.run_recipe("--smoke", "--out", str(smoke_run), "--config", str(changed))
         assert result.returncode != 0
         assert "other settings (['seed'])" in result.stderr
+
+
+def grey_levels_apart(first: npt.NDArray[np.uint8], second: npt.NDArray[np.uint8]) -> int:
+    """The largest difference between two images (or stacks) in grey levels."""
+    return int(np.abs(first.astype(np.int16) - second.astype(np.int16)).max())
 
 
 class PackageChecks:
@@ -329,17 +338,23 @@ class PackageChecks:
             package.generate(1, seed=0, device="tpu")
 
     def test_per_sample_seeds_give_each_image_its_own_seed(self, package: ModuleType) -> None:
+        # The network runs over the whole call, so another batch may round a value the other way:
+        # images agree to one grey level, not bit for bit (the price of batched throughput).
         seeds = [11, 2**31 - 5, 0]
         together = package.generate(3, seed=99, seeds=seeds, **self.model.quick)
         one_by_one = [
             package.generate(1, seed=k, seeds=[s], **self.model.quick) for k, s in enumerate(seeds)
         ]
         assert together.shape == (3, *self.model.image_shape)
-        assert np.array_equal(together, np.concatenate(one_by_one))
+        assert grey_levels_apart(together, np.concatenate(one_by_one)) <= 1
         # the same seed in another call, at another position, gives the same image
         again = package.generate(2, seed=5, seeds=[7, seeds[1]], **self.model.quick)
-        assert np.array_equal(again[1], together[1])
-        assert not np.array_equal(together[0], together[2])
+        assert grey_levels_apart(again[1], together[1]) <= 1
+        assert grey_levels_apart(together[0], together[2]) > 1
+        # the same call again is the same, bit for bit
+        assert np.array_equal(
+            package.generate(3, seed=99, seeds=seeds, **self.model.quick), together
+        )
 
     def test_per_sample_seeds_are_checked(self, package: ModuleType) -> None:
         for seeds in ([1, 2], [1, 2, 3, 4], [1, -2, 3], [1, True, 3], [1, 2.0, 3]):
@@ -356,7 +371,7 @@ class PackageChecks:
             pytest.skip(f"images recorded on {RECORDED_ON}, this is {platform}")
         for arguments, expected in self.model.recorded:
             images = package.generate(RECORDED_COUNT, seed=RECORDED_SEED, **arguments)
-            assert images_sha256(images) == expected, arguments
+            assert images_sha256(images) in expected.split("|"), arguments
 
     def test_committed_sample_grid_is_what_the_package_generates(self, package: ModuleType) -> None:
         generated = self.grid_images(package).astype(np.int16)

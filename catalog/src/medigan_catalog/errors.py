@@ -4,6 +4,11 @@ The hub answers every error as ``{"code", "message", "detail"}`` (an :class:`Err
 ``code`` from :class:`ErrorCode`; the client maps each code back to a typed exception. The
 exceptions below are the ones the catalog itself raises; each knows its code and how to render
 itself as a body, so a server can answer ``exc.to_body()`` without a mapping table.
+
+Every one derives from :class:`CatalogError`, the one root of this distribution, as every client
+exception derives from ``medigan_client.errors.ClientError``. An exception that means the same
+in both has the same name in both, taken from its code (``ARCHIVE_UNSAFE`` ->
+``ArchiveUnsafeError``).
 """
 
 from __future__ import annotations
@@ -121,7 +126,7 @@ class TransitionNotAllowedError(CatalogError):
         )
 
 
-class UnsafeArchiveError(CatalogError):
+class ArchiveUnsafeError(CatalogError):
     """An archive (or a directory about to be archived) breaks a packaging safety rule.
 
     ``member`` names the offending entry when there is one, and the message always names it.
@@ -162,3 +167,8 @@ class GenerationArgumentError(CatalogError):
         self.argument = argument
         self.allowed = tuple(allowed)
         super().__init__(message, {"argument": argument, "allowed": list(self.allowed)})
+
+
+# The name this exception had in medigan-catalog 0.1.0, kept so code written against it still
+# catches and raises the same class.
+UnsafeArchiveError = ArchiveUnsafeError

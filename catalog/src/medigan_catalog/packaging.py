@@ -20,7 +20,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from medigan_catalog.errors import ChecksumMismatchError, UnsafeArchiveError
+from medigan_catalog.errors import ArchiveUnsafeError, ChecksumMismatchError
 
 CARD_FILENAME = "card.json"
 # 1980-01-01 00:00:00 is the earliest timestamp a zip can store; using it erases mtimes.
@@ -96,7 +96,7 @@ def _package_files(source_dir: Path, skip: Path | None) -> list[tuple[str, Path]
             candidate = root_path / entry
             if candidate.is_symlink():
                 member = candidate.relative_to(source_dir).as_posix()
-                raise UnsafeArchiveError(
+                raise ArchiveUnsafeError(
                     f"{member} is a symbolic link; a package must contain the file itself",
                     member=member,
                 )
@@ -117,7 +117,7 @@ def build_deterministic_zip(source_dir: Path, destination: Path) -> ArchiveInfo:
     Members are the regular files below ``source_dir`` (directories are implied), sorted by
     path, each stamped 1980-01-01 with mode 0644 and deflated; ``__pycache__``, ``*.pyc``,
     ``.git`` and ``.DS_Store`` are left out, and so is ``destination`` if it lies inside.
-    A symbolic link anywhere in the source raises :class:`UnsafeArchiveError`. The zip is
+    A symbolic link anywhere in the source raises :class:`ArchiveUnsafeError`. The zip is
     written next to ``destination`` and moved into place, so a failure leaves no partial file.
     """
     source = Path(source_dir)
@@ -169,13 +169,13 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as error:
-        raise UnsafeArchiveError(f"{path.name} is not a readable zip archive: {error}") from None
+        raise ArchiveUnsafeError(f"{path.name} is not a readable zip archive: {error}") from None
 
 
 def _inspect_open(archive: zipfile.ZipFile, limits: ArchiveLimits) -> list[ArchiveMember]:
     infos = archive.infolist()
     if len(infos) > limits.max_members:
-        raise UnsafeArchiveError(
+        raise ArchiveUnsafeError(
             f"the archive has {len(infos)} members, more than the limit of {limits.max_members}"
         )
     members: list[ArchiveMember] = []
@@ -185,30 +185,30 @@ def _inspect_open(archive: zipfile.ZipFile, limits: ArchiveLimits) -> list[Archi
         name = info.filename
         problem = _name_problem(name)
         if problem:
-            raise UnsafeArchiveError(f"member {name!r} {problem}", member=name)
+            raise ArchiveUnsafeError(f"member {name!r} {problem}", member=name)
         normalised = name.rstrip("/")
         if normalised in seen:
-            raise UnsafeArchiveError(f"member {name!r} appears more than once", member=name)
+            raise ArchiveUnsafeError(f"member {name!r} appears more than once", member=name)
         seen.add(normalised)
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
-            raise UnsafeArchiveError(f"member {name!r} is a symbolic link", member=name)
+            raise ArchiveUnsafeError(f"member {name!r} is a symbolic link", member=name)
         # Only the file-type bits matter: zipfile.writestr and non-Unix tools leave them at
         # zero (permissions only, or nothing), which means a regular file.
         file_type = stat.S_IFMT(mode)
         if file_type and file_type not in (stat.S_IFREG, stat.S_IFDIR):
-            raise UnsafeArchiveError(f"member {name!r} is not a regular file", member=name)
+            raise ArchiveUnsafeError(f"member {name!r} is not a regular file", member=name)
         if info.flag_bits & 0x1:
-            raise UnsafeArchiveError(f"member {name!r} is encrypted", member=name)
+            raise ArchiveUnsafeError(f"member {name!r} is encrypted", member=name)
         if info.file_size > limits.max_member_bytes:
-            raise UnsafeArchiveError(
+            raise ArchiveUnsafeError(
                 f"member {name!r} declares {info.file_size} bytes, more than the limit of "
                 f"{limits.max_member_bytes}",
                 member=name,
             )
         total += info.file_size
         if total > limits.max_total_uncompressed_bytes:
-            raise UnsafeArchiveError(
+            raise ArchiveUnsafeError(
                 f"member {name!r} brings the archive to {total} bytes uncompressed, more than "
                 f"the limit of {limits.max_total_uncompressed_bytes}",
                 member=name,
@@ -227,7 +227,7 @@ def _inspect_open(archive: zipfile.ZipFile, limits: ArchiveLimits) -> list[Archi
 def inspect_archive(
     path: str | os.PathLike[str], limits: ArchiveLimits | None = None
 ) -> list[ArchiveMember]:
-    """List an archive's members, raising :class:`UnsafeArchiveError` at the first unsafe one.
+    """List an archive's members, raising :class:`ArchiveUnsafeError` at the first unsafe one.
 
     Refused: not a zip; more than ``max_members`` entries; names with ``..`` components, absolute
     paths (``/x``, ``C:x``), backslashes, empty or ``.`` components; duplicate names; symbolic
@@ -263,7 +263,7 @@ def safe_extract(
                 target = root.joinpath(*PurePosixPath(info.filename).parts)
                 # Defence in depth: the name checks above should make this impossible.
                 if not target.resolve().is_relative_to(resolved_root):
-                    raise UnsafeArchiveError(
+                    raise ArchiveUnsafeError(
                         f"member {info.filename!r} would land outside the destination",
                         member=info.filename,
                     )
@@ -272,7 +272,7 @@ def safe_extract(
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if target.is_symlink():
-                    raise UnsafeArchiveError(
+                    raise ArchiveUnsafeError(
                         f"member {info.filename!r} would overwrite a symbolic link",
                         member=info.filename,
                     )
@@ -302,13 +302,13 @@ def _extract_member(
                 count += len(chunk)
                 total += len(chunk)
                 if count > member_limit:
-                    raise UnsafeArchiveError(
+                    raise ArchiveUnsafeError(
                         f"member {name!r} inflates past its declared {info.file_size} bytes "
                         f"(limit {limits.max_member_bytes})",
                         member=name,
                     )
                 if total > limits.max_total_uncompressed_bytes:
-                    raise UnsafeArchiveError(
+                    raise ArchiveUnsafeError(
                         f"member {name!r} takes the extracted total past "
                         f"{limits.max_total_uncompressed_bytes} bytes",
                         member=name,
@@ -319,7 +319,7 @@ def _extract_member(
         # zipfile stops at the declared size and then finds the CRC wrong: a lying header.
         with contextlib.suppress(OSError):
             target.unlink()
-        raise UnsafeArchiveError(f"member {name!r} is corrupt: {error}", member=name) from None
+        raise ArchiveUnsafeError(f"member {name!r} is corrupt: {error}", member=name) from None
     except BaseException:
         with contextlib.suppress(OSError):
             target.unlink()

@@ -17,7 +17,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final, Literal, Self
@@ -579,20 +579,30 @@ def render_json_schema() -> str:
     return json.dumps(export_json_schema(), indent=2, ensure_ascii=False) + "\n"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Print the card JSON Schema, or write it to the file given with ``--write``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m medigan_catalog.schema", description=main.__doc__
-    )
+def schema_command(
+    render: Callable[[], str], *, prog: str, description: str | None, argv: Sequence[str] | None
+) -> int:
+    """Print the JSON Schema ``render`` gives, or write it to the file given with ``--write``."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--write", type=Path, help="file to write the schema to")
     options = parser.parse_args(argv)
-    text = render_json_schema()
+    text = render()
     if options.write is None:
         sys.stdout.write(text)
     else:
         options.write.parent.mkdir(parents=True, exist_ok=True)
         options.write.write_text(text, encoding="utf-8")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the card JSON Schema, or write it to the file given with ``--write``."""
+    return schema_command(
+        render_json_schema,
+        prog="python -m medigan_catalog.schema",
+        description=main.__doc__,
+        argv=argv,
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from medigan_catalog.schema import Card
 from medigan_catalog.search import (
@@ -28,6 +27,8 @@ from medigan_catalog.search import (
     rank,
     search,
 )
+from medigan_catalog.snapshot import release_path as wire_release_path
+from medigan_catalog.snapshot import review_path as wire_review_path
 from medigan_client.errors import BadRequestError
 from medigan_client.evaluations import HubEvaluation, RankedRelease, rank_by_hub_metric
 from medigan_client.http import HubSession
@@ -56,16 +57,17 @@ OPERATORS = ("AND", "OR", "XOR")
 REVIEW_DECISIONS = ("approve", "reject")
 
 
-def release_path(model_at_version: str) -> str:
-    """The hub API path of ``ns/name@version``."""
+def _model_and_version(model_at_version: str) -> tuple[str, str]:
+    """``ns/name@version`` split into model id and version; the version is required."""
     model_id, version = split_model_ref(model_at_version)
     if version is None:
         raise BadRequestError(f"{model_at_version!r} names no version; write ns/name@version")
-    namespace, name = model_id.split("/", 1)
-    return (
-        f"/api/v1/models/{quote(namespace, safe='')}/{quote(name, safe='')}"
-        f"/releases/{quote(version, safe='')}"
-    )
+    return model_id, version
+
+
+def release_path(model_at_version: str) -> str:
+    """The hub API path of ``ns/name@version``."""
+    return wire_release_path(*_model_and_version(model_at_version))
 
 
 def _dataset_module() -> ModuleType:
@@ -273,18 +275,13 @@ class Client:
         the runtime; ``half`` asks for float16 where the card allows it; ``workers`` is the
         number of writer threads. See :func:`medigan_client.generate.generate`.
         """
-        from medigan_client.generate import generate
+        from medigan_client.generate import GenerationOptions, generate
 
-        return generate(
-            self.settings,
-            model,
-            num_samples,
-            Path(output_dir),
-            session=self.session,
+        options = GenerationOptions(
             seed=seed,
             batch_size=batch_size,
             device=device,
-            args=args,
+            args=dict(args or {}),
             progress=self.progress if progress is None else progress,
             format=format,
             start_index=start_index,
@@ -294,6 +291,9 @@ class Client:
             workers=workers,
             max_in_flight=max_in_flight,
             dicom_uid_root=dicom_uid_root,
+        )
+        return generate(
+            self.settings, model, num_samples, Path(output_dir), options, session=self.session
         )
 
     # -- torch data sets and the visualiser ------------------------------------------------
@@ -430,7 +430,8 @@ class Client:
         if decision not in REVIEW_DECISIONS:
             raise BadRequestError(f"decision must be approve or reject, not {decision!r}")
         status = self.session.post_json(
-            release_path(model_at_version) + "/review", {"decision": decision, "note": note}
+            wire_review_path(*_model_and_version(model_at_version)),
+            {"decision": decision, "note": note},
         )
         if not isinstance(status, dict):
             raise BadRequestError(f"the hub's status of {model_at_version} is not an object")

@@ -37,6 +37,7 @@ from typing import Literal
 from filelock import Timeout
 
 from medigan_catalog.packaging import sha256_file
+from medigan_catalog.snapshot import SnapshotInvalidError, parse_snapshot
 from medigan_client.cache import Cache
 from medigan_client.errors import BadRequestError
 from medigan_client.sync import split_model_ref
@@ -466,28 +467,22 @@ def _catalogued_sha256(cache: Cache) -> dict[tuple[str, str, str, str], set[str]
     for directory in _children(cache.root / "catalogs"):
         try:
             document = json.loads((directory / "snapshot.json").read_text("utf-8"))
-        except (OSError, ValueError):
+            releases = parse_snapshot(document).snapshot.releases
+        except (OSError, ValueError, SnapshotInvalidError):
             continue
-        releases = document.get("releases") if isinstance(document, dict) else None
-        for release in releases if isinstance(releases, list) else []:
-            card = release.get("card") if isinstance(release, dict) else None
-            if not isinstance(card, dict):
-                continue
-            model_id, version = str(card.get("model_id", "")), str(card.get("version", ""))
-            namespace, _, name = model_id.partition("/")
+        for release in releases:
+            namespace, name, version = release.card.namespace, release.card.name, release.version
             release_dir = cache.release_dir(namespace, name, version)
-            for artifact in card.get("artifacts") or []:
-                if isinstance(artifact, dict) and isinstance(artifact.get("sha256"), str):
-                    filename = cache.artifact_path(
-                        namespace, name, version, str(artifact.get("filename", ""))
-                    ).name
+            for artifact in release.card.artifacts:
+                if artifact.sha256 is not None:
+                    filename = cache.artifact_path(namespace, name, version, artifact.filename).name
                     key = (
                         release_dir.parent.parent.name,
                         release_dir.parent.name,
                         release_dir.name,
                         filename,
                     )
-                    known.setdefault(key, set()).add(artifact["sha256"].lower())
+                    known.setdefault(key, set()).add(artifact.sha256.lower())
     return known
 
 
@@ -621,10 +616,13 @@ def _verify_catalog(entry: CacheEntry) -> list[tuple[VerifyProblem, list[Path]]]
         reason = f"snapshot.json cannot be read as JSON: {exc}"
         status = "corrupt"
     else:
-        if isinstance(document, dict) and isinstance(document.get("releases"), list):
+        try:
+            parse_snapshot(document)
+        except SnapshotInvalidError as exc:
+            reason = f"snapshot.json is {exc.message}"
+            status = "corrupt"
+        else:
             return []
-        reason = "snapshot.json is not a catalogue document"
-        status = "corrupt"
     problem = VerifyProblem(
         status=status, kind="catalog", name=entry.name, path=snapshot, reason=reason
     )

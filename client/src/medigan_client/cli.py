@@ -20,7 +20,7 @@ from medigan_catalog.errors import CatalogError
 from medigan_catalog.schema import Card
 from medigan_client.api import OPERATORS, Client
 from medigan_client.cache_cli import cache_app
-from medigan_client.errors import BadRequestError, MediganClientError
+from medigan_client.errors import BadRequestError, ClientError
 from medigan_client.evaluations import describe as describe_evaluation
 
 app = typer.Typer(
@@ -400,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             typer.echo(f"error: {_one_line(exc.format_message())}", err=True)
         return int(exc.exit_code)
-    except (MediganClientError, CatalogError) as exc:
+    except (ClientError, CatalogError) as exc:
         typer.echo(f"error: {_one_line(exc.message)}", err=True)
         return 1
     except (KeyboardInterrupt, typer.Abort):

@@ -6,7 +6,10 @@ them, ``meta.json``) and read back lazily with ``np.load(mmap_mode="r")``; the k
 release, its package sha256, the seed, the number of samples, the batch size and the arguments,
 so asking again for the same data set reads it from disk instead of generating it.
 :class:`StreamingDataset` is a ``torch.utils.data.IterableDataset`` that generates new samples
-while it is iterated, in every DataLoader worker, each worker on its own seeds.
+while it is iterated, in every DataLoader worker, each worker on its own seeds. Both generate
+through :mod:`medigan_client.batching`, as :func:`medigan_client.generate.generate` does: item
+``i`` of ``client.dataset(model, n, seed=s, batch_size=b)`` is sample ``i`` of
+``client.generate(model, n, seed=s, batch_size=b)``.
 
 Every item is a dict (see :func:`sample_item`):
 
@@ -42,7 +45,14 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from medigan_catalog.schema import Card
-from medigan_catalog.validation import check_generation_output
+from medigan_client.batching import (
+    DEFAULT_BATCH_SIZE,
+    EPOCH,
+    SEED_SCHEME,
+    STREAM,
+    derive_seed,
+    generate_batches,
+)
 from medigan_client.cache import Cache, write_atomic
 from medigan_client.download import ensure_package
 from medigan_client.errors import BadRequestError, GenerationFailedError
@@ -51,25 +61,15 @@ from medigan_client.runtime import GeneratedBatch, Runner, open_runner
 from medigan_client.runtime.loader import resolve_device
 from medigan_client.settings import ClientSettings
 
-DATASET_FORMAT = 1
+# 2: generated through medigan_client.batching (whole grid batches, its seed scheme).
+DATASET_FORMAT = 2
 META_NAME = "meta.json"
 IMAGES_NAME = "images.npy"
 MASKS_NAME = "masks.npy"
 LABELS_NAME = "labels.npy"
-DEFAULT_BATCH_SIZE = 16
-# Seeds stay below 2**31 so that every package can hand them to any generator (numpy's legacy
-# global seed takes 32 bits, some C code takes a signed int).
-SEED_MODULUS = 2**31
 
 Item = dict[str, Any]
 Transform = Callable[[Any], Any]
-
-
-def derive_seed(*parts: object) -> int:
-    """A stable 31-bit seed from any parts (a hash, so unrelated parts give unrelated seeds)."""
-    text = "medigan-client:dataset:" + ":".join(str(part) for part in parts)
-    digest = hashlib.sha256(text.encode("utf-8")).digest()
-    return int.from_bytes(digest[:4], "big") % SEED_MODULUS
 
 
 def package_identity(card: Card) -> str:
@@ -196,52 +196,6 @@ def _storable_labels(labels: np.ndarray) -> np.ndarray:
     return array
 
 
-def check_batch(card: Card, batch: GeneratedBatch, num_samples: int) -> None:
-    """Raise :class:`GenerationFailedError` when a batch breaks the card's ``output`` promise."""
-    images = batch.images
-    if images.size == 0:
-        problems = [f"the package returned no values (shape {images.shape})"]
-    else:
-        problems = check_generation_output(
-            card,
-            shape=tuple(int(n) for n in images.shape),
-            dtype=str(images.dtype),
-            minimum=float(np.min(images)),
-            maximum=float(np.max(images)),
-            num_samples=num_samples,
-        )
-    for name, extra in (("masks", batch.masks), ("labels", batch.labels)):
-        if extra is not None and len(extra) != num_samples:
-            problems.append(f"{name} hold {len(extra)} entries for {num_samples} samples")
-    if problems:
-        raise GenerationFailedError(
-            f"{card.release_id} produced output that does not match its card: "
-            + "; ".join(problems),
-            detail={"problems": problems},
-        )
-
-
-def _generate_batch(
-    runner: Runner,
-    card: Card,
-    count: int,
-    *,
-    seed: int,
-    sample_seeds: list[int],
-    device: str,
-    arguments: Mapping[str, object],
-) -> GeneratedBatch:
-    batch = runner.generate_batch(
-        count,
-        seed=seed,
-        device=device,
-        args=arguments,
-        sample_seeds=sample_seeds if runner.supports_sample_seeds else None,
-    )
-    check_batch(card, batch, count)
-    return batch
-
-
 # -- the cached, map-style data set -------------------------------------------------------------
 
 
@@ -265,14 +219,6 @@ class DatasetSpec:
             batch_size=self.batch_size,
             arguments=self.arguments,
         )
-
-    def batch_seed(self, start_index: int) -> int:
-        """The seed of the batch that starts at sample ``start_index``."""
-        return derive_seed("map", self.seed, start_index)
-
-    def sample_seed(self, index: int) -> int:
-        """The seed of sample ``index``, for packages that take one seed per sample."""
-        return derive_seed("map-sample", self.seed, index)
 
 
 def _write_batches(
@@ -300,17 +246,17 @@ def _write_batches(
         file=sys.stderr,
         disable=not progress,
     ) as bar:
-        for start in range(0, spec.num_samples, spec.batch_size):
-            count = min(spec.batch_size, spec.num_samples - start)
-            batch = _generate_batch(
-                runner,
-                card,
-                count,
-                seed=spec.batch_seed(start),
-                sample_seeds=[spec.sample_seed(start + i) for i in range(count)],
-                device=device,
-                arguments=spec.arguments,
-            )
+        for plan, batch in generate_batches(
+            runner,
+            card,
+            seed=spec.seed,
+            batch_size=spec.batch_size,
+            first=0,
+            stop=spec.num_samples,
+            device=device,
+            args=spec.arguments,
+        ):
+            start, count = plan.first, plan.count
             if images is None:
                 expect_labels = batch.labels is not None
                 images = np.lib.format.open_memmap(
@@ -432,6 +378,7 @@ def build_dataset(
                 "batch_size": spec.batch_size,
                 "arguments": dict(spec.arguments),
                 "sample_seeds": sample_seeds,
+                "seed_scheme": SEED_SCHEME,
                 "device": chosen_device,
                 "volume": spec.card.output.depth is not None,
                 "value_range": list(spec.card.output.value_range),
@@ -578,16 +525,16 @@ class StreamingDataset(IterableDataset[Item]):
     DataLoader workers; each worker opens its own runner when it starts iterating and closes it
     when the iteration ends.
 
-    Seeding: an iteration draws the batches ``g = 0, 1, 2, ...`` of one stream; DataLoader
-    worker ``w`` of ``W`` generates the batches ``g = w, w + W, w + 2W, ...`` (samples
-    ``g * batch_size ...``, which is also each item's ``"index"``), with the seed
-    ``(base + g) mod 2**31``, where ``base`` is a hash of ``(seed, epoch, iteration)``. Workers
-    therefore never share a batch seed within a stream, and the same seed, epoch, worker count
-    and batch size give the same samples. ``epoch`` is what :meth:`set_epoch` set (like
-    ``DistributedSampler.set_epoch``); ``iteration`` counts the iterations this copy of the
-    object has started since. Without persistent workers a DataLoader hands every epoch a fresh
-    copy, so a finite stream repeats itself each epoch unless ``set_epoch`` is called; in the
-    main process or with ``persistent_workers=True`` each iteration draws new samples.
+    Seeding: an iteration draws samples ``0, 1, 2, ...`` (each item's ``"index"``) of the
+    sample sequence (:mod:`medigan_client.batching`) of ``(stream seed, batch_size)``, where the
+    stream seed is derived from ``(seed, epoch, iteration)``; DataLoader worker ``w`` of ``W``
+    generates the grid batches ``g = w, w + W, w + 2W, ...``. Workers therefore never share a
+    batch, and the same seed, epoch and batch size give the same samples whatever the number of
+    workers. ``epoch`` is what :meth:`set_epoch` set (like ``DistributedSampler.set_epoch``);
+    ``iteration`` counts the iterations this copy of the object has started since. Without
+    persistent workers a DataLoader hands every epoch a fresh copy, so a finite stream repeats
+    itself each epoch unless ``set_epoch`` is called; in the main process or with
+    ``persistent_workers=True`` each iteration draws new samples.
 
     Isolation defaults to ``"inprocess"``: a DataLoader worker already is a separate process,
     so running the package in a further child per worker would double the processes and the
@@ -645,8 +592,8 @@ class StreamingDataset(IterableDataset[Item]):
         self._iterations = 0
 
     def stream_base(self, iteration: int) -> int:
-        """The seed of batch 0 of an iteration; batch ``g`` has ``(base + g) mod 2**31``."""
-        return derive_seed("stream", self.seed, self.epoch, iteration)
+        """The seed of the sample sequence that iteration ``iteration`` of this epoch draws."""
+        return derive_seed(STREAM, derive_seed(EPOCH, self.seed, self.epoch), iteration)
 
     def __iter__(self) -> Iterator[Item]:
         worker = get_worker_info()
@@ -656,8 +603,7 @@ class StreamingDataset(IterableDataset[Item]):
         return self._stream(iteration, worker_id, num_workers)
 
     def _stream(self, iteration: int, worker_id: int, num_workers: int) -> Iterator[Item]:
-        base = self.stream_base(iteration)
-        sample_base = derive_seed("stream-sample", self.seed, self.epoch, iteration)
+        seed = self.stream_base(iteration)
         value_range = self.card.output.value_range
         volume = self.card.output.depth is not None
         device = resolve_device(self.device)
@@ -667,29 +613,30 @@ class StreamingDataset(IterableDataset[Item]):
         ) as runner:
             while True:
                 start = batch_index * self.batch_size
-                if self.num_samples is not None and start >= self.num_samples:
-                    return
-                count = self.batch_size
+                stop = start + self.batch_size
                 if self.num_samples is not None:
-                    count = min(count, self.num_samples - start)
-                batch = _generate_batch(
+                    stop = min(stop, self.num_samples)
+                if start >= stop:
+                    return
+                for plan, batch in generate_batches(
                     runner,
                     self.card,
-                    count,
-                    seed=(base + batch_index) % SEED_MODULUS,
-                    sample_seeds=[(sample_base + start + i) % SEED_MODULUS for i in range(count)],
+                    seed=seed,
+                    batch_size=self.batch_size,
+                    first=start,
+                    stop=stop,
                     device=device,
-                    arguments=self.arguments,
-                )
-                for offset in range(count):
-                    yield sample_item(
-                        start + offset,
-                        batch.images[offset],
-                        value_range=value_range,
-                        volume=volume,
-                        mask=None if batch.masks is None else batch.masks[offset],
-                        label=None if batch.labels is None else batch.labels[offset],
-                        transform=self.transform,
-                        target_transform=self.target_transform,
-                    )
+                    args=self.arguments,
+                ):
+                    for offset in range(plan.count):
+                        yield sample_item(
+                            plan.first + offset,
+                            batch.images[offset],
+                            value_range=value_range,
+                            volume=volume,
+                            mask=None if batch.masks is None else batch.masks[offset],
+                            label=None if batch.labels is None else batch.labels[offset],
+                            transform=self.transform,
+                            target_transform=self.target_transform,
+                        )
                 batch_index += num_workers

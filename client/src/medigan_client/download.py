@@ -48,8 +48,8 @@ from medigan_client.errors import (
     ArtifactUnreachableError,
     AuthenticationRequiredError,
     ChecksumMismatchError,
+    ClientError,
     HubUnreachableError,
-    MediganClientError,
     NotFoundError,
     OfflineError,
     PermissionDeniedError,
@@ -203,7 +203,7 @@ def _download_first_reachable(
     progress: bool,
 ) -> Path:
     reasons: list[tuple[str, str]] = []
-    access_error: MediganClientError | None = None
+    access_error: ClientError | None = None
     for url in artifact.urls:
         try:
             digest = _fetch_resuming(hub, cache, card, artifact, url, target, progress)
@@ -216,7 +216,7 @@ def _download_first_reachable(
         except HubUnreachableError as exc:
             reasons.append((url, exc.detail if isinstance(exc.detail, str) else exc.message))
             continue
-        except MediganClientError as exc:
+        except ClientError as exc:
             reasons.append((url, exc.message))
             continue
         _write_verified(target, digest)

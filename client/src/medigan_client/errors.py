@@ -2,8 +2,13 @@
 
 The hub answers errors as ``{"code", "message", "detail"}`` with ``code`` from
 :class:`medigan_catalog.errors.ErrorCode`; :func:`error_from_body` turns such a body into the
-matching subclass of :class:`MediganClientError`, so callers catch what they mean
+matching subclass of :class:`ClientError`, so callers catch what they mean
 (``except NotFoundError``) and the CLI prints ``error: <message>``.
+
+:class:`ClientError` is the one root of this distribution's exceptions, as
+``medigan_catalog.errors.CatalogError`` is the catalog's; an exception that means the same in
+both (``CardInvalidError``, ``ArchiveUnsafeError``, ``ChecksumMismatchError``,
+``TransitionNotAllowedError``) has the same name in both.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from collections.abc import Mapping
 from medigan_catalog.errors import ErrorCode
 
 
-class MediganClientError(Exception):
+class ClientError(Exception):
     """Base of every error the client raises on purpose; carries the hub's code, message, detail."""
 
     code: ErrorCode = ErrorCode.BAD_REQUEST
@@ -32,115 +37,120 @@ class MediganClientError(Exception):
         return f"{type(self).__name__}(code={self.code.value!r}, message={self.message!r})"
 
 
-class CardInvalidError(MediganClientError):
+# The root's name in medigan-client 0.1.0, kept so ``except MediganClientError`` in users' code
+# still catches every client error.
+MediganClientError = ClientError
+
+
+class CardInvalidError(ClientError):
     """The card does not follow the schema."""
 
     code = ErrorCode.CARD_INVALID
 
 
-class ArchiveUnsafeError(MediganClientError):
+class ArchiveUnsafeError(ClientError):
     """The package archive would escape its directory, holds links, or is too large."""
 
     code = ErrorCode.ARCHIVE_UNSAFE
 
 
-class ChecksumMismatchError(MediganClientError):
+class ChecksumMismatchError(ClientError):
     """A downloaded or uploaded file does not have the sha256 or size the card names."""
 
     code = ErrorCode.CHECKSUM_MISMATCH
 
 
-class ArtifactUnreachableError(MediganClientError):
+class ArtifactUnreachableError(ClientError):
     """None of an artifact's URLs answered with its bytes."""
 
     code = ErrorCode.ARTIFACT_UNREACHABLE
 
 
-class NotFoundError(MediganClientError):
+class NotFoundError(ClientError):
     """The model, release or file does not exist (or is not visible to this token)."""
 
     code = ErrorCode.NOT_FOUND
 
 
-class AuthenticationRequiredError(MediganClientError):
+class AuthenticationRequiredError(ClientError):
     """The operation needs a token and none (or an invalid one) was sent."""
 
     code = ErrorCode.AUTHENTICATION_REQUIRED
 
 
-class PermissionDeniedError(MediganClientError):
+class PermissionDeniedError(ClientError):
     """The token is valid but may not do this."""
 
     code = ErrorCode.PERMISSION_DENIED
 
 
-class TransitionNotAllowedError(MediganClientError):
+class TransitionNotAllowedError(ClientError):
     """The release's lifecycle state does not allow the requested transition."""
 
     code = ErrorCode.TRANSITION_NOT_ALLOWED
 
 
-class ReleaseExistsError(MediganClientError):
+class ReleaseExistsError(ClientError):
     """A release with this model id and version was already pushed."""
 
     code = ErrorCode.RELEASE_EXISTS
 
 
-class ValidationFailedError(MediganClientError):
+class ValidationFailedError(ClientError):
     """The hub's validation checks failed for a release."""
 
     code = ErrorCode.VALIDATION_FAILED
 
 
-class GenerationFailedError(MediganClientError):
+class GenerationFailedError(ClientError):
     """A model package failed to generate, crashed, timed out, or produced the wrong output."""
 
     code = ErrorCode.GENERATION_FAILED
 
 
-class BadRequestError(MediganClientError):
+class BadRequestError(ClientError):
     """The request (or the local configuration) is malformed."""
 
     code = ErrorCode.BAD_REQUEST
 
 
-class ServerError(MediganClientError):
+class ServerError(ClientError):
     """The hub failed while answering."""
 
     code = ErrorCode.SERVER_ERROR
 
 
-class HubUnreachableError(MediganClientError):
+class HubUnreachableError(ClientError):
     """The hub did not answer (connection refused, timeout, gateway errors after retries)."""
 
     code = ErrorCode.HUB_UNREACHABLE
 
 
-class OfflineError(MediganClientError):
+class OfflineError(ClientError):
     """The client is in offline mode and the operation needs the network."""
 
     code = ErrorCode.OFFLINE
 
 
-class PayloadTooLargeError(MediganClientError):
+class PayloadTooLargeError(ClientError):
     """The hub refused a request body over its size limit (a package, a card, a field)."""
 
     code = ErrorCode.PAYLOAD_TOO_LARGE
 
 
-class HubBusyError(MediganClientError):
+class HubBusyError(ClientError):
     """The hub is momentarily busy (its database is locked); retry after ``Retry-After``."""
 
     code = ErrorCode.HUB_BUSY
 
 
-class SandboxUnavailableError(MediganClientError):
+class SandboxUnavailableError(ClientError):
     """Isolation for contributed code could not be set up, so the code was not run."""
 
     code = ErrorCode.SANDBOX_UNAVAILABLE
 
 
-_BY_CODE: dict[str, type[MediganClientError]] = {
+_BY_CODE: dict[str, type[ClientError]] = {
     cls.code.value: cls
     for cls in (
         CardInvalidError,
@@ -164,7 +174,7 @@ _BY_CODE: dict[str, type[MediganClientError]] = {
     )
 }
 
-_BY_STATUS: dict[int, type[MediganClientError]] = {
+_BY_STATUS: dict[int, type[ClientError]] = {
     400: BadRequestError,
     401: AuthenticationRequiredError,
     403: PermissionDeniedError,
@@ -177,12 +187,12 @@ _BY_STATUS: dict[int, type[MediganClientError]] = {
 }
 
 
-def error_class_for(code: str) -> type[MediganClientError] | None:
+def error_class_for(code: str) -> type[ClientError] | None:
     """The exception class for an error code value, or None when the code is unknown."""
     return _BY_CODE.get(code)
 
 
-def error_from_body(status: int, body: object) -> MediganClientError:
+def error_from_body(status: int, body: object) -> ClientError:
     """Map an HTTP error status and its decoded JSON body to the typed client exception.
 
     A body with a known ``code`` picks the class by code; otherwise the status decides

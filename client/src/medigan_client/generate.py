@@ -8,14 +8,15 @@ samples; manifest lines are written in index order as soon as all samples before
 disk. A writer's error stops the run: pending writes are cancelled, running ones finish, and
 the manifest keeps exactly the batches that were written completely.
 
-Seeding: the samples of ``(seed, batch_size, args)`` form one infinite sequence. Batches sit on
-a fixed grid of ``batch_size`` from index 0; the batch starting at index ``start`` is generated
-with ``batch_seed(seed, start)`` and always whole, so sample ``i`` is the same whether a run
-covers ``[0, 2N)`` or is split into ``[0, N)`` and ``[N, 2N)`` (``start_index``): a run that
-starts or stops inside a batch generates all of it and drops the samples outside its range.
-Runners that take one seed per sample (``supports_sample_seeds``) also get
-``sample_seed(seed, i)`` for each sample, and then generate only the samples a run needs: their
-images do not depend on the batch size. Each manifest line records what determined its image.
+Seeding and batching are :mod:`medigan_client.batching`'s, shared with the data sets, the
+visualiser, medigan's ``Generators`` and the hub's evaluations: batches sit on a fixed grid of
+``batch_size`` from index 0 and are always generated whole, so sample ``i`` is the same whether
+a run covers ``[0, 2N)`` or is split into ``[0, N)`` and ``[N, 2N)`` (``start_index``), and the
+same as the sample ``i`` a hub's evaluation with that seed generated. Runners that take one seed
+per sample also get each sample's own seed; their images then do not depend on the batch size
+(up to float rounding). Each manifest line records what determined its image.
+
+Options: :class:`GenerationOptions` holds every choice of a run, checked once when it is made.
 
 Output: ``<index:06d><ext>`` per sample in the chosen format (:mod:`medigan_client.outputs`),
 ``<index:06d>_mask<ext>`` for masks, ``<index:06d>_<name>.npy`` for further arrays, and
@@ -28,7 +29,6 @@ continues a run from its manifest.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -37,7 +37,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -47,14 +47,19 @@ from tqdm import tqdm  # type: ignore[import-untyped]
 
 from medigan_catalog.errors import CatalogError
 from medigan_catalog.schema import Card, RuntimeKind
-from medigan_catalog.validation import check_generation_output, resolve_generation_arguments
+from medigan_catalog.validation import resolve_generation_arguments
+from medigan_client.batching import (
+    DEFAULT_BATCH_SIZE,
+    SEED_SCHEME,
+    BatchPlan,
+    generate_batches,
+)
 from medigan_client.cache import Cache
 from medigan_client.download import cached_sha256, download_release, ensure_package
 from medigan_client.download import package_artifact as _package_artifact
 from medigan_client.errors import BadRequestError, GenerationFailedError, MediganClientError
 from medigan_client.http import HubSession
 from medigan_client.outputs import (
-    OUTPUT_FORMATS,
     DicomSeries,
     PngWriter,
     RunProvenance,
@@ -112,68 +117,6 @@ class GenerationResult:
         return list(self.iter_files())
 
 
-def batch_seed(seed: int, start_index: int) -> int:
-    """The seed of the batch starting at ``start_index``: stable, 31-bit, distinct per batch."""
-    digest = hashlib.sha256(f"medigan-client:{seed}:{start_index}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
-
-def sample_seed(seed: int, index: int) -> int:
-    """The seed of sample ``index`` for runners that seed each sample: stable, 31-bit."""
-    digest = hashlib.sha256(f"medigan-client:sample:{seed}:{index}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
-
-@dataclass(frozen=True)
-class BatchPlan:
-    """One call of the package: which samples it generates and which of them a run keeps."""
-
-    grid_start: int
-    first: int
-    stop: int
-    generate_count: int
-    keep_offset: int
-    batch_seed: int
-    sample_seeds: tuple[int, ...] | None = None
-
-    @property
-    def count(self) -> int:
-        """How many samples the run keeps from this call."""
-        return self.stop - self.first
-
-
-def plan_batches(
-    seed: int, batch_size: int, first: int, stop: int, *, per_sample_seeds: bool = False
-) -> Iterator[BatchPlan]:
-    """The calls that make samples ``[first, stop)`` of the sequence of ``(seed, batch_size)``.
-
-    Every call generates a whole grid batch and keeps the samples asked for, so a resumed or
-    split run hands the package exactly the batches the full run did: a package that draws a
-    batch from one seed needs that, and one that takes per-sample seeds then computes every image
-    in the same batch composition too (a network's floating-point sums may depend on the batch
-    it runs in). With per-sample seeds each sample's seed also goes along.
-    """
-    grid_start = (first // batch_size) * batch_size
-    while grid_start < stop:
-        low = max(first, grid_start)
-        high = min(stop, grid_start + batch_size)
-        seeds = (
-            tuple(sample_seed(seed, index) for index in range(grid_start, grid_start + batch_size))
-            if per_sample_seeds
-            else None
-        )
-        yield BatchPlan(
-            grid_start,
-            low,
-            high,
-            batch_size,
-            low - grid_start,
-            batch_seed(seed, grid_start),
-            seeds,
-        )
-        grid_start += batch_size
-
-
 def default_worker_count() -> int:
     """The CPUs this process may run on (``os.process_cpu_count`` where Python has it)."""
     counter: Callable[[], int | None] | None = getattr(os, "process_cpu_count", None)
@@ -197,40 +140,6 @@ def resolve_arguments(card: Card, given: Mapping[str, object] | None) -> dict[st
         return dict(resolve_generation_arguments(card, dict(given or {})))
     except CatalogError as exc:
         raise BadRequestError(exc.message, detail=exc.detail) from exc
-
-
-def check_samples(card: Card, samples: np.ndarray, num_samples: int) -> None:
-    """Raise :class:`GenerationFailedError` when samples break the card's ``output`` promise."""
-    if samples.size == 0:
-        problems = [f"the package returned no values (shape {samples.shape})"]
-    else:
-        problems = check_generation_output(
-            card,
-            shape=tuple(int(n) for n in samples.shape),
-            dtype=str(samples.dtype),
-            minimum=float(np.min(samples)),
-            maximum=float(np.max(samples)),
-            num_samples=num_samples,
-        )
-    if problems:
-        raise GenerationFailedError(
-            f"{card.release_id} produced output that does not match its card: "
-            + "; ".join(problems),
-            detail={"problems": problems},
-        )
-
-
-def check_batch(card: Card, batch: GeneratedBatch, num_samples: int) -> None:
-    """:func:`check_samples` on the images, and one mask, label and extra per image."""
-    check_samples(card, batch.images, num_samples)
-    companions: dict[str, np.ndarray | None] = {"masks": batch.masks, "labels": batch.labels}
-    companions.update({f"extra {name!r}": array for name, array in batch.extras.items()})
-    for name, array in companions.items():
-        if array is not None and (array.ndim == 0 or int(array.shape[0]) != num_samples):
-            raise GenerationFailedError(
-                f"{card.release_id} returned {name} of shape {tuple(array.shape)} for "
-                f"{num_samples} images"
-            )
 
 
 def save_sample(sample: np.ndarray, card: Card, path_stem: Path) -> Path:
@@ -365,8 +274,9 @@ class _WritePipeline:
         record["index"] = index
         record["batch_seed"] = plan.batch_seed
         record["batch_start"] = plan.grid_start
-        if plan.sample_seeds is not None:
-            record["sample_seed"] = plan.sample_seeds[plan.keep_offset + position]
+        sample_seed = plan.sample_seed(position)
+        if sample_seed is not None:
+            record["sample_seed"] = sample_seed
         stem = self.output_dir / f"{index:06d}"
         written = self.writer.write(batch.images[position], stem, record)
         record["file"] = written.path.name
@@ -484,95 +394,109 @@ def _resume_point(
     return _ResumePoint(done, series)
 
 
+@dataclass(frozen=True)
+class GenerationOptions:
+    """How a run generates: every choice but the model and the samples, checked once here.
+
+    ``seed`` and ``batch_size`` pick the sample sequence (:mod:`medigan_client.batching`),
+    ``start_index`` where the run starts in it; ``device`` is ``auto``, ``cpu``, ``cuda[:N]`` or
+    ``mps``; ``args`` are the card's generation arguments (typed and defaulted against the card
+    when the run starts); ``format`` is png, npy, nifti or dicom; ``isolation`` is passed to
+    :func:`medigan_client.runtime.open_runner`; ``half`` asks a card that allows it for float16;
+    ``workers`` writer threads (default: the CPUs of this process) write while at most
+    ``max_in_flight`` batches wait; ``dicom_uid_root`` is the root of the DICOM UIDs (default
+    UUID-derived ``2.25.`` UIDs); ``resume`` keeps the samples already in the folder's manifest
+    and continues after them. Making one raises :class:`BadRequestError` for a bad value.
+    """
+
+    seed: int = 0
+    batch_size: int = DEFAULT_BATCH_SIZE
+    device: str = "auto"
+    args: Mapping[str, object] = field(default_factory=dict)
+    progress: bool = True
+    format: str = "png"
+    start_index: int = 0
+    resume: bool = False
+    isolation: str = "auto"
+    half: bool = False
+    workers: int | None = None
+    max_in_flight: int | None = None
+    dicom_uid_root: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise BadRequestError(f"batch_size must be at least 1, not {self.batch_size}")
+        if self.start_index < 0:
+            raise BadRequestError(f"start_index must not be negative, not {self.start_index}")
+        if self.isolation not in ISOLATION_MODES:
+            raise BadRequestError(
+                f"isolation must be one of {', '.join(ISOLATION_MODES)}, not {self.isolation!r}"
+            )
+        if self.workers is not None and self.workers < 1:
+            raise BadRequestError(f"workers must be at least 1, not {self.workers}")
+        if self.max_in_flight is not None and self.max_in_flight < 1:
+            raise BadRequestError(f"max_in_flight must be at least 1, not {self.max_in_flight}")
+        require_format_libraries(self.format)
+        # A private copy, so the caller changing its dict later cannot change a made run.
+        object.__setattr__(self, "args", dict(self.args or {}))
+        if self.format == "dicom":
+            object.__setattr__(self, "dicom_uid_root", normalise_uid_root(self.dicom_uid_root))
+
+    def writer_threads(self) -> int:
+        """How many writer threads write the samples."""
+        return self.workers or default_worker_count()
+
+    def batches_in_flight(self) -> int:
+        """How many batches may wait for or be in writing."""
+        # At least two batches, so one is written while the next is generated, and enough small
+        # batches to keep every writer busy.
+        return self.max_in_flight or max(2, math.ceil(2 * self.writer_threads() / self.batch_size))
+
+
+def _check_count(num_samples: int) -> None:
+    if num_samples < 1:
+        raise BadRequestError(f"num_samples must be at least 1, not {num_samples}")
+
+
 def generate(
     settings: ClientSettings,
     model: str,
     num_samples: int,
     output_dir: Path,
+    options: GenerationOptions | None = None,
     *,
-    seed: int = 0,
-    batch_size: int = 16,
-    device: str = "auto",
-    args: Mapping[str, object] | None = None,
-    progress: bool = True,
     session: HubSession | None = None,
-    format: str = "png",
-    start_index: int = 0,
-    resume: bool = False,
-    isolation: str = "auto",
-    half: bool = False,
-    workers: int | None = None,
-    max_in_flight: int | None = None,
-    dicom_uid_root: str | None = None,
 ) -> GenerationResult:
     """Generate samples ``[start_index, start_index + num_samples)`` of ``model`` into a folder.
 
     ``model`` is ``ns/name`` or ``ns/name@version``. The release is resolved in the cached
     catalogue (synced first only if none is cached), the package is downloaded and extracted
-    once, and arguments are typed and defaulted from the card; then
-    :func:`generate_from_package` runs it. Works offline once the release is cached.
+    once, and arguments are typed and defaulted from the card; then the package runs as in
+    :func:`generate_from_package`. Works offline once the release is cached.
     """
-    _check_options(num_samples, batch_size, start_index, format, isolation, workers, max_in_flight)
+    options = options or GenerationOptions()
+    _check_count(num_samples)
     card = find_release(current_snapshot(settings, session=session), model)
-    if half:
+    if options.half:
         check_half_precision(card)
-    require_format_libraries(format)
-    resolve_arguments(card, args)  # bad arguments are reported before any download
+    resolve_arguments(card, options.args)  # bad arguments are reported before any download
     cache = Cache(settings.cache_dir)
     namespace, name = card.model_id.split("/", 1)
     # A shared lease on the release for the whole run: `cache prune` skips leased releases.
     with cache.in_use(cache.release_dir(namespace, name, card.version)):
-        package_dir = ensure_package(settings, card, session=session, progress=progress)
-        archive = download_release(settings, card, session=session, progress=progress)
+        package_dir = ensure_package(settings, card, session=session, progress=options.progress)
+        archive = download_release(settings, card, session=session, progress=options.progress)
         package_sha256 = cached_sha256(archive, _package_artifact(card)) or ""
-        return generate_from_package(
+        return _run(
             card,
             package_dir,
             num_samples,
-            output_dir,
-            seed=seed,
-            batch_size=batch_size,
-            device=device,
-            args=args,
-            progress=progress,
-            format=format,
-            start_index=start_index,
-            resume=resume,
-            isolation=isolation,
-            half=half,
-            workers=workers,
-            max_in_flight=max_in_flight,
-            dicom_uid_root=dicom_uid_root,
+            Path(output_dir),
+            options,
             package_sha256=package_sha256,
             settings=settings,
+            runner=None,
         )
-
-
-def _check_options(
-    num_samples: int,
-    batch_size: int,
-    start_index: int,
-    format: str,
-    isolation: str,
-    workers: int | None,
-    max_in_flight: int | None,
-) -> None:
-    if num_samples < 1:
-        raise BadRequestError(f"num_samples must be at least 1, not {num_samples}")
-    if batch_size < 1:
-        raise BadRequestError(f"batch_size must be at least 1, not {batch_size}")
-    if start_index < 0:
-        raise BadRequestError(f"start_index must not be negative, not {start_index}")
-    if format not in OUTPUT_FORMATS:
-        raise BadRequestError(f"format must be one of {', '.join(OUTPUT_FORMATS)}, not {format!r}")
-    if isolation not in ISOLATION_MODES:
-        raise BadRequestError(
-            f"isolation must be one of {', '.join(ISOLATION_MODES)}, not {isolation!r}"
-        )
-    if workers is not None and workers < 1:
-        raise BadRequestError(f"workers must be at least 1, not {workers}")
-    if max_in_flight is not None and max_in_flight < 1:
-        raise BadRequestError(f"max_in_flight must be at least 1, not {max_in_flight}")
 
 
 def generate_from_package(
@@ -580,124 +504,123 @@ def generate_from_package(
     package_dir: Path,
     num_samples: int,
     output_dir: Path,
+    options: GenerationOptions | None = None,
     *,
-    seed: int = 0,
-    batch_size: int = 16,
-    device: str = "auto",
-    args: Mapping[str, object] | None = None,
-    progress: bool = True,
-    format: str = "png",
-    start_index: int = 0,
-    resume: bool = False,
-    isolation: str = "auto",
-    half: bool = False,
-    workers: int | None = None,
-    max_in_flight: int | None = None,
-    dicom_uid_root: str | None = None,
     package_sha256: str = "",
     settings: ClientSettings | None = None,
     runner: Runner | None = None,
 ) -> GenerationResult:
     """Run the package in ``package_dir`` for ``card`` and write its samples (see the module).
 
-    ``format`` is png, npy, nifti or dicom; ``isolation`` is passed to
-    :func:`medigan_client.runtime.open_runner`; ``half`` asks a card that allows it for float16;
-    ``workers`` writer threads (default: the CPUs of this process) write while at most
-    ``max_in_flight`` batches wait; ``dicom_uid_root`` is the root of the DICOM UIDs (default
-    UUID-derived ``2.25.`` UIDs). With ``resume`` the samples already listed in the folder's
-    manifest are kept and the run continues after them. ``runner`` reuses a runner the caller
-    opened for ``card`` (and closes itself); ``isolation`` is then not used.
+    ``options`` say how (:class:`GenerationOptions`; the defaults when ``None``). ``runner``
+    reuses a runner the caller opened for ``card`` (and closes itself); ``options.isolation`` is
+    then not used.
     """
-    _check_options(num_samples, batch_size, start_index, format, isolation, workers, max_in_flight)
-    if half:
+    options = options or GenerationOptions()
+    _check_count(num_samples)
+    if options.half:
         check_half_precision(card)
-    require_format_libraries(format)
-    uid_root = normalise_uid_root(dicom_uid_root) if format == "dicom" else None
-    resolved = resolve_arguments(card, args)
+    return _run(
+        card,
+        package_dir,
+        num_samples,
+        Path(output_dir),
+        options,
+        package_sha256=package_sha256,
+        settings=settings,
+        runner=runner,
+    )
+
+
+def _base_record(
+    card: Card, options: GenerationOptions, package_sha256: str, resolved: Mapping[str, object]
+) -> dict[str, object]:
+    """What every manifest line of the run says (and what a resumed run must match)."""
+    record: dict[str, object] = {
+        "model": card.model_id,
+        "version": card.version,
+        "package_sha256": package_sha256,
+        "seed": options.seed,
+        "batch_size": options.batch_size,
+        "seed_scheme": SEED_SCHEME,
+        # Through JSON so that tuples compare equal to the lists read back on resume.
+        "args": json.loads(json.dumps(resolved)),
+    }
+    if options.half:
+        record["precision"] = HALF_PRECISION
+    return record
+
+
+def _dicom_series(options: GenerationOptions, point: _ResumePoint) -> DicomSeries | None:
+    """The study and series of a DICOM run; a resumed run stays in those its first part began."""
+    if options.format != "dicom":
+        return None
+    series = new_dicom_series(options.dicom_uid_root)
+    if point.dicom_series is None:
+        return series
+    return replace(
+        point.dicom_series,
+        uid_root=options.dicom_uid_root,
+        mask_series_instance_uid=point.dicom_series.mask_series_instance_uid
+        or series.mask_series_instance_uid,
+    )
+
+
+def _run(
+    card: Card,
+    package_dir: Path,
+    num_samples: int,
+    output_dir: Path,
+    options: GenerationOptions,
+    *,
+    package_sha256: str,
+    settings: ClientSettings | None,
+    runner: Runner | None,
+) -> GenerationResult:
+    """Generate and write the run's samples; ``options`` and ``num_samples`` are checked."""
+    resolved = resolve_arguments(card, options.args)
     call_args = dict(resolved)
-    if half:
+    if options.half:
         call_args[_precision_keyword(card)] = HALF_PRECISION
-    thread_count = workers or default_worker_count()
-    # At least two batches, so one is written while the next is generated, and enough small
-    # batches to keep every writer busy.
-    in_flight = max_in_flight or max(2, math.ceil(2 * thread_count / batch_size))
     # Torch is imported here at the earliest, after any download problem was reported.
-    chosen_device = resolve_device(device)
-    output_dir = Path(output_dir)
+    device = resolve_device(options.device)
     output_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = output_dir / MANIFEST_NAME
     provenance = RunProvenance(
         model_id=card.model_id,
         version=card.version,
         package_sha256=package_sha256,
-        seed=seed,
-        precision=HALF_PRECISION if half else "float32",
+        seed=options.seed,
+        precision=HALF_PRECISION if options.half else "float32",
     )
-    base_record: dict[str, object] = {
-        "model": card.model_id,
-        "version": card.version,
-        "package_sha256": package_sha256,
-        "seed": seed,
-        "batch_size": batch_size,
-        # Through JSON so that tuples compare equal to the lists read back on resume.
-        "args": json.loads(json.dumps(resolved)),
-    }
-    if half:
-        base_record["precision"] = HALF_PRECISION
-
+    base_record = _base_record(card, options, package_sha256, resolved)
     with contextlib.ExitStack() as stack:
         if runner is None:
             runner = stack.enter_context(
-                open_runner(package_dir, card, isolation=isolation, settings=settings)
+                open_runner(package_dir, card, isolation=options.isolation, settings=settings)
             )
-        per_sample_seeds = bool(runner.supports_sample_seeds)
         point = _ResumePoint(0, None)
-        if resume:
+        if options.resume:
             point = _resume_point(
                 manifest_path,
                 expected={**base_record, "precision": base_record.get("precision")},
-                start_index=start_index,
-                extension=image_extension(format, card),
-                per_sample_seeds=per_sample_seeds,
+                start_index=options.start_index,
+                extension=image_extension(options.format, card),
+                per_sample_seeds=bool(runner.supports_sample_seeds),
             )
         done = min(point.done, num_samples)
-        series = None
-        if format == "dicom":
-            # A resumed run stays in the study and series its first part started.
-            series = new_dicom_series(uid_root)
-            if point.dicom_series is not None:
-                series = replace(
-                    point.dicom_series,
-                    uid_root=uid_root,
-                    mask_series_instance_uid=point.dicom_series.mask_series_instance_uid
-                    or series.mask_series_instance_uid,
-                )
-        writer = writer_for(format, card, provenance, dicom_series=series)
-        result = GenerationResult(
-            model_id=card.model_id,
-            version=card.version,
-            package_sha256=package_sha256,
-            seed=seed,
-            device=chosen_device,
-            output_dir=output_dir,
-            format=format,
-            extension=writer.image_extension,
-            start_index=start_index,
-            count=num_samples,
-            generated=num_samples - done,
-            manifest_path=manifest_path,
+        writer = writer_for(
+            options.format, card, provenance, dicom_series=_dicom_series(options, point)
         )
-        first, stop = start_index + done, start_index + num_samples
-        mode = "a" if resume else "w"
         with (
-            manifest_path.open(mode, encoding="utf-8") as manifest,
+            manifest_path.open("a" if options.resume else "w", encoding="utf-8") as manifest,
             tqdm(
                 total=num_samples,
                 initial=done,
                 unit="img",
                 desc=card.release_id,
                 file=sys.stderr,
-                disable=not progress,
+                disable=not options.progress,
             ) as bar,
         ):
             pipeline = _WritePipeline(
@@ -705,27 +628,37 @@ def generate_from_package(
                 output_dir=output_dir,
                 manifest=manifest,
                 base_record=base_record,
-                workers=thread_count,
-                max_in_flight=in_flight,
+                workers=options.writer_threads(),
+                max_in_flight=options.batches_in_flight(),
                 on_written=bar.update,
             )
             try:
-                for plan in plan_batches(
-                    seed, batch_size, first, stop, per_sample_seeds=per_sample_seeds
+                for plan, batch in generate_batches(
+                    runner,
+                    card,
+                    seed=options.seed,
+                    batch_size=options.batch_size,
+                    first=options.start_index + done,
+                    stop=options.start_index + num_samples,
+                    device=device,
+                    args=call_args,
                 ):
-                    batch = runner.generate_batch(
-                        plan.generate_count,
-                        seed=plan.batch_seed,
-                        device=chosen_device,
-                        args=call_args,
-                        sample_seeds=plan.sample_seeds,
-                    )
-                    check_batch(card, batch, plan.generate_count)
-                    pipeline.submit(
-                        plan, batch.select(plan.keep_offset, plan.keep_offset + plan.count)
-                    )
+                    pipeline.submit(plan, batch)
                 pipeline.finish()
             except BaseException:
                 pipeline.abort()
                 raise
-    return result
+    return GenerationResult(
+        model_id=card.model_id,
+        version=card.version,
+        package_sha256=package_sha256,
+        seed=options.seed,
+        device=device,
+        output_dir=output_dir,
+        format=options.format,
+        extension=writer.image_extension,
+        start_index=options.start_index,
+        count=num_samples,
+        generated=num_samples - done,
+        manifest_path=manifest_path,
+    )

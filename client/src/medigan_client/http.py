@@ -43,8 +43,8 @@ from tenacity import (
 )
 
 from medigan_client.errors import (
+    ClientError,
     HubUnreachableError,
-    MediganClientError,
     OfflineError,
     error_from_body,
 )
@@ -296,7 +296,7 @@ def _json_of(response: httpx.Response) -> Any:
         ) from exc
 
 
-def _error_from_response(response: httpx.Response) -> MediganClientError:
+def _error_from_response(response: httpx.Response) -> ClientError:
     body: object = None
     try:
         body = response.json()

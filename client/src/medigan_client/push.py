@@ -19,7 +19,9 @@ from medigan_catalog.errors import CardInvalidError as CatalogCardInvalidError
 from medigan_catalog.errors import CatalogError
 from medigan_catalog.packaging import build_deterministic_zip
 from medigan_catalog.schema import Card
+from medigan_catalog.snapshot import RELEASES_PATH
 from medigan_catalog.validation import validate_card
+from medigan_client.batching import check_samples
 from medigan_client.errors import (
     ArchiveUnsafeError,
     AuthenticationRequiredError,
@@ -27,12 +29,11 @@ from medigan_client.errors import (
     OfflineError,
     ServerError,
 )
-from medigan_client.generate import check_samples, resolve_arguments
+from medigan_client.generate import resolve_arguments
 from medigan_client.http import HubSession
 from medigan_client.runtime.sandbox import generate_in_subprocess
 from medigan_client.settings import ClientSettings
 
-RELEASES_PATH = "/api/v1/releases"
 SMOKE_SAMPLES = 2
 
 

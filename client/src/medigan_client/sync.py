@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from medigan_catalog.errors import CatalogError
-from medigan_catalog.schema import Card, card_from_json
+from medigan_catalog.schema import Card
+from medigan_catalog.snapshot import (
+    CATALOG_PATH,
+    CatalogSnapshot,
+    SnapshotInvalidError,
+    SnapshotRelease,
+    newest,
+    newest_per_model,
+    version_key,
+)
+from medigan_catalog.snapshot import parse_snapshot as read_snapshot
 from medigan_client.cache import Cache, write_atomic
 from medigan_client.errors import (
     BadRequestError,
@@ -25,36 +33,36 @@ from medigan_client.errors import (
     OfflineError,
     ServerError,
 )
-from medigan_client.evaluations import HubEvaluation, parse_evaluations
 from medigan_client.http import HubSession
 from medigan_client.settings import ClientSettings
-
-CATALOG_PATH = "/api/v1/catalog"
-
-_SEMVER = re.compile(
-    r"^(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
-    r"(?:-(?P<pre>[0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$"
-)
-
-
-@dataclass(frozen=True)
-class SnapshotRelease:
-    """One published release in a catalogue snapshot."""
-
-    card: Card
-    published_at: str | None
-    evaluations: tuple[HubEvaluation, ...] = ()
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A parsed catalogue document: serial, when the hub made it, and its releases in order."""
+    """A hub's catalogue as this client version reads it, and which hub it came from.
 
-    serial: int
-    generated_at: str | None
+    ``skipped`` names each release the hub listed that this version cannot read, and why.
+    """
+
+    document: CatalogSnapshot
     hub_url: str
-    releases: list[SnapshotRelease]
-    skipped: list[str] = field(default_factory=list)
+    skipped: tuple[str, ...] = ()
+
+    @property
+    def serial(self) -> int:
+        """The hub's catalogue serial this snapshot shows."""
+        return self.document.serial
+
+    @property
+    def generated_at(self) -> str | None:
+        """When the hub rendered the snapshot (ISO 8601), if it said."""
+        stamp = self.document.generated_at
+        return stamp.isoformat() if stamp is not None else None
+
+    @property
+    def releases(self) -> tuple[SnapshotRelease, ...]:
+        """Every published release, in catalogue order."""
+        return self.document.releases
 
 
 @dataclass(frozen=True)
@@ -68,62 +76,13 @@ class SyncResult:
     warning: str | None = None
 
 
-def version_key(version: str) -> tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]:
-    """Sort key for semver strings: a release sorts after its own pre-releases."""
-    match = _SEMVER.fullmatch(version)
-    if match is None:
-        return (-1, -1, -1, -1, ())
-    pre = match.group("pre")
-    pre_key: tuple[tuple[int, int | str], ...] = ()
-    if pre:
-        pre_key = tuple((0, int(p)) if p.isdigit() else (1, p) for p in pre.split("."))
-    return (
-        int(match.group("major")),
-        int(match.group("minor")),
-        int(match.group("patch")),
-        0 if pre else 1,
-        pre_key,
-    )
-
-
 def parse_snapshot(data: object, *, hub_url: str) -> Snapshot:
-    """Parse a catalogue document; releases whose card does not parse are listed in ``skipped``."""
-    if not isinstance(data, dict) or not isinstance(data.get("releases"), list):
-        raise ServerError(f"the catalogue of {hub_url} is not a catalogue document")
-    releases: list[SnapshotRelease] = []
-    skipped: list[str] = []
-    for entry in data["releases"]:
-        if not isinstance(entry, dict):
-            skipped.append(f"{entry!r}: not an object")
-            continue
-        label = f"{entry.get('model_id')}@{entry.get('version')}"
-        raw_card = entry.get("card")
-        if not isinstance(raw_card, dict):
-            skipped.append(f"{label}: no card")
-            continue
-        try:
-            card = card_from_json(raw_card)
-        except (CatalogError, ValueError, TypeError) as exc:
-            # One card that this client version cannot read must not hide the rest of the hub.
-            skipped.append(f"{label}: {exc}")
-            continue
-        published = entry.get("published_at")
-        releases.append(
-            SnapshotRelease(
-                card=card,
-                published_at=str(published) if published else None,
-                evaluations=parse_evaluations(entry.get("evaluations")),
-            )
-        )
-    serial = data.get("serial")
-    generated = data.get("generated_at")
-    return Snapshot(
-        serial=int(serial) if isinstance(serial, int) else 0,
-        generated_at=str(generated) if generated else None,
-        hub_url=hub_url,
-        releases=releases,
-        skipped=skipped,
-    )
+    """Parse a catalogue document; releases this version cannot read are listed in ``skipped``."""
+    try:
+        parsed = read_snapshot(data)
+    except SnapshotInvalidError as error:
+        raise ServerError(f"the catalogue of {hub_url} is {error.message}") from None
+    return Snapshot(document=parsed.snapshot, hub_url=hub_url, skipped=parsed.skipped)
 
 
 def _read_cached_document(settings: ClientSettings) -> dict[str, object] | None:
@@ -209,8 +168,9 @@ def sync(settings: ClientSettings, *, session: HubSession | None = None) -> Sync
         document = json.loads(body)
     except ValueError as exc:
         raise ServerError(f"the catalogue of {settings.hub_url} is not valid JSON") from exc
-    if not isinstance(document, dict) or not isinstance(document.get("releases"), list):
-        raise ServerError(f"the catalogue of {settings.hub_url} is not a catalogue document")
+    # A document that is not a snapshot never replaces a good cached one; single releases this
+    # version cannot read are skipped when the snapshot is loaded.
+    parse_snapshot(document, hub_url=settings.hub_url)
     with cache.lock(f"catalog:{snapshot_path}"):
         write_atomic(snapshot_path, body)
         etag = response.headers.get("ETag")
@@ -271,13 +231,7 @@ def split_model_ref(model: str) -> tuple[str, str | None]:
 
 def latest_releases(snapshot: Snapshot) -> list[SnapshotRelease]:
     """The newest release entry of each model, in catalogue order of first appearance."""
-    newest: dict[str, SnapshotRelease] = {}
-    for release in snapshot.releases:
-        model_id = release.card.model_id
-        current = newest.get(model_id)
-        if current is None or version_key(release.card.version) > version_key(current.card.version):
-            newest[model_id] = release
-    return list(newest.values())
+    return newest_per_model(snapshot.releases)
 
 
 def find_release(snapshot: Snapshot, model: str) -> Card:
@@ -300,7 +254,9 @@ def find_release(snapshot: Snapshot, model: str) -> Card:
             f"(serial {snapshot.serial}){hint}"
         )
     if version is None:
-        return max(candidates, key=lambda card: version_key(card.version))
+        chosen = newest(candidates)
+        assert chosen is not None  # candidates is not empty
+        return chosen
     for card in candidates:
         if card.version == version:
             return card

@@ -11,6 +11,8 @@ argument of the card:
   both ``minimum`` and ``maximum`` a slider (whole steps for ``int``), anything else a text box
   (typed the way the CLI's ``--arg name=value`` is);
 * *Seed* draws a new seed (and a new base latent vector), *Reset* restores the first view;
+  the sample shown for seed ``s`` is sample 0 of ``client.generate(model, 1, seed=s,
+  batch_size=1)`` with the same arguments (:mod:`medigan_client.batching`);
 * volumes get a *slice* slider, and masks, when the package returns them, a second panel.
 
 The returned :class:`Visualiser` holds the figure and every widget, so a script (or a test,
@@ -30,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from medigan_catalog.schema import ArgumentType, Card, GenerationArgument
-from medigan_catalog.validation import check_generation_output
-from medigan_client.errors import BadRequestError, GenerationFailedError, MediganClientError
+from medigan_client.batching import generate_batches
+from medigan_client.errors import BadRequestError, MediganClientError
 from medigan_client.generate import resolve_arguments
 from medigan_client.runtime import GeneratedBatch, Runner
 
@@ -241,32 +243,18 @@ class Visualiser:
     # -- generation -----------------------------------------------------------------------------
 
     def _generate(self) -> GeneratedBatch:
-        batch = self.runner.generate_batch(
-            1,
+        # One sample, in a batch of one: the package's output is checked against the card.
+        ((_, batch),) = generate_batches(
+            self.runner,
+            self.card,
             seed=self.seed,
+            batch_size=1,
+            first=0,
+            stop=1,
             device=self.device,
             args=self.arguments(),
-            sample_seeds=[self.seed] if self.runner.supports_sample_seeds else None,
         )
-        images = batch.images
-        problems = (
-            check_generation_output(
-                self.card,
-                shape=tuple(int(n) for n in images.shape),
-                dtype=str(images.dtype),
-                minimum=float(np.min(images)),
-                maximum=float(np.max(images)),
-                num_samples=1,
-            )
-            if images.size
-            else ["the package returned no values"]
-        )
-        if problems:
-            raise GenerationFailedError(
-                f"{self.card.release_id} produced output that does not match its card: "
-                + "; ".join(problems)
-            )
-        self._sample = images[0]
+        self._sample = batch.images[0]
         self._mask = None if batch.masks is None else batch.masks[0]
         return batch
 

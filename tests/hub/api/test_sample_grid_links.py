@@ -25,6 +25,7 @@ def test_the_admin_change_page_shows_the_grid_through_the_checked_view() -> None
 
     page = http.get(f"/admin/registry/release/{release.pk}/change/")
     grid = http.get(_GRID.decode())
+    grid.close()  # a FileResponse holds the file open until it is closed
 
     assert page.status_code == 200
     assert b'<img src="' + _GRID + b'"' in page.content

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.django_db
 ZOO_PACKAGE = Path(__file__).resolve().parents[3] / "zoo/chestxray_dcgan_64/package"
 
 
+@pytest.mark.shared_data
 def test_the_demo_reference_sets_are_the_held_out_splits(reference_sets: None) -> None:
     counts = {item.slug: item.image_count for item in ReferenceSet.objects.all()}
     chest = ReferenceSet.objects.get(slug="chest-xray-test")
@@ -53,6 +54,7 @@ def test_a_reference_set_cannot_change_its_images_under_the_same_slug(db: None) 
         services.reference_set_create(images=np.ones((2, 4, 4), np.uint8), **arguments)
 
 
+@pytest.mark.shared_data
 def test_matching_needs_every_group_of_terms(reference_sets: None) -> None:
     chest = factories.card_data(selection={"modality": ["Chest X-ray"], "organ": ["chest"]})
     mammography = factories.card_data(
@@ -67,6 +69,7 @@ def test_matching_needs_every_group_of_terms(reference_sets: None) -> None:
     assert [r.slug for r in selectors.reference_sets_matching(card=ultrasound)] == ["busi-heldout"]
 
 
+@pytest.mark.shared_data
 def test_publishing_the_zoo_model_evaluates_it_and_the_numbers_reach_clients(
     reference_sets: None, settings: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
@@ -102,6 +105,7 @@ def test_publishing_the_zoo_model_evaluates_it_and_the_numbers_reach_clients(
     assert b"zoo/chestxray-dcgan-64" in page.content and b"<circle" in page.content
 
 
+@pytest.mark.shared_data
 def test_staff_request_evaluations_and_others_may_not(
     reference_sets: None, tmp_path: Path, django_capture_on_commit_callbacks: Any
 ) -> None:

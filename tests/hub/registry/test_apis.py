@@ -184,6 +184,30 @@ def test_model_search_finds_by_prefix_and_by_medigan_semantics(
     assert set(expected) <= {entry["model_id"] for entry in ours}
 
 
+def test_model_search_accepts_xor_under_either_semantics_and_lists_the_newest_version() -> None:
+    alice = factories.user("alice")
+    for version in ("1.10.0", "1.9.0", "2.0.0-rc.1"):
+        factories.release_row(submitter=alice, model_id="alice/noise-16", version=version)
+    http = HttpClient()
+
+    results = {
+        semantics: http.get(
+            "/api/v1/models", {"q": "noise", "operator": "XOR", "semantics": semantics}
+        )
+        for semantics in ("hub", "medigan")
+    }
+    listing = http.get("/api/v1/models").json()["results"]
+
+    assert {semantics: answer.status_code for semantics, answer in results.items()} == {
+        "hub": 200,
+        "medigan": 200,
+    }
+    # Semantic versions, not publication order: 1.10.0 is newer than 1.9.0 and 2.0.0-rc.1 is a
+    # pre-release of 2.0.0, which sorts after 1.10.0.
+    assert [entry["latest_version"] for entry in listing] == ["2.0.0-rc.1"]
+    assert http.get("/api/v1/models", {"operator": "NAND"}).status_code == 400
+
+
 def test_external_artifacts_are_not_served_and_say_where_they_live(
     medigan_global: dict[str, Any],
 ) -> None:

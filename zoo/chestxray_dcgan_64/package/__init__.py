@@ -7,16 +7,15 @@ directory, and the loaded generator is cached per device for the life of the pro
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file
+
+from medigan_client.package_support import check_sample_seeds, load_network
 
 from .network import (
     IMAGE_SIZE,
@@ -36,55 +35,17 @@ TRUNCATION_MAX = 2.0
 # The client owns batching; this only bounds activation memory when one call asks for many images.
 _CHUNK = 256
 
-_GENERATORS: dict[str, Generator] = {}
-_LOCK = threading.Lock()
-
-
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    expected = f"device must be 'cpu', 'cuda[:index]' or 'auto', got {device!r}"
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as error:
-        raise ValueError(expected) from error
-    if resolved.type not in ("cpu", "cuda"):
-        raise ValueError(expected)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} was asked for but CUDA is not available")
-    if str(resolved) == "cuda":  # no index: pin the current one so the cache key is stable
-        resolved = torch.device("cuda", torch.cuda.current_device())
-    return resolved
-
 
 def load_generator(device: str = "cpu") -> Generator:
     """Return the generator on ``device`` in eval mode, loading it once per device."""
-    resolved = _resolve_device(device)
-    key = str(resolved)
-    with _LOCK:
-        cached = _GENERATORS.get(key)
-        if cached is None:
-            with safe_open(str(WEIGHTS_PATH), framework="pt") as handle:
-                metadata = handle.metadata() or {}
-            shape = json.loads(metadata.get(WEIGHTS_METADATA_KEY, "{}"))
-            net = Generator(
-                latent_size=int(shape.get("latent_size", LATENT_SIZE)),
-                width=int(shape.get("generator_width", 40)),
-            )
-            net.load_state_dict(load_file(str(WEIGHTS_PATH), device="cpu"))
-            net.requires_grad_(False)
-            cached = net.to(resolved).eval()
-            _GENERATORS[key] = cached
-    return cached
+    return load_network(WEIGHTS_PATH, _build, device=device, metadata_key=WEIGHTS_METADATA_KEY)
 
 
-def _check_seeds(seeds: Sequence[int], num_samples: int) -> list[int]:
-    listed = list(seeds)
-    if len(listed) != num_samples or any(
-        isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**63 for v in listed
-    ):
-        raise ValueError(f"seeds must be {num_samples} ints in [0, 2**63), one per sample")
-    return listed
+def _build(shape: Mapping[str, Any]) -> Generator:
+    return Generator(
+        latent_size=int(shape.get("latent_size", LATENT_SIZE)),
+        width=int(shape.get("generator_width", 40)),
+    )
 
 
 def generate(
@@ -98,16 +59,17 @@ def generate(
 ) -> npt.NDArray[np.uint8]:
     """Generate ``num_samples`` chest X-rays as a uint8 array of shape (num_samples, 64, 64).
 
-    The latents are drawn on the CPU from N(0, I) with a ``torch.Generator`` seeded by ``seed``,
-    so the same ``(num_samples, seed)`` gives the same images on every call and on every device
-    (up to floating-point differences between devices). ``truncation`` (0.05 to 2.0) multiplies the
-    latents: 1.0 samples the training prior, smaller values pull samples towards the average
-    X-ray (less diversity), larger values give more varied, less typical images.
-    ``latent_vectors`` (shape (num_samples, 100)) replaces the random draw; ``truncation`` still
-    multiplies it and ``seed`` is then unused. ``seeds`` (one int per sample) replaces the draw
-    instead: latent k then comes from its own generator seeded by ``seeds[k]`` and image k is
-    computed alone, so it depends on ``seeds[k]`` alone, bit for bit, not on the call or batch it
-    is generated in (``seed`` is then unused). ``device`` is ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    The latents are drawn on the CPU from N(0, I) with a ``torch.Generator`` seeded by ``seed``, so
+    the same ``(num_samples, seed)`` gives the same images on every call and on every device (up to
+    floating-point differences between devices). ``truncation`` (0.05 to 2.0) multiplies the
+    latents: 1.0 samples the training prior, smaller values pull samples towards the average X-ray
+    (less diversity), larger values give more varied, less typical images. ``latent_vectors`` (shape
+    (num_samples, 100)) replaces the random draw; ``truncation`` still multiplies it and ``seed`` is
+    then unused. ``seeds`` (one int per sample) replaces the draw instead: latent k then comes from
+    its own generator seeded by ``seeds[k]`` and the network then runs over the whole call at once,
+    so image k depends on ``seeds[k]`` alone, up to the float rounding of another batch (at most a
+    grey level), not on the call or batch it is generated in (``seed`` is then unused). ``device``
+    is ``"auto"``, ``"cpu"``, ``"cuda[:N]"`` or ``"mps"`` (the client's device rules).
     """
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 0:
         raise ValueError(f"num_samples must be a non-negative int, got {num_samples!r}")
@@ -115,12 +77,10 @@ def generate(
         raise ValueError(
             f"truncation must be in [{TRUNCATION_MIN}, {TRUNCATION_MAX}], got {truncation!r}"
         )
-    chunk = _CHUNK
     if latent_vectors is not None and seeds is not None:
         raise ValueError("give latent_vectors or seeds, not both")
     if seeds is not None:
-        latents = sample_latents_per_seed(_check_seeds(seeds, num_samples), truncation)
-        chunk = 1  # alone, an image's floating-point sums cannot depend on its batch
+        latents = sample_latents_per_seed(check_sample_seeds(seeds, num_samples), truncation)
     elif latent_vectors is None:
         latents = sample_latents(num_samples, seed, truncation)
     else:
@@ -134,7 +94,7 @@ def generate(
     target = next(net.parameters()).device
     out = np.empty((num_samples, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     with torch.inference_mode():
-        for start in range(0, num_samples, chunk):
-            batch = latents[start : start + chunk].to(target)
+        for start in range(0, num_samples, _CHUNK):
+            batch = latents[start : start + _CHUNK].to(target)
             out[start : start + batch.shape[0]] = to_uint8(net(batch))
     return out

@@ -8,16 +8,16 @@ from the working directory, and the loaded network is cached per device for the 
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file
+
+from medigan_client.package_support import check_sample_seeds
+from medigan_client.package_support import load_network as load_cached_network
 
 from .network import (
     IMAGE_SIZE,
@@ -38,56 +38,20 @@ STEPS_MAX = TRAIN_TIMESTEPS
 # The client owns batching; this only bounds activation memory when one call asks for many images.
 _CHUNK = 500
 
-_NETWORKS: dict[str, UNet] = {}
-_LOCK = threading.Lock()
-
-
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    expected = f"device must be 'cpu', 'cuda[:index]' or 'auto', got {device!r}"
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as error:
-        raise ValueError(expected) from error
-    if resolved.type not in ("cpu", "cuda"):
-        raise ValueError(expected)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} was asked for but CUDA is not available")
-    if str(resolved) == "cuda":  # no index: pin the current one so the cache key is stable
-        resolved = torch.device("cuda", torch.cuda.current_device())
-    return resolved
-
 
 def load_network(device: str = "cpu") -> UNet:
     """The denoising UNet (EMA weights) on ``device`` in eval mode, loaded once per device."""
-    resolved = _resolve_device(device)
-    key = str(resolved)
-    with _LOCK:
-        cached = _NETWORKS.get(key)
-        if cached is None:
-            with safe_open(str(WEIGHTS_PATH), framework="pt") as handle:
-                metadata = handle.metadata() or {}
-            shape = json.loads(metadata.get(WEIGHTS_METADATA_KEY, "{}"))
-            net = UNet(
-                width=int(shape.get("width", 32)),
-                blocks=int(shape.get("blocks", 2)),
-                groups=int(shape.get("groups", 8)),
-            )
-            net.load_state_dict(load_file(str(WEIGHTS_PATH), device="cpu"))
-            net.requires_grad_(False)
-            cached = net.to(resolved).eval()
-            _NETWORKS[key] = cached
-    return cached
+    return load_cached_network(
+        WEIGHTS_PATH, _build, device=device, metadata_key=WEIGHTS_METADATA_KEY
+    )
 
 
-def _check_seeds(seeds: Sequence[int], num_samples: int) -> list[int]:
-    listed = list(seeds)
-    if len(listed) != num_samples or any(
-        isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**63 for v in listed
-    ):
-        raise ValueError(f"seeds must be {num_samples} ints in [0, 2**63), one per sample")
-    return listed
+def _build(shape: Mapping[str, Any]) -> UNet:
+    return UNet(
+        width=int(shape.get("width", 32)),
+        blocks=int(shape.get("blocks", 2)),
+        groups=int(shape.get("groups", 8)),
+    )
 
 
 def generate(
@@ -100,15 +64,16 @@ def generate(
 ) -> npt.NDArray[np.uint8]:
     """Generate ``num_samples`` chest X-rays as a uint8 array of shape (num_samples, 32, 32).
 
-    The starting noise is drawn on the CPU with a ``torch.Generator`` seeded by ``seed`` and
-    DDIM (eta = 0) is deterministic, so the same ``(num_samples, seed, steps)`` gives the same
-    images on every call (up to floating-point differences between devices). ``steps``
-    (10 to 1000) is the number of denoising network calls: more steps follow the trained
-    diffusion more closely and cost proportionally more time; different step counts give
-    different images for the same seed. ``seeds`` (one int per sample) replaces the draw from
-    ``seed``: image k's noise then comes from its own generator seeded by ``seeds[k]`` and the
-    image is computed alone, so it depends on ``seeds[k]`` alone, bit for bit, not on the call or
-    batch it is generated in. ``device`` is ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    The starting noise is drawn on the CPU with a ``torch.Generator`` seeded by ``seed`` and DDIM
+    (eta = 0) is deterministic, so the same ``(num_samples, seed, steps)`` gives the same images on
+    every call (up to floating-point differences between devices). ``steps`` (10 to 1000) is the
+    number of denoising network calls: more steps follow the trained diffusion more closely and cost
+    proportionally more time; different step counts give different images for the same seed.
+    ``seeds`` (one int per sample) replaces the draw from ``seed``: image k's noise then comes from
+    its own generator seeded by ``seeds[k]`` and the network then runs over the whole call at once,
+    so image k depends on ``seeds[k]`` alone, up to the float rounding of another batch (at most a
+    grey level), not on the call or batch it is generated in. ``device`` is ``"auto"``, ``"cpu"``,
+    ``"cuda[:N]"`` or ``"mps"`` (the client's device rules).
     """
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 0:
         raise ValueError(f"num_samples must be a non-negative int, got {num_samples!r}")
@@ -118,13 +83,11 @@ def generate(
     target = next(net.parameters()).device
     if seeds is None:
         noise = sample_noise(num_samples, seed)
-        chunk = _CHUNK
     else:
-        noise = sample_noise_per_seed(_check_seeds(seeds, num_samples))
-        chunk = 1  # alone, an image's floating-point sums cannot depend on its batch
+        noise = sample_noise_per_seed(check_sample_seeds(seeds, num_samples))
     out = np.empty((num_samples, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     with torch.inference_mode():
-        for start in range(0, num_samples, chunk):
-            batch = noise[start : start + chunk].to(target)
+        for start in range(0, num_samples, _CHUNK):
+            batch = noise[start : start + _CHUNK].to(target)
             out[start : start + batch.shape[0]] = to_uint8(ddim_sample(net, batch, steps))
     return out

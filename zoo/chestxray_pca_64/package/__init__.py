@@ -24,6 +24,8 @@ import numpy.typing as npt
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
+from medigan_client.package_support import check_device_name, check_sample_seeds
+
 __all__ = [
     "IMAGE_SIZE",
     "TEMPERATURE_MAX",
@@ -78,15 +80,6 @@ def load_model() -> Model:
     return _MODEL[0]
 
 
-def _check_seeds(seeds: Sequence[int], num_samples: int) -> list[int]:
-    listed = list(seeds)
-    if len(listed) != num_samples or any(
-        isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**63 for v in listed
-    ):
-        raise ValueError(f"seeds must be {num_samples} ints in [0, 2**63), one per sample")
-    return listed
-
-
 def generate(
     num_samples: int,
     *,
@@ -104,16 +97,16 @@ def generate(
     images (the residual noise is kept). ``temperature`` (0.1 to 2.0) multiplies the standard
     deviation of the whole sample around the mean image: below 1.0 is closer to the average
     X-ray, above 1.0 more varied and less typical. ``device`` is accepted for the v2 contract
-    ("cpu" or "auto"); the model runs in numpy on the CPU.
+    (any device the client accepts); the model runs in numpy on the CPU.
 
     ``seeds`` (one int per sample) replaces the draw from ``seed``: image k's ``z`` and residual
-    noise then come from ``numpy.random.default_rng(seeds[k])`` and the image is computed alone,
-    so it depends on ``seeds[k]`` alone, bit for bit, not on the call it is generated in.
+    noise then come from ``numpy.random.default_rng(seeds[k])`` and the images are computed
+    together, so image k depends on ``seeds[k]`` alone, up to the float rounding of another batch
+    (at most a grey level), not on the call it is generated in.
     """
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 0:
         raise ValueError(f"num_samples must be a non-negative int, got {num_samples!r}")
-    if device not in ("cpu", "auto") and not device.startswith("cuda"):
-        raise ValueError(f"device must be 'cpu', 'cuda[:index]' or 'auto', got {device!r}")
+    check_device_name(device)
     model = load_model()
     used = model.components if components is None else components
     if isinstance(used, bool) or not isinstance(used, int) or not 1 <= used <= model.components:
@@ -122,18 +115,25 @@ def generate(
         raise ValueError(
             f"temperature must be in [{TEMPERATURE_MIN}, {TEMPERATURE_MAX}], got {temperature!r}"
         )
-    listed = None if seeds is None else _check_seeds(seeds, num_samples)
+    listed = None if seeds is None else check_sample_seeds(seeds, num_samples)
     rng = np.random.default_rng(seed)
     pixels = IMAGE_SIZE * IMAGE_SIZE
-    chunk = _CHUNK if listed is None else 1  # alone, an image's sums cannot depend on its call
     out = np.empty((num_samples, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
-    for start in range(0, num_samples, chunk):
-        count = min(chunk, num_samples - start)
-        if listed is not None:
-            rng = np.random.default_rng(listed[start])
-        # Always draw all k latents, so that `components` truncates the same draw.
-        z = rng.standard_normal((count, model.components))
-        noise = rng.standard_normal((count, pixels))
+    for start in range(0, num_samples, _CHUNK):
+        count = min(_CHUNK, num_samples - start)
+        if listed is None:
+            # Always draw all k latents, so that `components` truncates the same draw.
+            z = rng.standard_normal((count, model.components))
+            noise = rng.standard_normal((count, pixels))
+        else:
+            # Each sample's draws from its own generator, in the order one sample alone draws
+            # them; the matrix product then runs over the whole chunk at once.
+            z = np.empty((count, model.components))
+            noise = np.empty((count, pixels))
+            for row, sample_seed in enumerate(listed[start : start + count]):
+                own = np.random.default_rng(sample_seed)
+                z[row] = own.standard_normal(model.components)
+                noise[row] = own.standard_normal(pixels)
         images = model.mean + temperature * (
             z[:, :used] @ model.loadings[:used] + model.sigma * noise
         )

@@ -13,9 +13,10 @@ medigan's ``generate`` promised is kept:
 * ``is_gen_function_returned=True`` returns a function that generates with the prepared
   arguments, which keyword arguments given to it override.
 
-Each batch gets its own seed (:func:`medigan_client.generate.batch_seed` of the executor's
-seed and the batch's first index); without a seed every call draws a fresh one, so repeated
-calls give new samples as medigan's did.
+Batches and seeds are the client's (:mod:`medigan_client.batching`): with a seed, the samples
+of ``generate(n, batch_size=b)`` are those of ``Client.generate(model, n, seed=..., batch_size=b)``
+except that the last batch stops at ``n`` (a legacy package saves every sample it makes);
+without a seed every call draws a fresh one, so repeated calls give new samples as medigan's did.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ from tqdm import tqdm  # type: ignore[import-untyped]
 
 from medigan_catalog.medigan_compat import MEDIGAN_BASE_ARGUMENTS
 from medigan_catalog.schema import Card, RuntimeKind
+from medigan_client.batching import BatchPlan, generate_batches
 from medigan_client.errors import BadRequestError
-from medigan_client.generate import batch_seed, resolve_arguments, save_sample
+from medigan_client.generate import resolve_arguments, save_sample
 from medigan_client.runtime import GeneratedBatch, Runner, open_runner
 from medigan_client.runtime.loader import locate_package_root, resolve_device
 from medigan_client.settings import ClientSettings
@@ -290,7 +292,14 @@ class ModelExecutor:
         runner = self.runner()
         device = resolve_device(self.options.device)
         seed = self.options.seed if self.options.seed is not None else secrets.randbits(31)
-        starts = range(0, num_samples, batch_size)
+
+        def batch_arguments(plan: BatchPlan) -> Mapping[str, object]:
+            if folder is None:
+                return arguments
+            batch_folder = folder / f"{BATCH_PREFIX}{plan.grid_start // batch_size}"
+            batch_folder.mkdir(parents=True, exist_ok=True)
+            return {**arguments, OUTPUT_PATH: str(batch_folder), SAVE_IMAGES: True}
+
         with tqdm(
             total=num_samples,
             unit="img",
@@ -298,19 +307,23 @@ class ModelExecutor:
             file=sys.stderr,
             disable=not self.options.progress,
         ) as bar:
-            for number, start in enumerate(starts):
-                # Only full batches and one remainder: never an empty last batch.
-                count = min(batch_size, num_samples - start)
-                args = dict(arguments)
-                if folder is not None:
-                    batch_folder = folder / f"{BATCH_PREFIX}{number}"
-                    batch_folder.mkdir(parents=True, exist_ok=True)
-                    args.update({OUTPUT_PATH: str(batch_folder), SAVE_IMAGES: True})
-                batch = runner.generate_batch(
-                    count, seed=batch_seed(seed, start), device=device, args=args
-                )
-                bar.update(count)
-                yield number, batch
+            for plan, batch in generate_batches(
+                runner,
+                self.card,
+                seed=seed,
+                batch_size=batch_size,
+                first=0,
+                stop=num_samples,
+                device=device,
+                args=batch_arguments,
+                # Only full batches and one remainder: a legacy package saves what it makes.
+                whole_batches=False,
+                # medigan never checked a package's output, and its cards describe it loosely
+                # (image sizes as text, no dtype); the client's own v2 contract is checked.
+                check=not self.is_legacy,
+            ):
+                bar.update(plan.count)
+                yield plan.grid_start // batch_size, batch
 
     def _save_legacy(
         self, num_samples: int, batch_size: int, arguments: Mapping[str, object], folder: Path

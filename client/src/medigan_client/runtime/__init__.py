@@ -13,8 +13,10 @@
 :mod:`.worker` (standard library and numpy only) imports and calls a package in every mode;
 :mod:`.loader` does that in this process; :mod:`.batches` prepares requests and reads results;
 :mod:`.legacy` recreates what medigan packages expect; :mod:`.dependencies` checks
-requirements. :mod:`.sandbox` and :mod:`.child` run a one-shot, resource-limited smoke
-generation for the hub's validation and ``push``. torch is never imported here at package
+requirements. :mod:`.sandbox` and :mod:`.child` run a one-shot, resource-limited generation
+for the hub's validation and evaluations and for ``push``; their public names are exported
+here (:func:`generate_in_sandbox`, :func:`generate_in_subprocess`, :func:`sandbox_probe` and
+their types), which is how the hub imports them. torch is never imported here at package
 import time.
 """
 
@@ -27,6 +29,16 @@ from medigan_catalog.schema import Card
 from medigan_client.errors import BadRequestError, GenerationFailedError
 from medigan_client.runtime.base import ISOLATION_MODES, GeneratedBatch, Isolation, Runner
 from medigan_client.runtime.dependencies import card_requirements, python_problem, unsatisfied
+from medigan_client.runtime.sandbox import Isolation as SandboxIsolation
+from medigan_client.runtime.sandbox import (
+    SandboxLimits,
+    SandboxOptions,
+    SandboxResult,
+    SandboxStatus,
+    generate_in_sandbox,
+    generate_in_subprocess,
+    sandbox_probe,
+)
 from medigan_client.settings import ClientSettings
 
 __all__ = [
@@ -34,8 +46,16 @@ __all__ = [
     "GeneratedBatch",
     "Isolation",
     "Runner",
+    "SandboxIsolation",
+    "SandboxLimits",
+    "SandboxOptions",
+    "SandboxResult",
+    "SandboxStatus",
     "choose_isolation",
+    "generate_in_sandbox",
+    "generate_in_subprocess",
     "open_runner",
+    "sandbox_probe",
 ]
 
 

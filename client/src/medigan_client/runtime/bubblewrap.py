@@ -26,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from medigan_client.errors import SandboxUnavailableError
+
 INSIDE = PurePosixPath("/sandbox")
 INSIDE_PACKAGE = INSIDE / "package"
 INSIDE_SCRATCH = INSIDE / "scratch"
@@ -43,7 +45,7 @@ _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime")
 
 
-class LayoutError(Exception):
+class LayoutError(SandboxUnavailableError):
     """The sandbox's tree cannot be built without exposing something it must not."""
 
 

@@ -19,11 +19,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from medigan_client.errors import SandboxUnavailableError
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 _KILL_ROUNDS = 50
 
 
-class CgroupUnavailableError(Exception):
+class CgroupUnavailableError(SandboxUnavailableError):
     """No control group could be created and limited here; the message says why."""
 
 

@@ -1,10 +1,14 @@
 """Entry point of the sandboxed child process: ``python -m medigan_client.runtime.child``.
 
 Reads one JSON request on stdin (``package_dir``, ``card``, ``num_samples``, ``seed``,
-``device``, ``args``, ``limits``), applies the resource limits (and, outside bubblewrap, the
-network isolation) to itself, imports the package with :mod:`.loader`, generates one batch and
-writes it with :func:`numpy.save` (no pickles) to its standard output, the only channel back to
-the parent. The package's own prints go to stderr: before the package is imported, stdout is
+``device``, ``args``, ``limits`` and, optionally, ``batch_size`` and ``start_index``), applies
+the resource limits (and, outside bubblewrap, the network isolation) to itself, imports the
+package with :mod:`.loader`, generates and writes the samples with :func:`numpy.save` (no
+pickles) to its standard output, the only channel back to the parent. Without ``batch_size``
+the package is called once with ``seed`` (validation's smoke run); with it, the child generates
+samples ``[start_index, start_index + num_samples)`` of the sample sequence of ``(seed,
+batch_size)`` through :mod:`medigan_client.batching`, as ``Client.generate`` does (the hub's
+evaluations). The package's own prints go to stderr: before the package is imported, stdout is
 moved to a private descriptor and descriptor 1 points at stderr. Any failure ends the process
 with status 1 after printing the traceback and a last line ``error: <message>`` on stderr, which
 the parent reports as the package's own output.
@@ -24,7 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from medigan_catalog.schema import card_from_json
-from medigan_client.runtime.loader import load_package, resolve_device
+from medigan_client.batching import generate_batches
+from medigan_client.runtime.inprocess import InProcessRunner
+from medigan_client.runtime.loader import resolve_device
 
 _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWNET = 0x40000000
@@ -71,15 +77,32 @@ def run(request: dict[str, object], samples_out: int) -> None:
     if not isinstance(raw_card, dict):
         raise TypeError("the request's card must be a JSON object")
     card = card_from_json(raw_card)
-    package = load_package(Path(str(request["package_dir"])), card)
+    runner = InProcessRunner(Path(str(request["package_dir"])), card)
     raw_args = request.get("args") or {}
     args = dict(raw_args) if isinstance(raw_args, dict) else {}
-    samples = package.generate_batch(
-        int(str(request["num_samples"])),
-        seed=int(str(request.get("seed", 0))),
-        device=resolve_device(str(request.get("device", "cpu"))),
-        args=args,
-    )
+    num_samples = int(str(request["num_samples"]))
+    seed = int(str(request.get("seed", 0)))
+    device = resolve_device(str(request.get("device", "cpu")))
+    batch_size = request.get("batch_size")
+    if batch_size is None:
+        samples = runner.package.generate_batch(num_samples, seed=seed, device=device, args=args)
+    else:
+        first = int(str(request.get("start_index", 0)))
+        samples = np.concatenate(
+            [
+                batch.images
+                for _, batch in generate_batches(
+                    runner,
+                    card,
+                    seed=seed,
+                    batch_size=int(str(batch_size)),
+                    first=first,
+                    stop=first + num_samples,
+                    device=device,
+                    args=args,
+                )
+            ]
+        )
     array = np.ascontiguousarray(samples)
     if array.dtype == np.dtype(object):
         raise TypeError("the package returned an array of Python objects, not numbers")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,17 +64,26 @@ def module_name_for(card: Card, root: Path) -> str:
     return f"_medigan_package_{digest}"
 
 
+def device_name(device: str) -> str:
+    """``device`` spelled the client's way (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``).
+
+    Only the name is checked, not whether the device is there: :func:`resolve_device` does that.
+    """
+    wanted = device.strip().lower()
+    if wanted in {"auto", "cpu", "cuda", "mps"} or re.fullmatch(r"cuda:\d+", wanted):
+        return wanted
+    raise BadRequestError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps")
+
+
 def resolve_device(device: str) -> str:
     """Turn ``auto``/``cpu``/``cuda[:n]``/``mps`` into a device string that exists here.
 
     ``auto`` picks ``cuda`` when torch is installed and sees a GPU, else ``cpu``; torch is
     imported only for this question. Asking for a device that is not there is an error.
     """
-    wanted = device.strip().lower()
+    wanted = device_name(device)
     if wanted == "cpu":
         return "cpu"
-    if wanted not in {"auto", "mps"} and not wanted.startswith("cuda"):
-        raise BadRequestError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps")
     if importlib.util.find_spec("torch") is None:
         if wanted == "auto":
             return "cpu"

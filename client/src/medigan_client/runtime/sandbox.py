@@ -260,6 +260,10 @@ def _run(
         process.wait()
         for thread in threads:
             thread.join(timeout=5)
+        # The readers are done (or stuck on a pipe that the kill just closed at its far end).
+        for stream in (process.stdout, process.stderr):
+            with contextlib.suppress(OSError):
+                stream.close()
     text = b"".join(tail)[-STDERR_KEPT_BYTES:].decode("utf-8", errors="replace")
     lines = [_printable(line) for line in text.splitlines() if line.strip()]
     return _Outcome(
@@ -304,18 +308,21 @@ def _request(
     device: str,
     args: Mapping[str, object] | None,
     limits: Mapping[str, object],
+    start_index: int = 0,
+    batch_size: int | None = None,
 ) -> bytes:
-    return json.dumps(
-        {
-            "package_dir": package_dir,
-            "card": card.to_json(),
-            "num_samples": num_samples,
-            "seed": seed,
-            "device": device,
-            "args": dict(args or {}),
-            "limits": dict(limits),
-        }
-    ).encode("utf-8")
+    request: dict[str, object] = {
+        "package_dir": package_dir,
+        "card": card.to_json(),
+        "num_samples": num_samples,
+        "seed": seed,
+        "device": device,
+        "args": dict(args or {}),
+        "limits": dict(limits),
+    }
+    if batch_size is not None:
+        request.update(batch_size=batch_size, start_index=start_index)
+    return json.dumps(request).encode("utf-8")
 
 
 def _samples_from(
@@ -364,11 +371,16 @@ def generate_in_subprocess(
     file_size_limit_bytes: int = DEFAULT_FILE_SIZE_LIMIT_BYTES,
     cpu_seconds: int = DEFAULT_CPU_SECONDS,
     isolate_network: bool = True,
+    start_index: int = 0,
+    batch_size: int | None = None,
 ) -> np.ndarray:
     """Generate ``num_samples`` samples of the package in ``package_dir`` in a limited child.
 
     For one's own code (:attr:`Isolation.PROCESS`). ``args`` must already be resolved (typed,
-    defaulted) generation arguments. Raises :class:`GenerationFailedError` when the child fails
+    defaulted) generation arguments. Without ``batch_size`` the package is called once with
+    ``seed``; with it, the samples are ``[start_index, start_index + num_samples)`` of the
+    client's sample sequence of ``(seed, batch_size)`` (:mod:`medigan_client.batching`), the
+    same that ``Client.generate`` writes. Raises :class:`GenerationFailedError` when the child fails
     (the message carries its last stderr lines), exceeds a limit, or runs past
     ``timeout_seconds`` (its whole session is killed).
     """
@@ -396,6 +408,8 @@ def generate_in_subprocess(
                 "cpu_seconds": cpu_seconds,
                 "isolate_network": isolate_network,
             },
+            start_index=start_index,
+            batch_size=batch_size,
         )
         outcome = _run(
             [sys.executable, "-s", "-P", "-m", _CHILD_MODULE],
@@ -480,8 +494,13 @@ def generate_in_sandbox(
     args: Mapping[str, object] | None = None,
     limits: SandboxLimits | None = None,
     options: SandboxOptions | None = None,
+    start_index: int = 0,
+    batch_size: int | None = None,
 ) -> SandboxResult:
     """Generate ``num_samples`` samples of an untrusted package under bubblewrap.
+
+    ``seed``, ``start_index`` and ``batch_size`` mean what they do for
+    :func:`generate_in_subprocess`.
 
     Raises :class:`SandboxUnavailableError` (and runs nothing) when the isolation cannot be set
     up, and :class:`GenerationFailedError` when the package fails, exceeds a limit or runs past
@@ -512,6 +531,8 @@ def generate_in_sandbox(
         device=device,
         args=args,
         limits=child_limits,
+        start_index=start_index,
+        batch_size=batch_size,
     )
     try:
         outcome = _run(

@@ -48,7 +48,11 @@ _LEGACY_TUPLE_LENGTHS = (2, 3, 4)
 
 
 class PackageOutputError(Exception):
-    """The package returned something that is not samples (wrong type, shape or element)."""
+    """The package returned something that is not samples (wrong type, shape or element).
+
+    Not a ``ClientError``: this file runs with only the standard library and numpy (see above);
+    the runners turn it into ``GenerationFailedError``.
+    """
 
 
 @dataclass(frozen=True)

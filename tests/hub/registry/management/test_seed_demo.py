@@ -57,6 +57,8 @@ def test_the_medigan_catalogue_is_imported_from_a_url_once(
     assert accounts["contributor"]["token"].startswith("mgh_")
 
 
+# Validation smoke-generates each zoo package in a sandboxed child process.
+@pytest.mark.integration
 def test_zoo_models_are_published_through_validation_and_review(tmp_path: Path) -> None:
     zoo_packages = len(list(Path(settings.BASE_DIR, "zoo").glob("*/package/card.json")))
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from hub.registry import sandbox, services
+from hub import sandbox
+from hub.registry import services
 from hub.registry.models import Release
 from medigan_catalog.lifecycle import ReleaseState
 from tests import factories

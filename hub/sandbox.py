@@ -16,7 +16,8 @@ from pathlib import Path
 from django.conf import settings
 
 from medigan_catalog.schema import Card
-from medigan_client.runtime.sandbox import (
+from medigan_client.runtime import (
+    SandboxIsolation,
     SandboxLimits,
     SandboxOptions,
     SandboxResult,
@@ -91,8 +92,14 @@ def sandbox_generate(
     device: str,
     args: Mapping[str, object] | None,
     wall_seconds: float,
+    start_index: int = 0,
+    batch_size: int | None = None,
 ) -> SandboxResult:
-    """Generate samples of a contributed package the way the hub is configured to run it."""
+    """Generate samples of a contributed package the way the hub is configured to run it.
+
+    With ``batch_size``, the samples are ``[start_index, start_index + num_samples)`` of the
+    client's sample sequence of ``(seed, batch_size)``, the same ``Client.generate`` writes.
+    """
     limits = sandbox_limits(wall_seconds=wall_seconds)
     if sandbox_isolated():
         return generate_in_sandbox(
@@ -104,6 +111,8 @@ def sandbox_generate(
             args=args,
             limits=limits,
             options=sandbox_options(),
+            start_index=start_index,
+            batch_size=batch_size,
         )
     samples = generate_in_subprocess(
         package_dir,
@@ -115,6 +124,8 @@ def sandbox_generate(
         timeout_seconds=wall_seconds,
         memory_limit_bytes=limits.memory_bytes,
         cpu_seconds=limits.cpu_seconds,
+        start_index=start_index,
+        batch_size=batch_size,
     )
     return SandboxResult(samples=samples, isolation=UNISOLATED_WARNING)
 
@@ -122,9 +133,7 @@ def sandbox_generate(
 def sandbox_status() -> SandboxStatus:
     """What the admin and ``/api/v1/status`` tell about isolation, checked by a real run."""
     if not sandbox_isolated():
-        from medigan_client.runtime.sandbox import Isolation
-
-        return SandboxStatus(Isolation.PROCESS, True, UNISOLATED_WARNING)
+        return SandboxStatus(SandboxIsolation.PROCESS, True, UNISOLATED_WARNING)
     return sandbox_probe(sandbox_options())
 
 

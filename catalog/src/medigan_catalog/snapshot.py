@@ -1,0 +1,380 @@
+"""The hub-to-client wire format, defined once: catalogue snapshot, evaluations, metrics, paths.
+
+The hub renders ``GET /api/v1/catalog``, its leaderboards and its evaluation answers from the
+models below; the client parses them with the same models. Nothing else in either restates a
+field name, a metric's direction, the "newest release" rule or a URL path.
+
+- :class:`CatalogSnapshot` is the whole document: the hub's serial, when it was rendered, the
+  hub's URL and every published release (:class:`SnapshotRelease`) with its card and the hub's
+  :class:`EvaluationSummary` list.
+- :data:`METRICS` names every metric a ranking may use, whether larger is better, and the aliases
+  users type (``fid`` is ``fid_rs``).
+- :func:`newest` picks the newest release by semantic version (a release sorts after its own
+  pre-releases), never by publication time: a 1.0.1 hotfix published after 2.0.0 is not newest.
+- The path builders give every hub path a client or the hub itself needs.
+
+Readers are tolerant: unknown fields are ignored, so an older client reads a newer hub's document;
+:func:`parse_snapshot` keeps every release this version can read and lists the others, so one card
+of a newer schema never hides the rest of a hub.
+
+Run ``python -m medigan_catalog.snapshot --write docs/schema/snapshot.schema.json`` to refresh the
+committed JSON Schema.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, Self, TypeVar
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from medigan_catalog.errors import CatalogError, ErrorCode
+from medigan_catalog.schema import JSON_SCHEMA_DIALECT, SEMVER_RE, Card, schema_command
+
+API_ROOT: Final = "/api/v1"
+CATALOG_PATH: Final = f"{API_ROOT}/catalog"
+RELEASES_PATH: Final = f"{API_ROOT}/releases"
+STATUS_PATH: Final = f"{API_ROOT}/status"
+MODELS_PATH: Final = f"{API_ROOT}/models"
+LEADERBOARDS_PATH: Final = f"{API_ROOT}/leaderboards"
+REFERENCE_SETS_PATH: Final = f"{API_ROOT}/reference-sets"
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+class UnknownMetricError(CatalogError):
+    """A metric name that is neither a field of :data:`METRICS` nor one of their aliases."""
+
+    code = ErrorCode.BAD_REQUEST
+
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        super().__init__(
+            f"unknown metric {name!r}; known: {', '.join(known)}", {"known": list(known)}
+        )
+        self.name = name
+
+
+class SnapshotInvalidError(CatalogError):
+    """A document that should be a catalogue snapshot is not one."""
+
+    code = ErrorCode.SERVER_ERROR
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"not a catalogue snapshot: {reason}")
+        self.reason = reason
+
+
+# --- metrics -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A hub-computed metric: its field in :class:`EvaluationSummary` and how it ranks."""
+
+    field: str
+    larger_is_better: bool
+    aliases: tuple[str, ...]
+    label: str
+
+
+# The metrics a ranking or a leaderboard may sort by. ``fid_rr_std`` and ``kid_std`` are spreads
+# that qualify a mean, not something to rank by, so they are fields but not metrics.
+METRICS: Final[tuple[Metric, ...]] = (
+    Metric("fid_rs", False, ("fid",), "FID vs reference"),
+    Metric("fid_rr_mean", False, ("fid_rr",), "FID real vs real"),
+    Metric("r_fid", True, ("rfid",), "FID ratio (real-real / synthetic-real)"),
+    Metric("kid_mean", False, ("kid",), "KID"),
+    Metric("precision", True, (), "precision"),
+    Metric("recall", True, (), "recall"),
+)
+METRIC_FIELDS: Final[tuple[str, ...]] = tuple(metric.field for metric in METRICS)
+_METRIC_BY_NAME: Final[Mapping[str, Metric]] = {
+    name: metric for metric in METRICS for name in (metric.field, *metric.aliases)
+}
+
+
+def metric_named(name: str) -> Metric:
+    """The metric ``name`` denotes (a field or an alias, any case); raise UnknownMetricError."""
+    metric = _METRIC_BY_NAME.get(name.strip().lower())
+    if metric is None:
+        raise UnknownMetricError(name, sorted(_METRIC_BY_NAME))
+    return metric
+
+
+# --- wire models ---------------------------------------------------------------------------
+
+
+class _WireModel(BaseModel):
+    """Frozen, and tolerant of fields a newer hub adds: an older client must still read it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", protected_namespaces=())
+
+
+class EvaluationSummary(_WireModel):
+    """One hub-computed evaluation of a release against a reference set, with its provenance.
+
+    Numbers are comparable only for the same reference set, extractor and preprocessing;
+    ``seed`` and ``num_samples`` reproduce the samples behind them with ``client.generate``.
+    """
+
+    reference: str = Field(min_length=1)
+    reference_split: str | None = None
+    extractor: str = Field(min_length=1)
+    comparable_with_published: bool = False
+    fid_rs: float | None = None
+    fid_rr_mean: float | None = None
+    fid_rr_std: float | None = None
+    r_fid: float | None = None
+    kid_mean: float | None = None
+    kid_std: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    num_samples: int | None = None
+    seed: int | None = None
+    preprocess: dict[str, Any] = Field(default_factory=dict)
+    extractor_weights_sha256: str | None = None
+    reference_sha256: str | None = None
+    num_reference: int | None = None
+    software: dict[str, Any] | None = None
+    samples_sha256: str | None = None
+    finished_at: datetime | None = None
+
+    def value(self, metric: str | Metric) -> float | None:
+        """The value of ``metric`` (a :class:`Metric`, a field name or an alias), or None."""
+        field = metric.field if isinstance(metric, Metric) else metric_named(metric).field
+        value = getattr(self, field)
+        return None if value is None else float(value)
+
+
+class LeaderboardRow(EvaluationSummary):
+    """An evaluation on a leaderboard, with the release it belongs to."""
+
+    model_id: str
+    version: str
+    title: str
+    modality: str
+
+
+class Leaderboard(_WireModel):
+    """``GET /api/v1/leaderboards[/<reference>]``: rows sorted by ``sort``, missing values last."""
+
+    reference: str | None
+    sort: str
+    note: str
+    rows: tuple[LeaderboardRow, ...]
+
+
+class HubInfo(_WireModel):
+    """Which hub rendered a snapshot."""
+
+    url: str
+
+
+class SnapshotRelease(_WireModel):
+    """One published release in a catalogue snapshot: its card and the hub's evaluations.
+
+    In the snapshot each card artifact the hub stores lists the hub's absolute download URL first.
+    """
+
+    model_id: str
+    version: str
+    published_at: datetime | None = None
+    card: Card
+    evaluations: tuple[EvaluationSummary, ...] = ()
+
+    @model_validator(mode="after")
+    def _names_its_card(self) -> Self:
+        if (self.model_id, self.version) != (self.card.model_id, self.card.version):
+            raise ValueError(
+                f"the entry {self.model_id}@{self.version} carries the card of "
+                f"{self.card.model_id}@{self.card.version}"
+            )
+        return self
+
+
+class CatalogSnapshot(_WireModel):
+    """``GET /api/v1/catalog``: every published release, in catalogue order (model id, then
+    publication), at one serial of the hub's catalogue."""
+
+    serial: int = Field(ge=0)
+    generated_at: datetime | None = None
+    hub: HubInfo
+    releases: tuple[SnapshotRelease, ...] = ()
+
+    def newest_releases(self) -> list[SnapshotRelease]:
+        """The newest release of each model, in catalogue order of the models."""
+        return newest_per_model(self.releases)
+
+
+@dataclass(frozen=True)
+class ParsedSnapshot:
+    """A snapshot as far as this version can read it, and what it had to leave out (and why)."""
+
+    snapshot: CatalogSnapshot
+    skipped: tuple[str, ...]
+
+
+def _first_problem(error: ValidationError) -> str:
+    problem = error.errors()[0]
+    where = ".".join(str(part) for part in problem["loc"]) or "document"
+    return f"{where}: {problem['msg']}"
+
+
+def parse_snapshot(data: object) -> ParsedSnapshot:
+    """Read a catalogue document, keeping each release this version of the schema can read.
+
+    Raises :class:`SnapshotInvalidError` when the document itself (serial, hub, the release list)
+    is not a snapshot; a release whose card or evaluations do not parse is left out and named in
+    ``skipped`` with the reason.
+    """
+    if not isinstance(data, Mapping) or not isinstance(data.get("releases"), list):
+        raise SnapshotInvalidError("the document is not a catalogue snapshot (no release list)")
+    try:
+        envelope = CatalogSnapshot.model_validate({**data, "releases": []})
+    except ValidationError as error:
+        raise SnapshotInvalidError(_first_problem(error)) from None
+    releases: list[SnapshotRelease] = []
+    skipped: list[str] = []
+    for entry in data["releases"]:
+        label = (
+            f"{entry.get('model_id')}@{entry.get('version')}"
+            if isinstance(entry, Mapping)
+            else repr(entry)[:80]
+        )
+        try:
+            releases.append(SnapshotRelease.model_validate(entry))
+        except ValidationError as error:
+            skipped.append(f"{label}: {_first_problem(error)}")
+    return ParsedSnapshot(envelope.model_copy(update={"releases": tuple(releases)}), tuple(skipped))
+
+
+# --- the newest release --------------------------------------------------------------------
+
+VersionKey = tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]
+_T = TypeVar("_T")
+
+
+def version_key(version: str) -> VersionKey:
+    """Sort key of a semantic version: numeric parts, a release after its own pre-releases.
+
+    Pre-release identifiers compare as semver says (numeric ones below alphanumeric ones); build
+    metadata is ignored; a string that is not semver sorts before every version.
+    """
+    match = SEMVER_RE.fullmatch(version)
+    if match is None:
+        return (-1, -1, -1, -1, ())
+    major, minor, patch, pre = match.group(1), match.group(2), match.group(3), match.group(4)
+    pre_key: tuple[tuple[int, int | str], ...] = ()
+    if pre:
+        pre_key = tuple((0, int(p)) if p.isdigit() else (1, p) for p in pre.split("."))
+    return (int(major), int(minor), int(patch), 0 if pre else 1, pre_key)
+
+
+def _version_of(item: object) -> str:
+    return str(getattr(item, "version"))  # noqa: B009 - any object with a version attribute
+
+
+def newest(items: Iterable[_T], *, version: Callable[[_T], str] = _version_of) -> _T | None:
+    """The item with the highest semantic version (the first of equals), or None if empty."""
+    best: _T | None = None
+    best_key: VersionKey | None = None
+    for item in items:
+        key = version_key(version(item))
+        if best_key is None or key > best_key:
+            best, best_key = item, key
+    return best
+
+
+def newest_per_model(
+    items: Iterable[_T],
+    *,
+    model_id: Callable[[_T], str] = lambda item: str(getattr(item, "model_id")),  # noqa: B009
+    version: Callable[[_T], str] = _version_of,
+) -> list[_T]:
+    """The newest item of each model id, models in the order they first appear."""
+    groups: dict[str, list[_T]] = {}
+    for item in items:
+        groups.setdefault(model_id(item), []).append(item)
+    chosen = (newest(group, version=version) for group in groups.values())
+    return [item for item in chosen if item is not None]
+
+
+# --- paths ---------------------------------------------------------------------------------
+
+
+def _segment(text: str) -> str:
+    return quote(text, safe="")
+
+
+def _split_model_id(model_id: str) -> tuple[str, str]:
+    namespace, _, name = model_id.partition("/")
+    return namespace, name
+
+
+def model_path(model_id: str) -> str:
+    """``/api/v1/models/<namespace>/<name>``: a model and its releases."""
+    namespace, name = _split_model_id(model_id)
+    return f"{MODELS_PATH}/{_segment(namespace)}/{_segment(name)}"
+
+
+def release_path(model_id: str, version: str) -> str:
+    """``…/releases/<version>``: a release's status, checks and card."""
+    return f"{model_path(model_id)}/releases/{_segment(version)}"
+
+
+def artifact_path(model_id: str, version: str, filename: str) -> str:
+    """``…/releases/<version>/artifacts/<filename>``: an artifact's bytes."""
+    return f"{release_path(model_id, version)}/artifacts/{_segment(filename)}"
+
+
+def sample_grid_path(model_id: str, version: str) -> str:
+    """``…/releases/<version>/sample-grid``: the PNG grid validation made."""
+    return f"{release_path(model_id, version)}/sample-grid"
+
+
+def review_path(model_id: str, version: str) -> str:
+    """``…/releases/<version>/review``: a reviewer's decision."""
+    return f"{release_path(model_id, version)}/review"
+
+
+def evaluations_path(model_id: str, version: str) -> str:
+    """``…/releases/<version>/evaluations``: the hub's evaluations of a release."""
+    return f"{release_path(model_id, version)}/evaluations"
+
+
+def leaderboard_path(reference: str | None = None) -> str:
+    """``/api/v1/leaderboards`` or ``/api/v1/leaderboards/<reference>``."""
+    return LEADERBOARDS_PATH if reference is None else f"{LEADERBOARDS_PATH}/{_segment(reference)}"
+
+
+# --- JSON Schema ---------------------------------------------------------------------------
+
+
+def export_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a catalogue snapshot, as committed in ``docs/schema/``."""
+    schema = CatalogSnapshot.model_json_schema(mode="serialization")
+    return {"$schema": JSON_SCHEMA_DIALECT, **schema}
+
+
+def render_json_schema() -> str:
+    """The committed text of ``docs/schema/snapshot.schema.json``: indented JSON and a newline."""
+    return json.dumps(export_json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the snapshot JSON Schema, or write it to the file given with ``--write``."""
+    return schema_command(
+        render_json_schema,
+        prog="python -m medigan_catalog.snapshot",
+        description=main.__doc__,
+        argv=argv,
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

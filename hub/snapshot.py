@@ -1,0 +1,361 @@
+"""The catalogue as clients see it: the snapshot, its cache, and a release's evaluations.
+
+This module sits above the registry and evaluations apps, which never import each other: it
+joins the registry's catalogue (releases, cards, stored artifacts, the serial) with the
+evaluations' summaries into the wire format of ``medigan_catalog.snapshot``, and serves it.
+
+``GET /api/v1/catalog`` is rendered once per serial, not once per request. A worker process keeps
+the rendered bytes, and a gzip copy, for each viewer scope and hub URL, keyed by the serial and
+the time it last changed; a request reads the serial (one small query) and either answers 304 to
+a matching ``If-None-Match`` or sends the kept bytes. A bump of the serial (publishing,
+deprecating, a finished evaluation) makes the next request render again. Each gunicorn worker
+renders its own copy, once per serial.
+
+The evaluations of one release are answered here too: who may see a release is the registry's
+rule, what was measured is the evaluations'.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from evaluation.features import EXTRACTOR_IDS
+from evaluation.preprocessing import PreprocessOptions
+from hub.api import parameters
+from hub.api.errors import ApiError
+from hub.api.openapi import error_responses
+from hub.api.parsers import LimitedFormParser, LimitedJSONParser
+from hub.evaluations import selectors as evaluation_selectors
+from hub.evaluations import services as evaluation_services
+from hub.evaluations.models import Evaluation
+from hub.registry import selectors as registry_selectors
+from hub.registry.models import Release
+from medigan_catalog.errors import ErrorCode
+from medigan_catalog.snapshot import CATALOG_PATH, CatalogSnapshot, HubInfo, SnapshotRelease
+
+# Every viewer sees the same catalogue today (published releases only). Private models will
+# give viewers other scopes; the cache and the ETag already tell scopes apart.
+PUBLIC_SCOPE: Final = "public"
+# Worker processes keep this many rendered snapshots (scope and hub URL pairs), newest used last.
+CACHE_ENTRIES: Final = 8
+# A document this small is sent as it is: compressing it saves nothing worth the header.
+GZIP_MIN_BYTES: Final = 1024
+_GZIP_LEVEL = 6
+# Evaluation seeds are stored in a signed 64-bit column and fed to numpy's SeedSequence, which
+# takes no negative number.
+SEED_MAX: Final = 2**63 - 1
+
+
+# --- the snapshot ---------------------------------------------------------------------------
+
+
+def catalog_snapshot(*, base_url: str, serial: int | None = None) -> CatalogSnapshot:
+    """The catalogue snapshot: every published release with its card and the hub's evaluations.
+
+    Four queries at any size: the serial (unless given), the releases, the stored artifacts and
+    the evaluations.
+    """
+    if serial is None:
+        serial = registry_selectors.catalog_serial_get()
+    stored: dict[int, set[str]] = {}
+    for release_id, filename in registry_selectors.artifacts_stored_in_catalogue():
+        stored.setdefault(release_id, set()).add(filename)
+    summaries = evaluation_selectors.evaluation_summaries_of_catalogue()
+    releases = [
+        SnapshotRelease(
+            model_id=release.model_id,
+            version=release.version,
+            published_at=release.published_at,
+            card=registry_selectors.release_card_for_clients(
+                release, base_url=base_url, stored=stored.get(release.pk, ())
+            ),
+            evaluations=tuple(summaries.get(release.pk, ())),
+        )
+        for release in registry_selectors.release_list_catalogue()
+    ]
+    return CatalogSnapshot(
+        serial=serial,
+        generated_at=timezone.now(),
+        hub=HubInfo(url=base_url.rstrip("/")),
+        releases=tuple(releases),
+    )
+
+
+def snapshot_etag(serial: int, scope: str = PUBLIC_SCOPE, *, gzipped: bool = False) -> str:
+    """The ETag of the snapshot at ``serial`` for ``scope``, plain or gzip-encoded.
+
+    Derived from the serial alone, so a revalidation needs nothing but the serial.
+    """
+    scope_part = "" if scope == PUBLIC_SCOPE else f"-{scope}"
+    return f'"catalog-{serial}{scope_part}{"-gzip" if gzipped else ""}"'
+
+
+@dataclass(frozen=True)
+class RenderedSnapshot:
+    """A snapshot rendered to bytes, with its gzip copy (None for a small document)."""
+
+    serial: int
+    changed_at: datetime | None
+    body: bytes
+    gzipped: bytes | None
+
+
+_rendered: OrderedDict[tuple[str, str], RenderedSnapshot] = OrderedDict()
+_render_lock = threading.Lock()
+
+
+def snapshot_rendered(*, base_url: str, scope: str = PUBLIC_SCOPE) -> RenderedSnapshot:
+    """The snapshot's bytes for ``scope`` and ``base_url``, rendered only when the serial moved.
+
+    Reads the serial (one query); renders under a lock, so the threads of one worker that all
+    see a new serial render it once.
+    """
+    state = registry_selectors.catalog_serial_state()
+    if state.changed_at is None:
+        # Nothing was ever published (no serial row yet): the document is empty and cheap, and
+        # without a change time two databases at serial 0 could not be told apart.
+        return _render(state, base_url=base_url)
+    key = (scope, base_url)
+    kept = _rendered.get(key)
+    if kept is not None and (kept.serial, kept.changed_at) == (state.serial, state.changed_at):
+        return kept
+    with _render_lock:
+        kept = _rendered.get(key)
+        if kept is not None and (kept.serial, kept.changed_at) == (
+            state.serial,
+            state.changed_at,
+        ):
+            return kept
+        rendered = _render(state, base_url=base_url)
+        _rendered[key] = rendered
+        _rendered.move_to_end(key)
+        while len(_rendered) > CACHE_ENTRIES:
+            _rendered.popitem(last=False)
+        return rendered
+
+
+def _render(state: registry_selectors.SerialState, *, base_url: str) -> RenderedSnapshot:
+    snapshot = catalog_snapshot(base_url=base_url, serial=state.serial)
+    body = snapshot.model_dump_json(by_alias=True).encode()
+    zipped = gzip.compress(body, _GZIP_LEVEL, mtime=0) if len(body) >= GZIP_MIN_BYTES else None
+    # Kept under the serial read before rendering: a change that lands while rendering is in
+    # this document already, and its new serial renders again on the next request.
+    return RenderedSnapshot(state.serial, state.changed_at, body, zipped)
+
+
+def snapshot_cache_clear() -> None:
+    """Forget every rendered snapshot of this process (tests; an operator's shell)."""
+    with _render_lock:
+        _rendered.clear()
+
+
+_GZIP_ACCEPTED = re.compile(r"(?:^|,)\s*(?:gzip|\*)\s*(?:;\s*q\s*=\s*(?P<q>[0-9.]+))?\s*(?=,|$)")
+
+
+def _accepts_gzip(header: str) -> bool:
+    for match in _GZIP_ACCEPTED.finditer(header.lower()):
+        weight = match["q"]
+        try:
+            if weight is None or float(weight) > 0:
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def _etag_matches(header: str, serial: int, scope: str) -> bool:
+    if header.strip() == "*":
+        return True
+    current = {snapshot_etag(serial, scope), snapshot_etag(serial, scope, gzipped=True)}
+    # Weak comparison (RFC 9110 8.8.3.2): a proxy that re-encoded the body marks the tag weak.
+    offered = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return not current.isdisjoint(offered)
+
+
+def _viewer_scope(request: Request) -> str:
+    # Every viewer sees published releases only, whoever they are.
+    return PUBLIC_SCOPE
+
+
+def catalog_response(request: HttpRequest, scope: str) -> HttpResponse:
+    """The snapshot answer for ``scope``: 304 to a current ``If-None-Match``, else the bytes.
+
+    A revalidation reads the serial and nothing else; a download renders only when the serial
+    moved since this worker last rendered.
+    """
+    if_none_match = request.headers.get("If-None-Match", "")
+    accepts_gzip = _accepts_gzip(request.headers.get("Accept-Encoding", ""))
+    if if_none_match:
+        serial = registry_selectors.catalog_serial_get()
+        if _etag_matches(if_none_match, serial, scope):
+            response = HttpResponse(status=status.HTTP_304_NOT_MODIFIED)
+            return _cache_headers(response, snapshot_etag(serial, scope, gzipped=accepts_gzip))
+    rendered = snapshot_rendered(base_url=request.build_absolute_uri("/"), scope=scope)
+    gzipped = rendered.gzipped is not None and accepts_gzip
+    response = HttpResponse(
+        rendered.gzipped if gzipped and rendered.gzipped is not None else rendered.body,
+        content_type="application/json",
+    )
+    if gzipped:
+        response["Content-Encoding"] = "gzip"
+    response["Content-Length"] = str(len(response.content))
+    return _cache_headers(response, snapshot_etag(rendered.serial, scope, gzipped=gzipped))
+
+
+class CatalogSnapshotApi(APIView):
+    """The catalogue snapshot that clients sync; revalidate with ``If-None-Match``.
+
+    The body is gzip-encoded for a client that accepts gzip; each encoding has its own ETag, and
+    either of them for the current serial answers 304. Anonymous requests are usually answered
+    earlier, by :class:`AnonymousCatalogMiddleware`, with the same bytes.
+    """
+
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT, 304: None},
+        parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER)],
+    )
+    def get(self, request: Request) -> HttpResponse:
+        return catalog_response(request, _viewer_scope(request))
+
+
+class AnonymousCatalogMiddleware:
+    """Answers an anonymous ``GET /api/v1/catalog`` before sessions, CSRF and DRF run.
+
+    Syncing clients poll the catalogue far more often than anything else, and an anonymous
+    viewer's scope is known without authenticating anyone: the public one. Skipping the rest of
+    the middleware chain and DRF's dispatch is what lets a revalidation cost about what a static
+    file costs. A request with credentials (a token or a session cookie) goes the normal way, so
+    the scope of a signed-in viewer is always decided by the view. A database error falls through
+    too, so that the regular chain answers it (503 for a busy database).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if (
+            request.method in ("GET", "HEAD")
+            and request.path_info == CATALOG_PATH
+            and "Authorization" not in request.headers
+            and settings.SESSION_COOKIE_NAME not in request.COOKIES
+        ):
+            try:
+                return catalog_response(request, PUBLIC_SCOPE)
+            except DatabaseError:
+                pass
+        return self.get_response(request)
+
+
+def _cache_headers(response: HttpResponse, etag: str) -> HttpResponse:
+    response["ETag"] = etag
+    # Every use revalidates: the serial can move at any time, and a 304 is cheap.
+    response["Cache-Control"] = "no-cache"
+    # The body depends on Accept-Encoding; it will depend on the viewer once scopes differ.
+    response["Vary"] = "Accept-Encoding"
+    return response
+
+
+# --- a release's evaluations ----------------------------------------------------------------
+
+
+class EvaluationRequestSerializer(serializers.Serializer[Any]):
+    reference = serializers.SlugField()
+    extractor = serializers.ChoiceField(choices=list(EXTRACTOR_IDS), default="medical-cnn")
+    num_samples = serializers.IntegerField(min_value=10, max_value=100_000, default=1000)
+    seed = serializers.IntegerField(min_value=0, max_value=SEED_MAX, default=0)
+    resize_filter = serializers.ChoiceField(
+        choices=["bilinear", "bicubic", "lanczos", "nearest"], default="bilinear"
+    )
+    normalise = serializers.BooleanField(default=True)
+
+
+def _evaluation_status(evaluation: Evaluation) -> dict[str, Any]:
+    summary = evaluation_selectors.evaluation_summary(evaluation).model_dump(mode="json")
+    return {
+        "id": evaluation.pk,
+        "status": evaluation.status,
+        "error": evaluation.error,
+        "created_at": evaluation.created_at,
+        **summary,
+    }
+
+
+def _visible_release_or_404(request: Request, namespace: str, name: str, version: str) -> Release:
+    parameters.path_ids_check(namespace=namespace, name=name, version=version)
+    release = registry_selectors.release_get_visible(
+        namespace=namespace, name=name, version=version, user=request.user
+    )
+    if release is None:
+        raise ApiError(ErrorCode.NOT_FOUND, f"no release {namespace}/{name}@{version}")
+    return release
+
+
+class ReleaseEvaluationsApi(APIView):
+    """Evaluations of one release the caller may see; staff queue new ones (202)."""
+
+    parser_classes = [LimitedJSONParser, LimitedFormParser]
+
+    def get_permissions(self) -> list[Any]:
+        return [IsAdminUser()] if self.request.method == "POST" else []
+
+    @extend_schema(
+        parameters=parameters.RELEASE_PATH,
+        responses={200: OpenApiTypes.OBJECT, **error_responses(400, 404)},
+    )
+    def get(self, request: Request, namespace: str, name: str, version: str) -> Response:
+        release = _visible_release_or_404(request, namespace, name, version)
+        evaluations = evaluation_selectors.evaluation_list_of_release(release_id=release.pk)
+        return Response({"results": [_evaluation_status(item) for item in evaluations]})
+
+    @extend_schema(
+        parameters=parameters.RELEASE_PATH,
+        request=EvaluationRequestSerializer,
+        responses={
+            202: OpenApiTypes.OBJECT,
+            **error_responses(400, 401, 403, 404, 409, 413, 415, 503),
+        },
+    )
+    def post(self, request: Request, namespace: str, name: str, version: str) -> Response:
+        release = _visible_release_or_404(request, namespace, name, version)
+        payload = EvaluationRequestSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        reference_set = evaluation_selectors.reference_set_get(slug=data["reference"])
+        if reference_set is None:
+            raise ApiError(ErrorCode.NOT_FOUND, f"no reference set {data['reference']!r}")
+        if data["extractor"] not in evaluation_selectors.extractors_available():
+            raise ApiError(
+                ErrorCode.BAD_REQUEST,
+                f"extractor {data['extractor']} has no weights configured on this hub",
+            )
+        evaluation = evaluation_services.evaluation_request(
+            release=release,
+            reference_set=reference_set,
+            extractor_id=data["extractor"],
+            num_samples=data["num_samples"],
+            seed=data["seed"],
+            preprocess=PreprocessOptions(
+                resize_filter=data["resize_filter"], normalise=data["normalise"]
+            ),
+            requested_by=request.user if request.user.is_authenticated else None,
+        )
+        return Response(_evaluation_status(evaluation), status=status.HTTP_202_ACCEPTED)
