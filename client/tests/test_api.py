@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,8 +18,11 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture
-def client(hub: FakeHub, tmp_path: Path) -> Client:
-    return Client(hub_url=hub.url, token=hub.state.token, cache_dir=tmp_path / "c", progress=False)
+def client(hub: FakeHub, tmp_path: Path) -> Iterator[Client]:
+    with Client(
+        hub_url=hub.url, token=hub.state.token, cache_dir=tmp_path / "c", progress=False
+    ) as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ class ConnectionGuard:
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         def refuse(_sock: socket.socket, address: object) -> None:
             self.attempts.append(address)
+            _sock.close()  # closed here: the caller only closes sockets on OSError
             raise AssertionError(f"offline mode tried to connect to {address!r}")
 
         monkeypatch.setattr(socket.socket, "connect", refuse)

@@ -72,8 +72,21 @@ def generate(model_file, num_samples, output_path, save_images, brightness=128):
 """
 
 
+_opened: list[Client] = []
+
+
 def _client(settings: ClientSettings) -> Client:
-    return Client(settings=settings, progress=False)
+    client = Client(settings=settings, progress=False)
+    _opened.append(client)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    # A client keeps a keep-alive connection to the fake hub; each test closes what it opened.
+    yield
+    while _opened:
+        _opened.pop().close()
 
 
 def _publish_package(
