@@ -43,6 +43,7 @@ class NoiseProjection:
     feature_dim = 256
     input_size = 64
     comparable_with_published = False
+    batch_size = 250
 
     def __init__(self) -> None:
         weights = np.random.default_rng(0).standard_normal((3 * 64 * 64, 256)) / 64.0

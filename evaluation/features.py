@@ -41,6 +41,9 @@ class FeatureExtractor(Protocol):
     feature_dim: int
     input_size: int
     """Side that preprocessing resizes to when the options name no size."""
+    batch_size: int
+    """How many images `extract` is given at once by the runner: measured to be near the
+    extractor's best throughput on a CPU while bounding the memory of its activations."""
     comparable_with_published: bool
     """False where numbers must be labelled as not comparable with published FID values."""
 

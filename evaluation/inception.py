@@ -20,10 +20,27 @@ with `strict=True`.
 - pool3 features: the 2048 channels after `Mixed_7c`, adaptive-average-pooled to 1x1;
 - input: [0, 1] values scaled to [-1, 1] as `2 * x - 1` (after resizing, as pytorch-fid does);
 - weights: `pt_inception-2015-12-05-6726825d.pth`, whose sha256 starts with `6726825d`.
+
+`InceptionV3Network` is that graph with torchvision's names, the form weights load into. The
+extractors run `InferenceInceptionV3`, the same function rearranged for speed on the CPU
+(`benchmarks/features.py` measures it against pytorch-fid):
+
+- every batch norm is folded into the convolution before it (inference uses running statistics,
+  so `bn(conv(x))` is one convolution with scaled weights and a bias);
+- the ReLU after it is fused into the convolution (oneDNN's post-op, through the
+  `mkldnn::_convolution_pointwise` operator that torch's own compiler emits for CPU), so each of
+  the 94 layers reads and writes its activations once instead of three times;
+- activations are channels-last, oneDNN's native layout, so no layer reorders its input;
+- the input scaling `2 * x - 1` is folded into the first convolution, which has no padding, so
+  `conv(2x - 1) = conv_{2W}(x) - sum(W)` holds at every output pixel.
+
+The rearranged arithmetic rounds differently, by about 1e-6 of the features' magnitude; the
+equality tests against pytorch-fid in `tests/evaluation/reference/` bound the difference.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from pathlib import Path
@@ -38,10 +55,12 @@ from evaluation.features import (
     load_state_dict_file,
     resolve_weights_path,
 )
+from evaluation.inference import FusedConvReLU
 
 __all__ = [
     "FidInceptionExtractor",
     "InceptionV3Network",
+    "InferenceInceptionV3",
     "RadImageNetInceptionExtractor",
     "fid_inception_v3",
     "radimagenet_inception_v3",
@@ -227,7 +246,11 @@ class InceptionV3Network(nn.Module):
         self.fc = nn.Linear(2048, num_classes) if num_classes is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool1(self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x))))
+        return self.forward_after_stem(self.Conv2d_1a_3x3(x))
+
+    def forward_after_stem(self, x: torch.Tensor) -> torch.Tensor:
+        """Features of the first convolution's output: every layer after `Conv2d_1a_3x3`."""
+        x = self.maxpool1(self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(x)))
         x = self.maxpool2(self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x)))
         x = self.Mixed_5d(self.Mixed_5c(self.Mixed_5b(x)))
         x = self.Mixed_6a(x)
@@ -244,6 +267,39 @@ def fid_inception_v3() -> InceptionV3Network:
 def radimagenet_inception_v3() -> InceptionV3Network:
     """Keras' InceptionV3 without its top, in torchvision's names, randomly initialised."""
     return InceptionV3Network(last_block_max_pool=False, num_classes=None)
+
+
+class InferenceInceptionV3(nn.Module):
+    """The function of a loaded `InceptionV3Network`, arranged for fast inference (module docs).
+
+    Built from the network as it is when constructed: weights loaded later are not seen. The
+    `fc` layer is left out; `forward(x, normalise=True)` equals `network(2 * x - 1)` up to
+    rounding, `normalise=False` equals `network(x)`.
+    """
+
+    def __init__(self, network: InceptionV3Network) -> None:
+        super().__init__()
+        body = copy.deepcopy(network)
+        body.fc = None
+        layers = [
+            (parent, name, child)
+            for parent in body.modules()
+            for name, child in parent.named_children()
+            if isinstance(child, BasicConv2d)
+        ]
+        for parent, name, child in layers:
+            setattr(parent, name, FusedConvReLU(child.conv, child.bn))
+        self.body = body.eval()
+        stem = network.Conv2d_1a_3x3
+        self.stem_normalising = FusedConvReLU(
+            stem.conv, stem.bn, input_scale=2.0, input_shift=-1.0
+        ).eval()
+
+    def forward(self, x: torch.Tensor, *, normalise: bool) -> torch.Tensor:
+        # A no-op for the channels-last batches that `evaluation.preprocessing` makes.
+        x = x.contiguous(memory_format=torch.channels_last)
+        stem = self.stem_normalising if normalise else self.body.Conv2d_1a_3x3
+        return self.body.forward_after_stem(stem(x))
 
 
 def _load_weights(
@@ -278,13 +334,29 @@ def _check_batch(batch: torch.Tensor, extractor_id: str) -> None:
         )
 
 
+def _extract(
+    network: InferenceInceptionV3,
+    batch: torch.Tensor,
+    device: torch.device,
+    extractor_id: str,
+    *,
+    normalise: bool,
+) -> torch.Tensor:
+    _check_batch(batch, extractor_id)
+    with torch.inference_mode():
+        features: torch.Tensor = network(batch.to(device, torch.float32), normalise=normalise)
+    return features.cpu()
+
+
 class FidInceptionExtractor:
     """`inception-v3-fid`: pool3 features of the standard FID Inception v3 (see module docs).
 
     Weights come from `weights_path`, else from the path in `MEDIGAN_INCEPTION_WEIGHTS`; the file
     must be pytorch-fid's `pt_inception-2015-12-05-6726825d.pth` (its sha256 starts with
     `6726825d`). `expected_sha256_prefix=None` skips that check, for tests that load random weights
-    into this network and into the reference implementation alike.
+    into this network and into the reference implementation alike. `network` holds the weights as
+    the file names them; `extract` runs `inference_network`, its fused form (module docs), which
+    holds a second, folded copy of the convolution weights (about 90 MB).
     """
 
     ENV_VAR = "MEDIGAN_INCEPTION_WEIGHTS"
@@ -300,6 +372,8 @@ class FidInceptionExtractor:
         self.id = "inception-v3-fid"
         self.feature_dim = 2048
         self.input_size = 299
+        # Throughput levels off from 32 images (benchmarks/features.py); more only costs memory.
+        self.batch_size = 32
         self.comparable_with_published = True
         path = resolve_weights_path(weights_path, self.ENV_VAR, self.id)
         self.weights_sha256 = check_weights_file(
@@ -310,16 +384,11 @@ class FidInceptionExtractor:
         self.network = fid_inception_v3()
         _load_weights(self.network, load_state_dict_file(path, extractor_id=self.id), path, self.id)
         self.network.to(self.device).eval()
+        self.inference_network = InferenceInceptionV3(self.network)
 
     def extract(self, batch: torch.Tensor, *, normalise: bool = True) -> torch.Tensor:
         """(N, 2048) float32 pool3 features of a [0, 1] batch, scaled to [-1, 1] if `normalise`."""
-        _check_batch(batch, self.id)
-        with torch.no_grad():
-            x = batch.to(self.device, torch.float32)
-            if normalise:
-                x = 2 * x - 1
-            features: torch.Tensor = self.network(x)
-        return features.cpu()
+        return _extract(self.inference_network, batch, self.device, self.id, normalise=normalise)
 
 
 _SHA256_PREFIX = re.compile(r"[0-9a-f]{8,64}")
@@ -370,6 +439,7 @@ class RadImageNetInceptionExtractor:
         self.id = "radimagenet-inception"
         self.feature_dim = 2048
         self.input_size = 224
+        self.batch_size = 32
         self.comparable_with_published = True
         path = resolve_weights_path(weights_path, self.ENV_VAR, self.id)
         pinned = (expected_sha256 or os.environ.get(self.SHA256_ENV_VAR, "")).strip().lower()
@@ -391,13 +461,8 @@ class RadImageNetInceptionExtractor:
         self.network = radimagenet_inception_v3()
         _load_weights(self.network, load_state_dict_file(path, extractor_id=self.id), path, self.id)
         self.network.to(self.device).eval()
+        self.inference_network = InferenceInceptionV3(self.network)
 
     def extract(self, batch: torch.Tensor, *, normalise: bool = True) -> torch.Tensor:
         """(N, 2048) float32 features of a [0, 1] batch, scaled to [-1, 1] if `normalise`."""
-        _check_batch(batch, self.id)
-        with torch.no_grad():
-            x = batch.to(self.device, torch.float32)
-            if normalise:
-                x = 2 * x - 1
-            features: torch.Tensor = self.network(x)
-        return features.cpu()
+        return _extract(self.inference_network, batch, self.device, self.id, normalise=normalise)

@@ -113,6 +113,10 @@ def preprocess(
     three identical channels with `grayscale_to_rgb`; without it they stay (N, 1, S, S), for
     extractors that take one channel (the Inception networks refuse it). The mapping to the
     extractor's value range is not done here but by `extractor.extract(batch, normalise=...)`.
+
+    The batch is resized as a whole and comes back in channels-last memory format (its values
+    and shape are those of any other layout): images arrive channels-last, (N, H, W, C), and the
+    extractors compute channels-last, so no copy in between changes the layout twice.
     """
     if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
         raise ValueError("preprocess takes a uint8 numpy array of images")
@@ -135,14 +139,15 @@ def preprocess(
         batch = torch.where(span > 0, (batch - low) / span.clamp_min(1e-12), 0.0)
     if options.grayscale_to_rgb and batch.shape[1] == 1:
         batch = batch.expand(-1, 3, -1, -1)
-    return batch.contiguous()
+    return batch.contiguous(memory_format=torch.channels_last)
 
 
 def _resize(images: np.ndarray[Any, Any], size: int, resize_filter: ResizeFilter) -> torch.Tensor:
     # (N, H, W, C) uint8 -> (N, C, size, size) float32 in [0, 1]
     if resize_filter == "bilinear":
         # pytorch-fid: PIL image -> ToTensor (uint8 to float32, divided by 255) -> interpolate.
-        # Same operations in the same order, so the same floats come out.
+        # Same operations in the same order, so the same floats come out. The permuted view is
+        # channels-last; conversion and interpolation keep that layout (with the same values).
         batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
         batch = batch.to(torch.float32).div(255)
         if batch.shape[-2:] == (size, size):

@@ -10,8 +10,14 @@ The reference set is small (at most a few thousand images), so its features are 
 once and, with a `cache_dir`, cached with their statistics under a key of reference, split,
 extractor, weights hash and resolved preprocessing.
 
+Each generated batch is preprocessed and extracted in slices of the extractor's `batch_size`,
+which bounds the memory of the network's activations (an Inception batch of 250 images at 299
+pixels would hold several GiB of them). torch's thread pool is sized to the CPUs this process may
+use (`evaluation.threads`) for the run and restored after it.
+
 The result records everything a number depends on (extractor and weights hash, preprocessing,
-sample counts, seeds, software versions), so that two results can be told comparable or not.
+sample counts, seeds, software versions), so that two results can be told comparable or not,
+and how long each phase took (`Timings`), so that a slow evaluation can be told why.
 """
 
 from __future__ import annotations
@@ -36,19 +42,21 @@ from evaluation.metrics import (
     RunningStatistics,
     fid_rr,
     frechet_distance,
+    frechet_distance_to_statistics,
     kid,
     precision_recall,
     relative_fid,
 )
 from evaluation.preprocessing import PreprocessOptions, preprocess
 from evaluation.references import ReferenceImages, StatisticsCache, StatisticsKey
+from evaluation.threads import configured_threads, torch_threads
 
 __all__ = [
-    "Durations",
     "EvaluationOptions",
     "EvaluationResult",
     "Generator",
     "Progress",
+    "Timings",
     "batch_seed",
     "evaluate",
 ]
@@ -62,7 +70,12 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass(frozen=True)
 class EvaluationOptions:
-    """What to compute and how; every field that changes a number is recorded in the result."""
+    """What to compute and how; every field that changes a number is recorded in the result.
+
+    `batch_size` is how many samples the generator is asked for at once (the extractor works in
+    slices of its own `batch_size`). `num_threads` sizes torch's thread pool for the run; None
+    means `MEDIGAN_TORCH_THREADS`, else the CPUs available to the process.
+    """
 
     extractor_id: str
     num_samples: int = 1000
@@ -77,8 +90,11 @@ class EvaluationOptions:
     device: str = "cpu"
     weights_path: Path | None = None
     cache_dir: Path | None = None
+    num_threads: int | None = None
 
     def __post_init__(self) -> None:
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ValueError(f"num_threads must be positive or None, got {self.num_threads}")
         for name in ("num_samples", "batch_size", "max_kept_features", "fid_rr_splits"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -91,11 +107,20 @@ class EvaluationOptions:
 
 
 @dataclass(frozen=True)
-class Durations:
-    """Wall-clock seconds: generator calls, preprocessing + extraction, metrics, and all."""
+class Timings:
+    """Wall-clock seconds of each phase of one `evaluate()` call.
 
-    generation_s: float
-    features_s: float
+    `load_extractor_s`: building the network and reading (and hashing) its weights, 0 when the
+    caller passed the extractor; `features_reference_s`: the reference set's features, computed
+    or read from the cache; `generate_s`: inside the generator; `features_generated_s`:
+    preprocessing and extracting the generated samples; `metrics_s`: streaming statistics, the
+    reservoir and every metric; `total_s`: the whole call.
+    """
+
+    load_extractor_s: float
+    features_reference_s: float
+    generate_s: float
+    features_generated_s: float
     metrics_s: float
     total_s: float
 
@@ -107,6 +132,8 @@ class EvaluationResult:
     `r_fid` is +inf when `fid_rs` is 0 and `fid_rr` is not (see `relative_fid`); `to_dict`
     writes non-finite numbers as None, as JSON has no infinity. `features_kept` is how many
     generated feature rows KID and precision/recall saw (min(num_generated, max_kept_features)).
+    `reference_features_cached` says whether the reference features came from the cache, and
+    `torch_threads` how many threads computed; neither changes a number beyond rounding.
     """
 
     fid_rs: float
@@ -132,7 +159,9 @@ class EvaluationResult:
     kid_subset_size: int
     nearest_k: int
     features_kept: int
-    durations: Durations
+    timings: Timings
+    reference_features_cached: bool
+    torch_threads: int
     software: dict[str, str]
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,11 +197,26 @@ def evaluate(
     overrides loading `options.extractor_id` (its id must match). Raises ValueError when the
     generator returns something other than the requested number of uint8 images.
     """
+    threads = configured_threads(options.num_threads)
+    with torch_threads(threads):
+        return _evaluate(generator, reference, options, extractor, progress, threads)
+
+
+def _evaluate(
+    generator: Generator,
+    reference: ReferenceImages,
+    options: EvaluationOptions,
+    extractor: FeatureExtractor | None,
+    progress: Progress | None,
+    threads: int,
+) -> EvaluationResult:
     started = time.perf_counter()
+    load_extractor_s = 0.0
     if extractor is None:
         extractor = load_extractor(
             options.extractor_id, weights_path=options.weights_path, device=options.device
         )
+        load_extractor_s = time.perf_counter() - started
     elif extractor.id != options.extractor_id:
         raise ValueError(
             f"extractor {extractor.id!r} does not match options.extractor_id "
@@ -180,12 +224,11 @@ def evaluate(
         )
     preprocess_options = options.preprocess.resolve(extractor)
 
-    features_s = 0.0
     clock = time.perf_counter()
-    reference_features = _reference_features(
+    reference_features, cached = _reference_features(
         reference, extractor, preprocess_options, options, progress
     )
-    features_s += time.perf_counter() - clock
+    features_reference_s = time.perf_counter() - clock
 
     clock = time.perf_counter()
     reference_statistics = _reference_statistics(
@@ -197,18 +240,19 @@ def evaluate(
     reservoir = _Reservoir(
         options.max_kept_features, extractor.feature_dim, np.random.default_rng(options.seed)
     )
-    generation_s = 0.0
+    generate_s = 0.0
+    features_generated_s = 0.0
     num_batches = math.ceil(options.num_samples / options.batch_size)
     for index in range(num_batches):
         count = min(options.batch_size, options.num_samples - index * options.batch_size)
         clock = time.perf_counter()
         images = generator(count, batch_seed(options.seed, index))
-        generation_s += time.perf_counter() - clock
+        generate_s += time.perf_counter() - clock
         _check_generated(images, count, index)
         clock = time.perf_counter()
         features = _extract(images, extractor, preprocess_options)
         del images
-        features_s += time.perf_counter() - clock
+        features_generated_s += time.perf_counter() - clock
         clock = time.perf_counter()
         running.update(features)
         reservoir.add(features)
@@ -219,7 +263,12 @@ def evaluate(
     clock = time.perf_counter()
     generated_statistics = running.finalize()
     kept = reservoir.samples()
-    fid_rs = frechet_distance(reference_statistics, generated_statistics)
+    if len(reference) < extractor.feature_dim:
+        # The reference covariance is singular: its features factor it directly (no d x d
+        # eigendecomposition, which took most of an Inception evaluation's metrics time).
+        fid_rs = frechet_distance_to_statistics(reference_features, generated_statistics)
+    else:
+        fid_rs = frechet_distance(reference_statistics, generated_statistics)
     rr_mean, rr_std = fid_rr(reference_features, splits=options.fid_rr_splits, seed=options.seed)
     kid_mean, kid_std = kid(
         reference_features,
@@ -255,12 +304,16 @@ def evaluate(
         kid_subset_size=min(options.kid_subset_size, len(reference), kept.shape[0]),
         nearest_k=options.nearest_k,
         features_kept=int(kept.shape[0]),
-        durations=Durations(
-            generation_s=generation_s,
-            features_s=features_s,
+        timings=Timings(
+            load_extractor_s=load_extractor_s,
+            features_reference_s=features_reference_s,
+            generate_s=generate_s,
+            features_generated_s=features_generated_s,
             metrics_s=metrics_s,
             total_s=time.perf_counter() - started,
         ),
+        reference_features_cached=cached,
+        torch_threads=threads,
         software=_software_versions(),
     )
 
@@ -310,10 +363,17 @@ def _check_generated(images: object, count: int, index: int) -> None:
 def _extract(
     images: np.ndarray[Any, Any], extractor: FeatureExtractor, options: PreprocessOptions
 ) -> npt.NDArray[np.float64]:
-    batch = preprocess(images, options, extractor)
-    with torch.inference_mode():
-        features = extractor.extract(batch, normalise=options.normalise)
-    array: npt.NDArray[np.float64] = features.detach().cpu().numpy().astype(np.float64)
+    # Slices of the extractor's batch size: the preprocessed images and the activations of one
+    # slice at a time, whatever the generator's batch.
+    step = max(int(extractor.batch_size), 1)
+    rows = []
+    for start in range(0, images.shape[0], step):
+        batch = preprocess(images[start : start + step], options, extractor)
+        with torch.inference_mode():
+            features = extractor.extract(batch, normalise=options.normalise)
+        del batch
+        rows.append(features.detach().cpu().numpy().astype(np.float64))
+    array: npt.NDArray[np.float64] = rows[0] if len(rows) == 1 else np.concatenate(rows)
     if array.shape != (images.shape[0], extractor.feature_dim):
         raise ValueError(
             f"extractor {extractor.id!r} returned features of shape {array.shape}, expected "
@@ -341,8 +401,13 @@ def _reference_features(
     preprocess_options: PreprocessOptions,
     options: EvaluationOptions,
     progress: Progress | None,
-) -> npt.NDArray[np.float64]:
+) -> tuple[npt.NDArray[np.float64], bool]:
+    """The reference set's features, and whether they came from the cache."""
+    computed = False
+
     def compute() -> npt.NDArray[np.float64]:
+        nonlocal computed
+        computed = True
         total = len(reference)
         rows = []
         for start in range(0, total, options.batch_size):
@@ -353,10 +418,11 @@ def _reference_features(
         return np.concatenate(rows, axis=0)
 
     if options.cache_dir is None:
-        return compute()
+        return compute(), False
     cache = StatisticsCache(options.cache_dir)
     key = _statistics_key(reference, extractor, preprocess_options)
-    return cache.get_or_compute_features(key, compute)
+    features = cache.get_or_compute_features(key, compute)
+    return features, not computed
 
 
 def _reference_statistics(

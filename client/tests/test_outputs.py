@@ -15,6 +15,7 @@ from PIL import Image
 from medigan_catalog.schema import Card, card_from_json
 from medigan_client import outputs
 from medigan_client.errors import BadRequestError, GenerationFailedError
+from medigan_client.generate import GenerationOptions
 from medigan_client.outputs import (
     FORMATS_EXTRA,
     SECONDARY_CAPTURE,
@@ -25,6 +26,7 @@ from medigan_client.outputs import (
     RunProvenance,
     mask_pixels,
     new_dicom_series,
+    png_with_text,
     require_format_libraries,
     write_atomically,
     writer_for,
@@ -314,3 +316,59 @@ def test_every_format_names_its_image_extension(
     }
     assert extensions == {"png": ".png", "npy": ".npy", "nifti": ".nii.gz", "dicom": ".dcm"}
     assert writer_for("png", _card(make_card, depth=2), PROVENANCE).image_extension == ".npy"
+
+
+def test_text_goes_into_a_png_without_its_pixels_being_encoded_again(tmp_path: Path) -> None:
+    pixels = _grey(3)
+    source = tmp_path / "saved.png"
+    Image.fromarray(pixels).save(source, compress_level=0)
+    data = source.read_bytes()
+    spliced = png_with_text(data, {"Description": "synthetic", "Software": "test"})
+    # Same IDAT bytes (level 0, never re-compressed), plus the two text chunks.
+    assert spliced.count(b"IDAT") == 1
+    assert spliced[spliced.index(b"IDAT") :] == data[data.index(b"IDAT") :]
+    target = tmp_path / "read.png"
+    target.write_bytes(png_with_text(spliced, {"Description": "replaced"}))
+    with Image.open(target) as image:
+        assert image.text == {"Description": "replaced", "Software": "test"}
+        assert np.array_equal(np.asarray(image), pixels)
+    for broken in (b"not a png", data[:40]):
+        with pytest.raises(ValueError, match="PNG"):
+            png_with_text(broken, {"Description": "x"})
+
+
+def test_png_writer_adopts_a_saved_png_and_moves_it(
+    make_card: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    writer = PngWriter(_card(make_card), PROVENANCE)
+    source = tmp_path / "package-output.png"
+    Image.fromarray(_grey(4)).save(source)
+    written = writer.adopt(source, tmp_path / "000041", RECORD)
+    assert written is not None and written.path == tmp_path / "000041.png"
+    assert not source.exists()
+    with Image.open(written.path) as image:
+        assert "sample index 41" in image.text["Description"]
+        assert np.array_equal(np.asarray(image), _grey(4))
+    jpeg = tmp_path / "saved.jpg"
+    Image.fromarray(_grey(4)).save(jpeg)
+    assert writer.adopt(jpeg, tmp_path / "000042", RECORD) is None
+    assert NpyWriter(_card(make_card), PROVENANCE).adopt(jpeg, tmp_path / "x", RECORD) is None
+
+
+def test_png_compress_level_changes_the_bytes_not_the_pixels(
+    make_card: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    card = _card(make_card, height=64, width=64)
+    pixels = np.tile(np.arange(64, dtype=np.uint8), (64, 1))
+    files = {
+        level: writer_for("png", card, PROVENANCE, png_compress_level=level)
+        .write(pixels, tmp_path / f"level-{level}", RECORD)
+        .path
+        for level in (None, 6, 1)
+    }
+    assert files[None].read_bytes() == files[6].read_bytes()  # None is Pillow's default, 6
+    assert files[1].read_bytes() != files[6].read_bytes()
+    with Image.open(files[1]) as fast, Image.open(files[6]) as default:
+        assert np.array_equal(np.asarray(fast), np.asarray(default))
+    with pytest.raises(BadRequestError, match="png_compress_level"):
+        GenerationOptions(png_compress_level=10)

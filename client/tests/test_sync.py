@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from medigan_catalog.snapshot import version_key
 from medigan_client.cache import Cache
 from medigan_client.errors import HubUnreachableError, NotFoundError, OfflineError
 from medigan_client.settings import ClientSettings
-from medigan_client.sync import find_release, latest_cards, load_snapshot, sync, version_key
+from medigan_client.sync import find_release, latest_cards, load_snapshot, sync
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from evaluation.features import WeightsError, file_sha256, load_state_dict_file
+from evaluation.inference import FusedConvReLU
 from evaluation.medical_cnn.network import CLASS_NAMES, FEATURE_DIM, INPUT_SIZE, MedicalCnn
 
 EXTRACTOR_ID = "medical-cnn"
@@ -24,11 +26,19 @@ class MedicalCnnExtractor:
     singular covariance matrices in the Fréchet distance; the classifier head sees the same layer
     after ReLU. The network runs in eval mode (BatchNorm running statistics, no dropout) under
     ``torch.inference_mode``, so features are deterministic for a given input and device.
+
+    ``network`` is the trained module as its weights file describes it; features come from
+    ``inference_body``, its convolution blocks with each batch norm folded into the convolution
+    and the ReLU fused into it, channels-last (``evaluation.inference``): the same function,
+    rounded differently by about 1e-6 of the features' magnitude, two to three times faster on
+    the CPU.
     """
 
     id: str = EXTRACTOR_ID
     feature_dim: int = FEATURE_DIM
     input_size: int = INPUT_SIZE
+    # At 64 pixels activations are small; throughput still grows up to a few hundred images.
+    batch_size: int = 250
     comparable_with_published: bool = False
     class_names: tuple[str, ...] = CLASS_NAMES
 
@@ -52,6 +62,7 @@ class MedicalCnnExtractor:
                 f"weights file {path} does not fit the {EXTRACTOR_ID!r} network: {exc}"
             ) from exc
         self.network = network.to(self.device).eval()
+        self.inference_body = _inference_body(self.network).to(self.device).eval()
 
     def _check(self, batch: torch.Tensor) -> None:
         expected = (3, self.input_size, self.input_size)
@@ -73,7 +84,9 @@ class MedicalCnnExtractor:
             images = batch.to(device=self.device, dtype=torch.float32)
             if normalise:
                 images = self.network.normalise(images)
-            features = self.network.features(images)
+            images = images.contiguous(memory_format=torch.channels_last)
+            pooled = self.inference_body(images).mean(dim=(2, 3))
+            features: torch.Tensor = self.network.feature(pooled)
         return features.to(device="cpu", dtype=torch.float32)
 
     def classify(self, batch: torch.Tensor) -> torch.Tensor:
@@ -87,3 +100,16 @@ class MedicalCnnExtractor:
             images = self.network.normalise(batch.to(device=self.device, dtype=torch.float32))
             logits = self.network.classify(self.network.features(images))
         return logits.to(device="cpu", dtype=torch.float32)
+
+
+def _inference_body(network: MedicalCnn) -> nn.Sequential:
+    """`network.body` with each Conv-BN-ReLU block folded into one fused layer (then its pool)."""
+    blocks: list[nn.Module] = []
+    for block in network.body:
+        if not isinstance(block, nn.Sequential):
+            raise TypeError(f"unexpected block {type(block).__name__} in the medical CNN")
+        conv, bn, _relu, *pool = block
+        if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d):
+            raise TypeError("a medical CNN block must start with Conv2d, BatchNorm2d, ReLU")
+        blocks.append(nn.Sequential(FusedConvReLU(conv, bn), *pool))
+    return nn.Sequential(*blocks)

@@ -7,9 +7,11 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from evaluation.preprocessing import PreprocessOptions
-from hub.evaluations import services
+from hub.evaluations import selectors, services
 from hub.evaluations.models import Evaluation, ReferenceSet
 from medigan_catalog.errors import CatalogError
 
@@ -36,11 +38,35 @@ class EvaluationAdmin(admin.ModelAdmin[Evaluation]):
         "r_fid",
         "kid_mean",
         "num_samples",
+        "run_seconds",
         "finished_at",
     ]
     list_filter = ["status", "extractor_id", "reference_set"]
-    readonly_fields = [field.name for field in Evaluation._meta.fields]
+    readonly_fields = [field.name for field in Evaluation._meta.fields] + ["phase_timings"]
     actions = ["run_again"]
+
+    @admin.display(description="run (s)")
+    def run_seconds(self, evaluation: Evaluation) -> str:
+        timings = selectors.evaluation_timings(evaluation) or {}
+        total = timings.get("total_s")
+        return "" if total is None else f"{total:.1f}"
+
+    @admin.display(description="time per phase")
+    def phase_timings(self, evaluation: Evaluation) -> SafeString:
+        """Each phase's seconds and share of the run, so a slow evaluation shows why."""
+        timings = selectors.evaluation_timings(evaluation)
+        if not timings:
+            return format_html("{}", "not recorded")
+        total = timings.get("total_s") or sum(timings.values()) or 1.0
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (name, f"{seconds:.2f}", f"{100 * seconds / total:.0f} %")
+                for name, seconds in timings.items()
+            ),
+        )
+        return format_html("<table><tr><th>phase</th><th>s</th><th>share</th></tr>{}</table>", rows)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -73,7 +73,7 @@ class Evaluation(models.Model):
     recall = models.FloatField(null=True, blank=True)
     comparable_with_published = models.BooleanField(default=False)
     # Everything needed to compare two numbers: extractor weights, reference hash, counts,
-    # kept features, durations and software versions, as the metric library reported them.
+    # kept features, software versions, and the seconds of each phase ("timings").
     provenance = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True, default="")
     # How many times a worker started this run; the janitor gives up after MEDIGAN_MAX_ATTEMPTS.

@@ -69,7 +69,19 @@ def evaluations_succeeded() -> QuerySet[Evaluation]:
     )
 
 
-def _summary_fields(evaluation: Evaluation) -> dict[str, Any]:
+def evaluation_timings(evaluation: Evaluation) -> dict[str, float] | None:
+    """Seconds of each phase of an evaluation's run; None for runs from before they were kept."""
+    timings = (evaluation.provenance or {}).get("timings")
+    if not isinstance(timings, Mapping):
+        return None
+    return {
+        str(name): float(value)
+        for name, value in timings.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
+
+
+def _summary_fields(evaluation: Evaluation, *, with_timings: bool = False) -> dict[str, Any]:
     provenance = evaluation.provenance or {}
     return {
         "reference": evaluation.reference_set.slug,
@@ -93,12 +105,17 @@ def _summary_fields(evaluation: Evaluation) -> dict[str, Any]:
         "software": provenance.get("software"),
         "samples_sha256": (provenance.get("generation") or {}).get("samples_sha256"),
         "finished_at": evaluation.finished_at,
+        "timings": evaluation_timings(evaluation) if with_timings else None,
     }
 
 
-def evaluation_summary(evaluation: Evaluation) -> EvaluationSummary:
-    """The figures of one evaluation as the snapshot, the leaderboard and clients show them."""
-    return EvaluationSummary.model_validate(_summary_fields(evaluation))
+def evaluation_summary(evaluation: Evaluation, *, with_timings: bool = True) -> EvaluationSummary:
+    """The figures of one evaluation as the snapshot, the leaderboard and clients show them.
+
+    ``with_timings`` adds how long each phase of the run took, as a release's evaluations are
+    answered; the catalogue snapshot and the leaderboards leave them out.
+    """
+    return EvaluationSummary.model_validate(_summary_fields(evaluation, with_timings=with_timings))
 
 
 def _newest_per_run(evaluations: Iterable[Evaluation]) -> Iterable[Evaluation]:
@@ -127,7 +144,9 @@ def evaluation_summaries_of_catalogue() -> dict[int, list[EvaluationSummary]]:
     """
     summaries: dict[int, list[EvaluationSummary]] = {}
     for evaluation in _newest_per_run(evaluations_succeeded()):
-        summaries.setdefault(evaluation.release_id, []).append(evaluation_summary(evaluation))
+        summaries.setdefault(evaluation.release_id, []).append(
+            evaluation_summary(evaluation, with_timings=False)
+        )
     return summaries
 
 

@@ -3,6 +3,10 @@
 Evaluations run only for published releases. A run whose worker was lost is found by the
 janitor (``evaluations_janitor_run``) or by its own redelivered task, and queued again, up to
 ``MEDIGAN_MAX_ATTEMPTS`` starts; then it fails with an error that says so.
+
+Each evaluation records how long each phase took (``provenance["timings"]``, see
+``_compute``); ``benchmarks/evaluation_profile.py`` prints them for one run and docs/evaluation.md
+says where the time goes.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import math
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -50,6 +55,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _COPY_CHUNK_BYTES = 1024 * 1024
+# Bounds on one sandbox run of an evaluation's generation (see `_SampleSpans`): the pixels it
+# returns, and the share of its wall-clock limit that its measured pace may fill.
+_SPAN_MAX_BYTES = 256 * 1024 * 1024
+_SPAN_TIME_SHARE = 0.25
 
 
 def reference_set_create(
@@ -472,6 +481,69 @@ def evaluation_run(
     return Evaluation.objects.get(pk=evaluation_id)
 
 
+class _SampleSpans:
+    """The runner's batches of generated samples, cut from fewer, larger sandbox runs.
+
+    Every sandbox run starts a fresh interpreter that imports torch and loads the model, seconds
+    of overhead that a run of 250 samples of a small GAN spends more time on than on generating
+    (docs/evaluation.md, "Where the time goes"). The first run is the runner's batch, whose pace
+    is then known; each later run covers as many of the remaining samples as fit both
+    `_SPAN_MAX_BYTES` of pixels and `_SPAN_TIME_SHARE` of the run's wall-clock limit at the pace
+    measured so far (start-up included, so the estimate errs long), and never fewer than the
+    batch asked for. A run is never longer than the limit allows, so ``evaluation_stale_seconds``
+    (one limit per batch) still bounds the whole generation.
+    """
+
+    def __init__(
+        self,
+        run: Callable[[int, int], np.ndarray[Any, Any]],
+        *,
+        total: int,
+        wall_seconds: float,
+    ) -> None:
+        self._run = run
+        self._total = total
+        self._wall_seconds = wall_seconds
+        self._pending: np.ndarray[Any, Any] | None = None
+        self._generated = 0
+        self._seconds = 0.0
+        self._bytes_per_sample = 1
+        self.runs = 0
+
+    def take(self, count: int) -> np.ndarray[Any, Any]:
+        """The next `count` samples of the sequence, generating more when too few are left."""
+        parts: list[np.ndarray[Any, Any]] = []
+        needed = count
+        while needed > 0:
+            if self._pending is None or self._pending.shape[0] == 0:
+                self._pending = self._generate(self._span(needed))
+            part = self._pending[:needed]
+            self._pending = self._pending[needed:]
+            parts.append(part)
+            needed -= part.shape[0]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _span(self, count: int) -> int:
+        if self._generated == 0:
+            return count  # the pace is unknown: the runner's batch, as the limits were set for
+        remaining = self._total - self._generated
+        per_sample_seconds = self._seconds / self._generated
+        by_time = int(self._wall_seconds * _SPAN_TIME_SHARE / max(per_sample_seconds, 1e-9))
+        by_bytes = _SPAN_MAX_BYTES // self._bytes_per_sample
+        return max(count, min(remaining, by_time, by_bytes))
+
+    def _generate(self, span: int) -> np.ndarray[Any, Any]:
+        clock = time.perf_counter()
+        samples = self._run(span, self._generated)
+        self._seconds += time.perf_counter() - clock
+        if samples.shape[0] != span:
+            raise ValueError(f"the sandbox returned {samples.shape[0]} samples, asked for {span}")
+        self._bytes_per_sample = max(int(samples[:1].nbytes), 1)
+        self._generated += span
+        self.runs += 1
+        return samples
+
+
 def _compute(evaluation: Evaluation, work_dir: Path) -> dict[str, Any]:
     """Generate the evaluation's samples, compute its metrics; return them with provenance.
 
@@ -479,30 +551,45 @@ def _compute(evaluation: Evaluation, work_dir: Path) -> dict[str, Any]:
     ``[0, num_samples)`` of the sequence of ``(evaluation.seed, DEFAULT_BATCH_SIZE)``, exactly
     those ``client.generate(model, num_samples, seed=evaluation.seed)`` writes. The metric
     library asks for them in chunks of its own batch size and hands each chunk a seed of its
-    own, which is not used: the chunks are consecutive runs of that one sequence. The
-    provenance's ``generation`` says how to reproduce them and their sha256
+    own, which is not used: the chunks are consecutive runs of that one sequence, cut from as
+    few sandbox runs as their limits allow (:class:`_SampleSpans`). The provenance's
+    ``generation`` says how to reproduce them and their sha256
     (:class:`~medigan_client.batching.SampleDigest`).
+
+    ``provenance["timings"]`` holds the seconds of each phase: ``package_s`` (copying, checking
+    and unpacking the package), ``reference_load_s`` (reading and verifying the reference
+    images), then the metric library's ``load_extractor_s``, ``features_reference_s``,
+    ``generate_s`` (the sandbox runs), ``features_generated_s`` and ``metrics_s``, and
+    ``total_s`` for all of this function.
     """
+    started = time.perf_counter()
     release = evaluation.release
     card = card_from_json(release.card)
     package_dir = release_package_extract(release=release, destination=work_dir)
+    package_s = time.perf_counter() - started
     arguments = resolve_generation_arguments(card, {})
     seed = int(evaluation.seed)
     digest = SampleDigest()
+    wall_seconds = float(settings.MEDIGAN_EVALUATION_BATCH_TIMEOUT_SECONDS)
 
-    def generator(num_samples: int, _chunk_seed: int) -> np.ndarray[Any, Any]:
+    def sandbox_run(num_samples: int, start_index: int) -> np.ndarray[Any, Any]:
         # Published code is still contributed code: it runs in the same sandbox as validation.
-        samples = sandbox_generate(
+        return sandbox_generate(
             package_dir,
             card,
             num_samples,
             seed=seed,
             device=str(settings.MEDIGAN_EVALUATION_DEVICE),
             args=arguments,
-            wall_seconds=float(settings.MEDIGAN_EVALUATION_BATCH_TIMEOUT_SECONDS),
-            start_index=digest.count,
+            wall_seconds=wall_seconds,
+            start_index=start_index,
             batch_size=DEFAULT_BATCH_SIZE,
         ).samples
+
+    spans = _SampleSpans(sandbox_run, total=evaluation.num_samples, wall_seconds=wall_seconds)
+
+    def generator(num_samples: int, _chunk_seed: int) -> np.ndarray[Any, Any]:
+        samples = spans.take(num_samples)
         digest.update(samples)
         return samples
 
@@ -515,8 +602,17 @@ def _compute(evaluation: Evaluation, work_dir: Path) -> dict[str, Any]:
         cache_dir=Path(settings.MEDIGAN_EVALUATION_CACHE_DIR),
         weights_path=selectors.extractor_weights_path(evaluation.extractor_id),
     )
-    result = evaluate(generator, _load_reference(evaluation.reference_set), options)
+    clock = time.perf_counter()
+    reference = _load_reference(evaluation.reference_set)
+    reference_load_s = time.perf_counter() - clock
+    result = evaluate(generator, reference, options)
     payload: dict[str, Any] = result.to_dict()
+    payload["timings"] = {
+        "package_s": package_s,
+        "reference_load_s": reference_load_s,
+        **{name: value for name, value in payload["timings"].items() if name != "total_s"},
+        "total_s": time.perf_counter() - started,
+    }
     payload["generation"] = {
         "seed": seed,
         "seed_scheme": SEED_SCHEME,
@@ -526,5 +622,6 @@ def _compute(evaluation: Evaluation, work_dir: Path) -> dict[str, Any]:
         "args": dict(arguments),
         "device": str(settings.MEDIGAN_EVALUATION_DEVICE),
         "samples_sha256": digest.hexdigest(),
+        "sandbox_runs": spans.runs,
     }
     return payload

@@ -6,7 +6,8 @@ turned down is seen by its submitter, the model's owner and reviewers only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -21,7 +22,7 @@ from hub.accounts.selectors import user_is_reviewer
 from hub.registry.models import Artifact, CatalogSerial, GenerativeModel, Release
 from medigan_catalog.lifecycle import CATALOGUE_STATES, VISIBLE_STATES
 from medigan_catalog.schema import Card, card_from_json
-from medigan_catalog.search import medigan_find_matching, search
+from medigan_catalog.search_index import SearchIndex
 from medigan_catalog.snapshot import artifact_path, newest_per_model, sample_grid_path
 
 _VISIBLE = sorted(state.value for state in VISIBLE_STATES)
@@ -223,18 +224,74 @@ def catalog_newest_entries() -> list[CatalogEntry]:
     return [CatalogEntry(release, release_card(release)) for release in newest]
 
 
+@dataclass(frozen=True)
+class CatalogSearch:
+    """The newest catalogue entries at one serial, and their search index (same order)."""
+
+    serial: int
+    changed_at: datetime | None
+    entries: tuple[CatalogEntry, ...]
+    index: SearchIndex
+
+
+_search_kept: CatalogSearch | None = None
+_search_lock = threading.Lock()
+
+
+def catalog_search() -> CatalogSearch:
+    """The catalogue's entries and search index, built once per serial in this process.
+
+    Like the rendered snapshot (``hub.snapshot``) it is keyed by the serial and the time it last
+    changed, read in one query per call; the threads of a worker that all see a new serial build
+    it once, under a lock. Before anything was published there is no change time to tell two
+    databases at serial 0 apart, so nothing is kept.
+    """
+    global _search_kept
+    state = catalog_serial_state()
+    if state.changed_at is None:
+        return _catalog_search_build(state)
+    kept = _search_kept
+    if kept is not None and (kept.serial, kept.changed_at) == (state.serial, state.changed_at):
+        return kept
+    with _search_lock:
+        kept = _search_kept
+        if kept is not None and (kept.serial, kept.changed_at) == (
+            state.serial,
+            state.changed_at,
+        ):
+            return kept
+        # Kept under the serial read before building: a change that lands meanwhile is in these
+        # entries already, and its new serial builds again on the next call.
+        _search_kept = _catalog_search_build(state)
+        return _search_kept
+
+
+def _catalog_search_build(state: SerialState) -> CatalogSearch:
+    entries = tuple(catalog_newest_entries())
+    index = SearchIndex.build(entry.card for entry in entries)
+    return CatalogSearch(state.serial, state.changed_at, entries, index)
+
+
+def catalog_search_clear() -> None:
+    """Forget the search index this process keeps (tests; an operator's shell)."""
+    global _search_kept
+    with _search_lock:
+        _search_kept = None
+
+
 def model_search(*, query: str, operator: str, medigan_semantics: bool) -> list[CatalogEntry]:
     """Newest published release of each model that matches ``query``.
 
     ``operator`` is one of ``medigan_catalog.search.OPERATORS`` (AND, OR, XOR) under either
     semantics. ``medigan_semantics`` reproduces medigan's value matching (whole values,
-    catalogue order); otherwise the hub's token and prefix search ranks the results.
+    catalogue order); otherwise the hub's token and prefix search ranks the results. Both are
+    answered by the catalogue's search index (:func:`catalog_search`).
     """
-    entries = catalog_newest_entries()
+    found = catalog_search()
+    entries = found.entries
     if not query.strip():
-        return entries
-    by_card = {id(entry.card): entry for entry in entries}
-    cards: Sequence[Card] = [entry.card for entry in entries]
+        return list(entries)
     if medigan_semantics:
-        return [by_card[id(card)] for card in medigan_find_matching(cards, query.split(), operator)]
-    return [by_card[id(hit.card)] for hit in search(cards, query, operator=operator)]
+        positions = found.index.medigan_find_matching(query.split(), operator)
+        return [entries[position] for position in positions]
+    return [entries[hit.position] for hit in found.index.search(query, operator=operator)]

@@ -15,11 +15,13 @@ from safetensors.torch import save_file
 
 from evaluation.features import EXTRACTOR_IDS, WeightsError, load_extractor
 from evaluation.inception import (
+    BasicConv2d,
     FidInceptionExtractor,
     RadImageNetInceptionExtractor,
     fid_inception_v3,
     radimagenet_inception_v3,
 )
+from evaluation.inference import FusedConvReLU
 from tests.evaluation.random_inception_weights import random_inception_state_dict
 
 # The networks are fully convolutional up to the global pool; small inputs keep the tests fast.
@@ -138,9 +140,41 @@ def test_normalise_decides_what_the_network_sees(fid_extractor: FidInceptionExtr
         on_raw_input = fid_extractor.network(batch)
     normalised = fid_extractor.extract(batch, normalise=True)
     raw = fid_extractor.extract(batch, normalise=False)
-    assert torch.equal(normalised, on_scaled_input)
-    assert torch.equal(raw, on_raw_input)
+    # The fused network (scaling folded into its first convolution) rounds differently only.
+    torch.testing.assert_close(normalised, on_scaled_input, rtol=0, atol=1e-5)
+    torch.testing.assert_close(raw, on_raw_input, rtol=0, atol=1e-5)
     assert not torch.allclose(normalised, raw)
+
+
+@pytest.mark.parametrize("extractor_kind", ["fid", "radimagenet"])
+def test_extraction_runs_the_fused_network_and_equals_the_named_one(
+    extractor_kind: str,
+    fid_extractor: FidInceptionExtractor,
+    radimagenet_state: dict[str, torch.Tensor],
+    tmp_path: Path,
+) -> None:
+    extractor: FidInceptionExtractor | RadImageNetInceptionExtractor = fid_extractor
+    if extractor_kind == "radimagenet":
+        path = tmp_path / "radimagenet.pth"
+        torch.save(radimagenet_state, path)
+        extractor = RadImageNetInceptionExtractor(path, expected_sha256=_sha256(path))
+    layers = list(extractor.inference_network.modules())
+    batch = torch.rand(3, 3, 160, 160, generator=torch.Generator().manual_seed(4))
+
+    features = extractor.extract(batch)
+    with torch.no_grad():
+        expected = extractor.network(2 * batch - 1)
+
+    # Every Conv-BN-ReLU is one fused layer (94, and the normalising copy of the first one).
+    assert sum(isinstance(layer, FusedConvReLU) for layer in layers) == 95
+    assert not any(isinstance(layer, BasicConv2d) for layer in layers)
+    assert features.abs().max() > 0.1  # features, not near-zeros
+    torch.testing.assert_close(features, expected, rtol=0, atol=1e-5)
+    # The memory layout of the input changes nothing, not even the rounding.
+    channels_last = batch.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(extractor.extract(channels_last), features)
+    # Nor do a row's batch neighbours.
+    torch.testing.assert_close(extractor.extract(batch[1:2]), features[1:2], rtol=0, atol=1e-6)
 
 
 def test_one_channel_batches_are_refused(fid_extractor: FidInceptionExtractor) -> None:

@@ -16,6 +16,7 @@ from evaluation.metrics import (
     frechet_distance,
     frechet_distance_features,
     frechet_distance_sqrtm,
+    frechet_distance_to_statistics,
     kid,
     precision_recall,
     relative_fid,
@@ -115,6 +116,23 @@ def test_frechet_distance_features_equals_the_statistics_route_above_the_dimensi
         FeatureStatistics.from_features(xa), FeatureStatistics.from_features(xb)
     )
     assert frechet_distance_features(xa, xb) == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.parametrize("samples_a", [40, 200])
+def test_frechet_distance_to_statistics_equals_the_statistics_route(samples_a: int) -> None:
+    # 40 samples in 64 dimensions: a singular reference covariance, factored by its features;
+    # 200: at least as many samples as dimensions, the statistics route itself. Either way the
+    # other side is statistics, as the generated side of an evaluation is (streamed).
+    rng = np.random.default_rng(7)
+    xa = correlated_samples(rng, samples_a, 64, 0.0)
+    b = FeatureStatistics.from_features(correlated_samples(rng, 500, 64, 0.3))
+    a = FeatureStatistics.from_features(xa)
+    assert frechet_distance_to_statistics(xa, b) == pytest.approx(
+        frechet_distance_sqrtm(a, b), rel=1e-6
+    )
+    assert frechet_distance_to_statistics(xa, b) == pytest.approx(frechet_distance(a, b), rel=1e-9)
+    with pytest.raises(ValueError, match="dimensions differ"):
+        frechet_distance_to_statistics(xa[:, :10], b)
 
 
 def test_frechet_distance_refuses_statistics_of_different_dimensions() -> None:

@@ -18,6 +18,7 @@ class SizedExtractor:
     weights_sha256 = "0" * 64
     feature_dim = 4
     comparable_with_published = False
+    batch_size = 8
 
     def __init__(self, input_size: int) -> None:
         self.input_size = input_size
@@ -54,6 +55,34 @@ def test_bilinear_is_torch_interpolate_on_unit_floats_as_pytorch_fid_does() -> N
         align_corners=False,
     )
     assert torch.equal(preprocess(images, PreprocessOptions(), EXTRACTOR), expected)
+
+
+@pytest.mark.parametrize(
+    ("shape", "options"),
+    [
+        ((3, 40, 25, 3), PreprocessOptions()),
+        ((3, 40, 25), PreprocessOptions()),
+        ((2, 48, 48, 4), PreprocessOptions()),
+        ((3, 40, 25), PreprocessOptions(resize_filter="lanczos", per_image_minmax=True)),
+    ],
+)
+def test_batches_come_channels_last_with_the_values_of_a_plain_layout(
+    shape: tuple[int, ...], options: PreprocessOptions
+) -> None:
+    images = _images(*shape)
+    batch = preprocess(images, options, EXTRACTOR)
+    # The layout the extractors compute in; the values are those of the same steps in NCHW.
+    assert batch.is_contiguous(memory_format=torch.channels_last)
+    plain = torch.from_numpy(np.ascontiguousarray(images.reshape(*shape[:3], -1)[..., :3]))
+    plain = plain.permute(0, 3, 1, 2).contiguous().float().div(255)
+    if options.resize_filter == "bilinear":
+        expected = functional.interpolate(
+            plain, size=(48, 48), mode="bilinear", align_corners=False
+        ).expand(-1, 3, -1, -1)
+        assert torch.equal(batch, expected)
+    else:
+        assert batch.shape == (shape[0], 3, 48, 48)
+        assert torch.equal(batch[:, 0], batch[:, 2])
 
 
 def test_lanczos_is_pillows_filter_and_differs_from_bilinear() -> None:

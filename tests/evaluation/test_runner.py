@@ -35,7 +35,8 @@ class ProjectionExtractor:
     input_size = 8
     comparable_with_published = False
 
-    def __init__(self) -> None:
+    def __init__(self, batch_size: int = 1000) -> None:
+        self.batch_size = batch_size
         weights = np.random.default_rng(0).standard_normal((3 * 8 * 8, 16)) / 8.0
         self.projection = torch.from_numpy(weights.astype(np.float32))
         self.weights_sha256 = hashlib.sha256(weights.tobytes()).hexdigest()
@@ -82,9 +83,9 @@ def options(**changes: Any) -> EvaluationOptions:
 
 
 def run(
-    generator: Generator, reference: ReferenceImages, **changes: Any
+    generator: Generator, reference: ReferenceImages, extract_batch_size: int = 1000, **changes: Any
 ) -> tuple[EvaluationResult, ProjectionExtractor]:
-    extractor = ProjectionExtractor()
+    extractor = ProjectionExtractor(extract_batch_size)
     checked: FeatureExtractor = extractor  # the double satisfies the protocol, as mypy checks
     return evaluate(generator, reference, options(**changes), extractor=checked), extractor
 
@@ -148,6 +149,40 @@ def test_evaluate_streams_batches_with_derived_seeds(reference: ReferenceImages)
     assert result.num_reference == 400
 
 
+def test_the_extractor_sees_slices_of_its_own_batch_size_and_the_numbers_stay(
+    reference: ReferenceImages,
+) -> None:
+    whole, _ = run(noise_generator(), reference, num_samples=250, batch_size=100)
+    sliced, extractor = run(
+        noise_generator(), reference, num_samples=250, batch_size=100, extract_batch_size=30
+    )
+    # Reference: 4 generator-sized chunks of 100; generated: 100, 100, 50; each in slices of 30.
+    assert extractor.batch_sizes == [30, 30, 30, 10] * 6 + [30, 20]
+    assert sliced.fid_rs == pytest.approx(whole.fid_rs, rel=1e-12)
+    assert sliced.kid_mean == pytest.approx(whole.kid_mean, rel=1e-9)
+
+
+def test_evaluate_sizes_torch_threads_for_the_run_and_restores_them(
+    reference: ReferenceImages, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = torch.get_num_threads()
+    seen: list[int] = []
+
+    def recording(count: int, seed: int) -> np.ndarray:
+        seen.append(torch.get_num_threads())
+        return noise_images(count, seed)
+
+    result, _ = run(recording, reference, num_samples=100, num_threads=1)
+    monkeypatch.setenv("MEDIGAN_TORCH_THREADS", "1")
+    from_environment, _ = run(recording, reference, num_samples=100)
+
+    assert seen == [1, 1, 1, 1]
+    assert result.torch_threads == from_environment.torch_threads == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="num_threads must be positive"):
+        options(num_threads=0)
+
+
 def test_evaluate_is_deterministic_for_a_seed_and_changes_with_it(
     reference: ReferenceImages,
 ) -> None:
@@ -186,6 +221,7 @@ def test_reference_features_are_cached_across_evaluations(
     second, second_extractor = run(noise_generator(), reference, cache_dir=tmp_path, batch_size=100)
     assert len(first_extractor.batch_sizes) == 4 + 3
     assert second_extractor.batch_sizes == [100, 100, 100]  # generated batches only
+    assert (first.reference_features_cached, second.reference_features_cached) == (False, True)
     assert second.fid_rs == pytest.approx(first.fid_rs, rel=1e-12)
     assert second.fid_rr_mean == first.fid_rr_mean
     uncached, _ = run(noise_generator(), reference, batch_size=100)
@@ -219,8 +255,21 @@ def test_result_records_its_provenance_and_is_json_ready(reference: ReferenceIma
     assert decoded["seed"] == 5
     assert decoded["kid_subsets"] == 10
     assert decoded["num_generated"] == 300
-    assert set(decoded["durations"]) == {"generation_s", "features_s", "metrics_s", "total_s"}
-    assert decoded["durations"]["total_s"] >= decoded["durations"]["generation_s"] > 0
+    timings = decoded["timings"]
+    assert set(timings) == {
+        "load_extractor_s",
+        "features_reference_s",
+        "generate_s",
+        "features_generated_s",
+        "metrics_s",
+        "total_s",
+    }
+    assert timings["load_extractor_s"] == 0.0  # the extractor was passed in
+    phases = sum(value for name, value in timings.items() if name != "total_s")
+    assert 0 < phases <= timings["total_s"]
+    assert min(timings["generate_s"], timings["features_generated_s"], timings["metrics_s"]) > 0
+    assert decoded["reference_features_cached"] is False
+    assert decoded["torch_threads"] >= 1
     assert set(decoded["software"]) == {"evaluation", "python", "numpy", "scipy", "torch"}
     assert decoded["software"]["numpy"] == np.__version__
     assert decoded["r_fid"] == pytest.approx(result.fid_rr_mean / result.fid_rs)

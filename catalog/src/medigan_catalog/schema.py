@@ -153,7 +153,11 @@ class OutputDType(StrEnum):
 class _CardModel(BaseModel):
     """Base of our own card blocks: frozen and closed to unknown keys."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+    # Validators are built on first use, not at import: a command that never parses a card
+    # (``--help``, a search answered from the index) does not pay for building them.
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", protected_namespaces=(), defer_build=True
+    )
 
 
 Scalar = bool | int | float | str
@@ -331,7 +335,9 @@ class _MediganBlock(BaseModel):
     which is what makes an import followed by an export reproduce medigan's file exactly.
     """
 
-    model_config = ConfigDict(frozen=True, extra="allow", strict=True, protected_namespaces=())
+    model_config = ConfigDict(
+        frozen=True, extra="allow", strict=True, protected_namespaces=(), defer_build=True
+    )
 
     _key_order: tuple[str, ...] = PrivateAttr(default=())
 

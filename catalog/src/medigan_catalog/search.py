@@ -12,72 +12,47 @@ metrics (numbers where medigan stored strings).
 The better face (:func:`search`, :func:`rank`) is what the client's ``search`` command, the hub's
 ``/api/v1/models?q=`` and the web page use: word and prefix matching over titles, ids and
 selection values, ``key=value`` filters, scored results, and ranking that keeps unranked models.
+
+Matching is answered by :class:`medigan_catalog.search_index.SearchIndex`, which owns the
+matching rules; the functions here build one for the cards they are given, which suits a
+handful of cards. Whoever searches a catalogue more than once (the client, the hub) keeps an
+index and queries it directly.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from medigan_catalog.schema import Card
+from medigan_catalog.search_index import OPERATORS, SearchIndex
 
-OPERATORS = ("AND", "OR", "XOR")
+if TYPE_CHECKING:
+    from medigan_catalog.schema import Card
 
-# Score of one query term: an exact token match beats a prefix match, and a hit in the title or
-# the model id beats a hit in the selection values.
-EXACT_MATCH = 2.0
-PREFIX_MATCH = 1.0
-TITLE_WEIGHT = 2.0
-BODY_WEIGHT = 1.0
+__all__ = [
+    "OPERATORS",
+    "SearchHit",
+    "medigan_find_matching",
+    "medigan_rank",
+    "parse_filter_terms",
+    "rank",
+    "search",
+]
 
-_QUERY_RE = re.compile(r'"(?P<phrase>[^"]*)"|(?P<word>[^\s,]+)')
-_WORD_SPLIT_RE = re.compile(r"[^A-Za-z0-9]+")
 _FILTER_RE = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_.]*)=(?P<value>.*)$", re.DOTALL)
+
+
+def _index_of(cards: Sequence[Card]) -> SearchIndex:
+    """An index over exactly ``cards``, each its own entry (keyed by position, so that two cards
+    of one model stay two entries)."""
+    return SearchIndex.build(cards, keys=(str(position) for position in range(len(cards))))
 
 
 # ---------------------------------------------------------------------------------------------
 # medigan 1.0.0 semantics
-
-
-def _medigan_text(value: object, case_sensitive: bool) -> str:
-    """How medigan compares a config value: ``str(value)``, lower-cased unless case-sensitive.
-
-    Like medigan this turns ``None`` into ``"none"`` and ``True`` into ``"true"``, so those words
-    match models with such values.
-    """
-    text = str(value)
-    return text if case_sensitive else text.lower()
-
-
-def _medigan_matches(
-    node: Mapping[str, Any], targets: frozenset[str], match_keys: bool, case_sensitive: bool
-) -> Iterator[str]:
-    """Yield each target found in a selection dict, walking it as medigan does.
-
-    Nested dicts are searched recursively; list items are compared one by one as strings (a list
-    inside a list is compared as its string form, not entered); every other value is compared as
-    its string form. Comparison is whole-string equality. With ``match_keys`` every dict key is
-    compared too.
-    """
-    for key, value in node.items():
-        if match_keys:
-            key_text = _medigan_text(key, case_sensitive)
-            if key_text in targets:
-                yield key_text
-        if isinstance(value, Mapping):
-            yield from _medigan_matches(value, targets, match_keys, case_sensitive)
-        elif isinstance(value, list):
-            for item in value:
-                item_text = _medigan_text(item, case_sensitive)
-                if item_text in targets:
-                    yield item_text
-        else:
-            text = _medigan_text(value, case_sensitive)
-            if text in targets:
-                yield text
 
 
 def medigan_find_matching(
@@ -105,37 +80,10 @@ def medigan_find_matching(
     """
     if not values:
         raise ValueError("give at least one value to search for")
-    targets = frozenset(_medigan_text(value, case_sensitive) for value in values)
-    matching: list[Card] = []
-    for card in cards:
-        found = set(_medigan_matches(_medigan_selection(card), targets, match_keys, case_sensitive))
-        if not found:
-            continue
-        if (
-            operator == "OR"
-            or (operator == "AND" and targets <= found)
-            or (operator == "XOR" and len(found) == 1)
-        ):
-            matching.append(card)
-    return matching
-
-
-def _medigan_selection(card: Card) -> dict[str, Any]:
-    """The card's ``selection`` as medigan holds it: imported values restored to the original."""
-    selection: dict[str, Any] = card.selection.model_dump(mode="json")
-    if card.compat is None:
-        return selection
-    for path, original in card.compat.original_values.items():
-        block, _, rest = path.partition(".")
-        if block != "selection" or not rest:
-            continue
-        *parents, leaf = rest.split(".")
-        node: Any = selection
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node[leaf] = original
-    return selection
+    positions = _index_of(cards).medigan_find_matching(
+        values, operator, match_keys=match_keys, case_sensitive=case_sensitive
+    )
+    return [cards[position] for position in positions]
 
 
 def _performance_value(card: Card, metric: str) -> Any:
@@ -204,102 +152,6 @@ class SearchHit:
     matched_terms: tuple[str, ...]
 
 
-def _compact(text: str) -> str:
-    """Lower-case letters and digits only, so ``WGAN-GP``, ``wgan gp`` and ``WGANGP`` agree."""
-    return _WORD_SPLIT_RE.sub("", text).lower()
-
-
-def _tokens(texts: Sequence[str]) -> frozenset[str]:
-    """Each text's words and the whole text, all compacted (``"x-ray mammo"`` -> x, ray, ...)."""
-    tokens: set[str] = set()
-    for text in texts:
-        tokens.update(word.lower() for word in _WORD_SPLIT_RE.split(text) if word)
-        whole = _compact(text)
-        if whole:
-            tokens.add(whole)
-    return frozenset(tokens)
-
-
-def _strings(value: object) -> Iterator[str]:
-    """Every string and number inside a JSON value, as text."""
-    if isinstance(value, Mapping):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _strings(item)
-    elif isinstance(value, str):
-        yield value
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        yield str(value)
-
-
-def _searchable(card: Card) -> tuple[frozenset[str], frozenset[str]]:
-    """The card's title tokens (title, model id) and body tokens (selection without metrics)."""
-    selection = card.selection.model_dump(mode="json")
-    selection.pop("performance", None)
-    title = _tokens([card.title, card.model_id, card.name])
-    body = _tokens(list(_strings(selection)))
-    return title, body
-
-
-def _parse_query(query: str) -> list[str]:
-    """Split a query into terms: words separated by spaces or commas, ``"quoted phrases"`` whole."""
-    terms: list[str] = []
-    for match in _QUERY_RE.finditer(query):
-        term = match.group("phrase") if match.group("phrase") is not None else match.group("word")
-        if term and _compact(term):
-            terms.append(term)
-    return terms
-
-
-def _term_score(term: str, title: frozenset[str], body: frozenset[str]) -> float:
-    """The best score of one term against the card's tokens; 0 when it matches nothing."""
-    wanted = _compact(term)
-    best = 0.0
-    for tokens, weight in ((title, TITLE_WEIGHT), (body, BODY_WEIGHT)):
-        if wanted in tokens:
-            best = max(best, EXACT_MATCH * weight)
-        elif any(token.startswith(wanted) for token in tokens):
-            best = max(best, PREFIX_MATCH * weight)
-    return best
-
-
-def _field_values(card: Card, key: str) -> list[str]:
-    """The texts a filter key refers to: ``namespace``, ``runtime`` or a (dotted) selection key."""
-    if key == "namespace":
-        return [card.namespace]
-    if key == "runtime":
-        return [card.runtime.kind.value]
-    node: Any = card.selection.model_dump(mode="json")
-    for part in key.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return []
-        node = node[part]
-    return list(_strings(node))
-
-
-def _passes_filters(card: Card, filters: Mapping[str, str]) -> bool:
-    """Every filter must hold; a filter holds when a token of the field starts with its value.
-
-    Tokens are a value's words and the whole value, so ``modality=mri`` keeps "Brain MRI" and
-    ``type=wgan-gp`` keeps "WGANGP". A filter value may list alternatives separated by commas
-    (``modality=mri,ct``). A card without the field fails the filter.
-    """
-    for key, wanted in filters.items():
-        alternatives = [_compact(option) for option in wanted.split(",")]
-        alternatives = [option for option in alternatives if option]
-        values = _field_values(card, key.strip())
-        if not values:
-            return False
-        tokens = _tokens(values)
-        if alternatives and not any(
-            token.startswith(option) for token in tokens for option in alternatives
-        ):
-            return False
-    return True
-
-
 def search(
     cards: Sequence[Card],
     query: str = "",
@@ -314,34 +166,14 @@ def search(
     ``selection`` (metrics excluded), so ``mammo`` finds mammography and ``wgan-gp`` finds
     ``WGANGP``. ``operator`` is ``AND`` (every term), ``OR`` (any term) or ``XOR`` (exactly one
     term). ``filters`` such as ``{"modality": "mri", "type": "dcgan"}`` keep cards whose field
-    has a value starting with the given one. With neither query nor filters every card is a hit.
+    (``namespace``, ``runtime`` or a dotted ``selection`` key) has a word or whole value starting
+    with the given one; a value may list alternatives (``modality=mri,ct``); a card without the
+    field fails the filter. With neither query nor filters every card is a hit.
     """
-    mode = operator.upper()
-    if mode not in OPERATORS:
+    if operator.upper() not in OPERATORS:
         raise ValueError(f"operator must be one of {', '.join(OPERATORS)}, not {operator!r}")
-    terms = _parse_query(query)
-    hits: list[tuple[float, int, SearchHit]] = []
-    for position, card in enumerate(cards):
-        if filters and not _passes_filters(card, filters):
-            continue
-        score = 0.0
-        matched: list[str] = []
-        if terms:
-            title, body = _searchable(card)
-            for term in terms:
-                term_score = _term_score(term, title, body)
-                if term_score > 0:
-                    score += term_score
-                    matched.append(term)
-            if mode == "AND" and len(matched) < len(terms):
-                continue
-            if mode == "OR" and not matched:
-                continue
-            if mode == "XOR" and len({_compact(term) for term in matched}) != 1:
-                continue
-        hits.append((score, position, SearchHit(card, score, tuple(matched))))
-    hits.sort(key=lambda entry: (-entry[0], entry[1]))
-    return [hit for _, _, hit in hits]
+    hits = _index_of(cards).search(query, filters=filters, operator=operator)
+    return [SearchHit(cards[hit.position], hit.score, hit.matched_terms) for hit in hits]
 
 
 def rank(cards: Sequence[Card], metric: str, *, descending: bool = False) -> list[Card]:

@@ -112,7 +112,10 @@ def metric_named(name: str) -> Metric:
 class _WireModel(BaseModel):
     """Frozen, and tolerant of fields a newer hub adds: an older client must still read it."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", protected_namespaces=())
+    # Validators are built on first use, not at import (see the card schema's blocks).
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", protected_namespaces=(), defer_build=True
+    )
 
 
 class EvaluationSummary(_WireModel):
@@ -143,6 +146,17 @@ class EvaluationSummary(_WireModel):
     software: dict[str, Any] | None = None
     samples_sha256: str | None = None
     finished_at: datetime | None = None
+    # Operational, not provenance: answered with a release's evaluations, left out (not even
+    # null) of the catalogue snapshot and leaderboards, which clients download whole.
+    timings: dict[str, float] | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description=(
+            "Seconds of each phase of the hub's run: package_s, reference_load_s, "
+            "load_extractor_s, features_reference_s, generate_s, features_generated_s, "
+            "metrics_s, total_s (docs/evaluation.md)"
+        ),
+    )
 
     def value(self, metric: str | Metric) -> float | None:
         """The value of ``metric`` (a :class:`Metric`, a field name or an alias), or None."""

@@ -18,38 +18,34 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from medigan_catalog.schema import Card
-from medigan_catalog.search import (
-    SearchHit,
-    medigan_find_matching,
-    medigan_rank,
-    parse_filter_terms,
-    rank,
-    search,
-)
-from medigan_catalog.snapshot import release_path as wire_release_path
-from medigan_catalog.snapshot import review_path as wire_review_path
+from medigan_catalog.search import SearchHit, medigan_rank, parse_filter_terms, rank
+from medigan_catalog.search_index import IndexHit
 from medigan_client.errors import BadRequestError
-from medigan_client.evaluations import HubEvaluation, RankedRelease, rank_by_hub_metric
-from medigan_client.http import HubSession
 from medigan_client.settings import ClientSettings
 from medigan_client.sync import (
+    IndexedCatalog,
     Snapshot,
     SyncResult,
     find_release,
     has_snapshot,
     latest_cards,
     latest_releases,
+    load_indexed_catalog,
     load_snapshot,
     split_model_ref,
 )
 from medigan_client.sync import sync as sync_catalog
 
+# The card schema and wire models (pydantic), HTTP (httpx) and the hub's evaluations are
+# imported by the methods that use them: a search answered from the index loads none of them.
 if TYPE_CHECKING:
     from types import ModuleType
 
+    from medigan_catalog.schema import Card
     from medigan_client.dataset import GeneratedDataset, StreamingDataset, Transform
+    from medigan_client.evaluations import HubEvaluation, RankedRelease
     from medigan_client.generate import GenerationResult
+    from medigan_client.http import HubSession
     from medigan_client.push import PushResult
     from medigan_client.visualize import Visualiser
 
@@ -67,6 +63,8 @@ def _model_and_version(model_at_version: str) -> tuple[str, str]:
 
 def release_path(model_at_version: str) -> str:
     """The hub API path of ``ns/name@version``."""
+    from medigan_catalog.snapshot import release_path as wire_release_path
+
     return wire_release_path(*_model_and_version(model_at_version))
 
 
@@ -111,6 +109,8 @@ class Client:
         )
         self.progress = progress
         self._session: HubSession | None = None
+        # The search index of the cached snapshot, kept while the snapshot file is unchanged.
+        self._indexed: IndexedCatalog | None = None
 
     def __repr__(self) -> str:
         return f"Client(hub_url={self.settings.hub_url!r}, offline={self.settings.offline})"
@@ -136,6 +136,8 @@ class Client:
     def session(self) -> HubSession:
         """The HTTP session to the hub, opened on first use."""
         if self._session is None:
+            from medigan_client.http import HubSession
+
             self._session = HubSession(self.settings)
         return self._session
 
@@ -155,6 +157,14 @@ class Client:
         """The newest release of every model in the catalogue, in catalogue order."""
         return latest_cards(self.snapshot())
 
+    def indexed_catalog(self) -> IndexedCatalog:
+        """The cached catalogue's search index, synced once first when nothing is cached and
+        online; read again only when the snapshot file changed (a sync, another process)."""
+        if not has_snapshot(self.settings) and not self.settings.offline:
+            self.sync()
+        self._indexed = load_indexed_catalog(self.settings, previous=self._indexed)
+        return self._indexed
+
     def search(
         self,
         query: str | Sequence[str] = (),
@@ -168,23 +178,52 @@ class Client:
         ``query`` is text or a list of terms; terms written ``key=value`` become filters.
         With ``medigan_semantics`` the terms are matched the way medigan's
         ``find_matching_models_by_values`` does (lower-cased values anywhere in ``selection``,
-        combined with ``operator``), and every hit has score 1.0.
+        combined with ``operator``), and every hit has score 1.0. Answered from the search
+        index; only the hits' cards are parsed.
         """
+        catalog, hits = self._search(query, filters, operator, medigan_semantics)
+        return [SearchHit(catalog.card(hit.entry), hit.score, hit.matched_terms) for hit in hits]
+
+    def search_entries(
+        self,
+        query: str | Sequence[str] = (),
+        *,
+        filters: Mapping[str, str] | None = None,
+        operator: str = "AND",
+        medigan_semantics: bool = False,
+    ) -> list[IndexHit]:
+        """:meth:`search`'s hits without their cards: each names its entry (model id, version,
+        title) and catalogue position, so no card is parsed at all."""
+        return self._search(query, filters, operator, medigan_semantics)[1]
+
+    def _search(
+        self,
+        query: str | Sequence[str],
+        filters: Mapping[str, str] | None,
+        operator: str,
+        medigan_semantics: bool,
+    ) -> tuple[IndexedCatalog, list[IndexHit]]:
         operator = operator.upper()
         if operator not in OPERATORS:
             raise BadRequestError(f"operator must be one of {', '.join(OPERATORS)}, not {operator}")
         tokens = _split_query(query) if isinstance(query, str) else [str(t) for t in query]
         terms, parsed_filters = parse_filter_terms(tokens)
         all_filters = {**parsed_filters, **dict(filters or {})}
-        cards = self.models()
         if medigan_semantics:
             values = [term.strip('"').lower() for term in terms]
             values += [value.lower() for value in all_filters.values()]
             if not values:
                 raise BadRequestError("medigan semantics need at least one value to match")
-            matched = medigan_find_matching(cards, values, operator=operator)
-            return [SearchHit(card, 1.0, tuple(values)) for card in matched]
-        return search(cards, " ".join(terms), filters=all_filters or None, operator=operator)
+            catalog = self.indexed_catalog()
+            index = catalog.index
+            matched = tuple(values)
+            positions = index.medigan_find_matching(values, operator)
+            return catalog, [IndexHit(p, index.entry(p), 1.0, matched) for p in positions]
+        catalog = self.indexed_catalog()
+        query_text = " ".join(terms)
+        return catalog, catalog.index.search(
+            query_text, filters=all_filters or None, operator=operator
+        )
 
     def rank(self, metric: str, *, descending: bool = False) -> list[Card]:
         """The newest releases ordered by ``metric`` (dotted path under selection.performance).
@@ -207,6 +246,8 @@ class Client:
         ``recall``; offline, from the synced snapshot. Releases the hub has not evaluated against
         ``reference`` come last.
         """
+        from medigan_client.evaluations import rank_by_hub_metric
+
         releases = [
             (release.card, release.evaluations) for release in latest_releases(self.snapshot())
         ]
@@ -427,6 +468,8 @@ class Client:
 
     def review(self, model_at_version: str, decision: str, note: str = "") -> dict[str, Any]:
         """Approve or reject a release in review (reviewers only); return its new status."""
+        from medigan_catalog.snapshot import review_path as wire_review_path
+
         if decision not in REVIEW_DECISIONS:
             raise BadRequestError(f"decision must be approve or reject, not {decision!r}")
         status = self.session.post_json(

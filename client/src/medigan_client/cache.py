@@ -5,6 +5,7 @@
     <cache_dir>/
       catalogs/<hub key>/snapshot.json     the hub's catalogue document, byte for byte
       catalogs/<hub key>/etag              its ETag, for If-None-Match
+      catalogs/<hub key>/search-index.json its search index (medigan_client.sync), rebuilt if stale
       releases/<namespace>/<name>/<version>/<filename>   a verified artifact (the package zip)
       releases/<namespace>/<name>/<version>/package/     the extracted package
       releases/<namespace>/<name>/<version>/package.extracted   marker: sha256 it came from

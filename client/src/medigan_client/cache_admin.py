@@ -37,10 +37,11 @@ from typing import Literal
 from filelock import Timeout
 
 from medigan_catalog.packaging import sha256_file
-from medigan_catalog.snapshot import SnapshotInvalidError, parse_snapshot
 from medigan_client.cache import Cache
 from medigan_client.errors import BadRequestError
-from medigan_client.sync import split_model_ref
+
+# Every CLI start imports this module (through the ``cache`` commands); the snapshot models and
+# the sync module (pydantic, HTTP) are imported by the functions that read a snapshot.
 
 EntryKind = Literal["catalog", "release", "venv", "dataset", "partial", "temp"]
 ProblemKind = Literal["corrupt", "incomplete"]
@@ -463,6 +464,8 @@ def _remove_empty_parents(path: Path, stop: Path) -> None:
 
 def _catalogued_sha256(cache: Cache) -> dict[tuple[str, str, str, str], set[str]]:
     """``(namespace, name, version, filename) -> {sha256}`` from every cached catalogue."""
+    from medigan_catalog.snapshot import SnapshotInvalidError, parse_snapshot
+
     known: dict[tuple[str, str, str, str], set[str]] = {}
     for directory in _children(cache.root / "catalogs"):
         try:
@@ -606,6 +609,8 @@ def _verify_release(
 
 
 def _verify_catalog(entry: CacheEntry) -> list[tuple[VerifyProblem, list[Path]]]:
+    from medigan_catalog.snapshot import SnapshotInvalidError, parse_snapshot
+
     snapshot = entry.path / "snapshot.json"
     try:
         document = json.loads(snapshot.read_text("utf-8"))
@@ -762,6 +767,8 @@ def prune_cache(
         raise BadRequestError(f"--max-size must be zero or more bytes, not {max_size_bytes}")
     wanted_model: tuple[str, str | None] | None = None
     if model is not None:
+        from medigan_client.sync import split_model_ref
+
         wanted_model = split_model_ref(model)
     current = time.time() if now is None else now
     listing = list_cache(cache)

@@ -8,9 +8,8 @@ The work is done by :mod:`medigan_client.cache_admin`.
 from __future__ import annotations
 
 import json
-from typing import Annotated
 
-import typer
+import click
 
 from medigan_client.api import Client
 from medigan_client.cache import Cache
@@ -24,18 +23,18 @@ from medigan_client.cache_admin import (
 )
 from medigan_client.errors import BadRequestError
 
-cache_app = typer.Typer(
-    name="cache",
-    help="Inspect, verify and prune the local cache (catalogues, releases, venvs, data sets).",
-    no_args_is_help=True,
-)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+@click.group(name="cache")
+def cache_group() -> None:
+    """Inspect, verify and prune the local cache (catalogues, releases, venvs, data sets)."""
 
 
-def _cache(ctx: typer.Context) -> Cache:
-    client = ctx.obj
-    if not isinstance(client, Client):  # a command invoked without the group callback
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+
+
+def _cache(ctx: click.Context) -> Cache:
+    client = ctx.find_object(Client)
+    if client is None:  # a command invoked without the group callback
         raise BadRequestError("internal: the client was not configured")
     return Cache(client.settings.cache_dir)
 
@@ -59,71 +58,70 @@ def _entry_line(entry: CacheEntry) -> str:
     ).rstrip("\t")
 
 
-@cache_app.command("ls")
-def list_command(ctx: typer.Context, as_json: JsonOption = False) -> None:
+@cache_group.command("ls")
+@json_option
+@click.pass_context
+def list_command(ctx: click.Context, as_json: bool) -> None:
     """List every cached item with its size and last use, and the total."""
     listing = list_cache(_cache(ctx))
     if as_json:
-        typer.echo(json.dumps(listing.to_json(), indent=2))
+        click.echo(json.dumps(listing.to_json(), indent=2))
         return
     for entry in listing.entries:
-        typer.echo(_entry_line(entry))
-    typer.echo(f"total\t{len(listing.entries)} items\t{format_size(listing.total_bytes)}")
+        click.echo(_entry_line(entry))
+    click.echo(f"total\t{len(listing.entries)} items\t{format_size(listing.total_bytes)}")
 
 
-@cache_app.command("verify")
-def verify_command(
-    ctx: typer.Context,
-    fix: Annotated[
-        bool, typer.Option("--fix", help="Remove damaged items so that the next use fetches them.")
-    ] = False,
-    as_json: JsonOption = False,
-) -> None:
+@cache_group.command("verify")
+@click.option("--fix", is_flag=True, help="Remove damaged items so that the next use fetches them.")
+@json_option
+@click.pass_context
+def verify_command(ctx: click.Context, fix: bool, as_json: bool) -> None:
     """Re-hash cached artifacts and check extracted packages; exit 1 if a problem remains."""
     report = verify_cache(_cache(ctx), fix=fix)
     if as_json:
-        typer.echo(json.dumps(report.to_json(), indent=2))
+        click.echo(json.dumps(report.to_json(), indent=2))
     else:
         for problem in report.problems:
             state = "removed" if problem.fixed else problem.status
-            typer.echo(f"{state}\t{problem.kind}\t{problem.name}\t{problem.reason}")
+            click.echo(f"{state}\t{problem.kind}\t{problem.name}\t{problem.reason}")
         for busy in report.busy:
-            typer.echo(f"busy\t{busy}")
+            click.echo(f"busy\t{busy}")
         remaining = sum(1 for problem in report.problems if not problem.fixed)
-        typer.echo(
+        click.echo(
             f"checked {report.checked} items: {len(report.problems)} problem(s), "
             f"{remaining} left" + (f", {len(report.busy)} busy" if report.busy else ""),
             err=True,
         )
     if not report.ok:
-        raise typer.Exit(1)
+        raise click.exceptions.Exit(1)
 
 
-@cache_app.command("prune")
+@cache_group.command("prune")
+@click.option(
+    "--older-than",
+    type=click.FloatRange(min=0),
+    metavar="DAYS",
+    help="Remove items not used for DAYS days.",
+)
+@click.option(
+    "--max-size",
+    metavar="SIZE",
+    help="Remove least recently used items until the cache fits, e.g. 20G or 500M.",
+)
+@click.option(
+    "--model", metavar="ns/name[@version]", help="Remove the cached releases of this model."
+)
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@json_option
+@click.pass_context
 def prune_command(
-    ctx: typer.Context,
-    older_than: Annotated[
-        float | None,
-        typer.Option(
-            "--older-than", min=0, help="Remove items not used for DAYS days.", metavar="DAYS"
-        ),
-    ] = None,
-    max_size: Annotated[
-        str | None,
-        typer.Option(
-            "--max-size",
-            help="Remove least recently used items until the cache fits, e.g. 20G or 500M.",
-            metavar="SIZE",
-        ),
-    ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option("--model", help="Remove the cached releases of ns/name[@version]."),
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Only list what would be removed.")
-    ] = False,
-    as_json: JsonOption = False,
+    ctx: click.Context,
+    older_than: float | None,
+    max_size: str | None,
+    model: str | None,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Remove partial downloads, stale temporary files, and the items the options select.
 
@@ -137,18 +135,18 @@ def prune_command(
         dry_run=dry_run,
     )
     if as_json:
-        typer.echo(json.dumps(report.to_json(), indent=2))
+        click.echo(json.dumps(report.to_json(), indent=2))
         return
     verb = "would remove" if dry_run else "removed"
     for decision in report.removed:
         entry = decision.entry
-        typer.echo(
+        click.echo(
             f"{verb}\t{entry.kind}\t{entry.name}\t{format_size(entry.size_bytes)}\t"
             f"{decision.reason}"
         )
     for decision in report.skipped:
-        typer.echo(f"skipped\t{decision.entry.kind}\t{decision.entry.name}\t{decision.reason}")
-    typer.echo(
+        click.echo(f"skipped\t{decision.entry.kind}\t{decision.entry.name}\t{decision.reason}")
+    click.echo(
         f"{verb} {len(report.removed)} item(s), {format_size(report.freed_bytes)}; "
         f"skipped {len(report.skipped)}",
         err=True,

@@ -9,7 +9,10 @@ Formats (``docs/generation.md`` has the details):
 
 * ``png``: 8-bit ``L``/``RGB``/``RGBA``, 16-bit grey for ``uint16``; ``float32`` is scaled from
   the card's ``value_range`` to 8 bits. Samples that are no 2-D image (volumes, two channels)
-  are written as ``.npy``. A ``Description`` text chunk says the image is synthetic.
+  are written as ``.npy``. A ``Description`` text chunk says the image is synthetic. zlib
+  level 6 (Pillow's default) unless the run asks for another (``png_compress_level``: the
+  pixels are the same, the bytes and the time are not). A PNG a medigan package saved itself
+  is adopted instead (:meth:`PngWriter.adopt`): moved, with the text chunks added.
 * ``npy``: the array exactly as the package returned it (``np.save``, no pickles).
 * ``nifti``: ``.nii.gz`` through nibabel, identity affine (1 mm voxels), axes ``(H, W)`` for
   images and ``(H, W, D)`` for volumes, channels on the fifth axis with intent ``vector``.
@@ -28,7 +31,9 @@ import importlib.util
 import json
 import os
 import re
+import struct
 import threading
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -66,6 +71,8 @@ MULTIFRAME_TRUE_COLOUR_SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7.4"
 _PAGE_NUMBER_VECTOR_TAG = 0x00182001
 
 _EXTRA_NAME = re.compile(r"[^A-Za-z0-9_-]+")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
 
 
 def require_format_libraries(format: str) -> None:
@@ -233,6 +240,16 @@ class SampleWriter:
         """Write one sample (or mask) to ``<stem><extension>``; ``record`` is its manifest line."""
         raise NotImplementedError
 
+    def adopt(
+        self, source: Path, stem: Path, record: Mapping[str, object], *, role: Role = "image"
+    ) -> WrittenFile | None:
+        """Take over a file the package saved for this sample, or ``None`` when it cannot.
+
+        Only a writer whose format the file already is can (see :meth:`PngWriter.adopt`); the
+        caller then writes the sample's pixels itself.
+        """
+        return None
+
     def write_extra(self, name: str, array: np.ndarray, stem: Path) -> Path:
         """Write a further array of a sample as ``<stem>_<name>.npy``, whatever the format."""
         safe = _EXTRA_NAME.sub("_", name).strip("_") or "extra"
@@ -277,10 +294,81 @@ def image_extension(format: str, card: Card) -> str:
     return extensions[format]
 
 
+def png_with_text(data: bytes, texts: Mapping[str, str]) -> bytes:
+    """PNG bytes with ``tEXt`` chunks for ``texts`` right after the header; nothing decoded.
+
+    Text chunks with the same keywords are dropped, so the file says one thing. Raises
+    :class:`ValueError` when ``data`` is not a well-formed PNG.
+    """
+    if not data.startswith(_PNG_SIGNATURE):
+        raise ValueError("not a PNG file")
+    keywords = {key.encode("latin-1", "replace") for key in texts}
+    chunks: list[bytes] = []
+    position = len(_PNG_SIGNATURE)
+    while position < len(data):
+        if position + 8 > len(data):
+            raise ValueError("a PNG chunk is cut off")
+        length, kind = struct.unpack(">I4s", data[position : position + 8])
+        end = position + 12 + length
+        if end > len(data):
+            raise ValueError("a PNG chunk is cut off")
+        body = data[position + 8 : end - 4]
+        if not (kind in _PNG_TEXT_CHUNKS and body.split(b"\0", 1)[0] in keywords):
+            chunks.append(data[position:end])
+        position = end
+        if kind == b"IEND":
+            break
+    if not chunks or chunks[0][4:8] != b"IHDR" or chunks[-1][4:8] != b"IEND":
+        raise ValueError("a PNG file without IHDR or IEND")
+    added = []
+    for key, text in texts.items():
+        body = key.encode("latin-1", "replace") + b"\0" + text.encode("latin-1", "replace")
+        crc = zlib.crc32(b"tEXt" + body) & 0xFFFFFFFF
+        added.append(struct.pack(">I4s", len(body), b"tEXt") + body + struct.pack(">I", crc))
+    return _PNG_SIGNATURE + chunks[0] + b"".join(added) + b"".join(chunks[1:])
+
+
 class PngWriter(SampleWriter):
-    """PNG files (8-bit L/RGB/RGBA, 16-bit grey); samples PNG cannot hold go to ``.npy``."""
+    """PNG files (8-bit L/RGB/RGBA, 16-bit grey); samples PNG cannot hold go to ``.npy``.
+
+    ``compress_level`` is zlib's level (0 to 9; ``None``: Pillow's default, 6).
+    """
 
     format = "png"
+
+    def __init__(self, card: Card, provenance: RunProvenance, compress_level: int | None = None):
+        super().__init__(card, provenance)
+        self.compress_level = compress_level
+
+    def texts(self, record: Mapping[str, object], role: Role) -> dict[str, str]:
+        """The text chunks of a sample's file: what made it, and which software wrote it."""
+        # Latin-1 tEXt: model ids, versions and numbers are ASCII; other characters become "?".
+        text = describe_sample(self.provenance, record, role)
+        return {
+            "Description": text.encode("latin-1", "replace").decode("latin-1"),
+            "Software": f"medigan-client {__version__}",
+        }
+
+    def adopt(
+        self, source: Path, stem: Path, record: Mapping[str, object], *, role: Role = "image"
+    ) -> WrittenFile | None:
+        """Move a PNG the package saved to ``<stem>.png``, adding the text chunks of
+        :meth:`write`: its pixel data is neither decoded nor encoded again. ``None`` for a
+        sample this run does not write as PNG (volumes) or a file that is not a PNG.
+        """
+        if self.card.output.depth is not None or source.suffix.lower() != ".png":
+            return None
+        try:
+            payload = png_with_text(source.read_bytes(), self.texts(record, role))
+        except ValueError:
+            return None
+
+        def save(path: Path) -> None:
+            path.write_bytes(payload)
+
+        written = write_atomically(_suffixed(stem, ".png"), save)
+        source.unlink(missing_ok=True)
+        return WrittenFile(written)
 
     def write(
         self, array: np.ndarray, stem: Path, record: Mapping[str, object], *, role: Role = "image"
@@ -299,14 +387,15 @@ class PngWriter(SampleWriter):
         else:
             pixels = display_pixels(sample, self.card.output.value_range)
         info = PngInfo()
-        # Latin-1 tEXt: model ids, versions and numbers are ASCII; other characters become "?".
-        text = describe_sample(self.provenance, record, role)
-        info.add_text("Description", text.encode("latin-1", "replace").decode("latin-1"))
-        info.add_text("Software", f"medigan-client {__version__}")
+        for key, text in self.texts(record, role).items():
+            info.add_text(key, text)
         image = Image.fromarray(np.ascontiguousarray(pixels))
+        options: dict[str, Any] = {}
+        if self.compress_level is not None:
+            options["compress_level"] = self.compress_level
 
         def save(path: Path) -> None:
-            image.save(path, format="PNG", pnginfo=info)
+            image.save(path, format="PNG", pnginfo=info, **options)
 
         return WrittenFile(write_atomically(_suffixed(stem, ".png"), save))
 
@@ -625,13 +714,15 @@ def writer_for(
     provenance: RunProvenance,
     *,
     dicom_series: DicomSeries | None = None,
+    png_compress_level: int | None = None,
 ) -> SampleWriter:
     """The writer of ``format`` for a run; raises :class:`BadRequestError` before any work when
     the format is unknown, its library is missing, or the card's samples cannot be stored in it.
+    ``png_compress_level`` is the PNG writer's zlib level (``None``: Pillow's default).
     """
     require_format_libraries(format)
     if format == "png":
-        return PngWriter(card, provenance)
+        return PngWriter(card, provenance, compress_level=png_compress_level)
     if format == "npy":
         return NpyWriter(card, provenance)
     if format == "nifti":

@@ -4,27 +4,27 @@
 stores the document atomically in the cache; when the hub cannot be reached it falls back to
 the cached copy with a warning. :func:`load_snapshot` parses the cached copy, :func:`latest_cards`
 picks the newest release of each model and :func:`find_release` resolves ``ns/name[@version]``.
+
+Beside the snapshot the cache keeps its search index (``search-index.json``, see
+:mod:`medigan_catalog.search_index`), built when a sync stores a new snapshot and tagged with the
+sha256 of the snapshot's bytes. :func:`load_indexed_catalog` uses it only for those same bytes:
+a missing, damaged or stale index (another snapshot, another index format) is rebuilt from the
+snapshot and stored again, without a word. A search then parses only the cards of its hits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import hashlib
 import json
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from medigan_catalog.schema import Card
-from medigan_catalog.snapshot import (
-    CATALOG_PATH,
-    CatalogSnapshot,
-    SnapshotInvalidError,
-    SnapshotRelease,
-    newest,
-    newest_per_model,
-    version_key,
-)
-from medigan_catalog.snapshot import parse_snapshot as read_snapshot
+from medigan_catalog.search_index import IndexEntry, SearchIndex, SearchIndexInvalidError
 from medigan_client.cache import Cache, write_atomic
 from medigan_client.errors import (
     BadRequestError,
@@ -33,8 +33,15 @@ from medigan_client.errors import (
     OfflineError,
     ServerError,
 )
-from medigan_client.http import HubSession
 from medigan_client.settings import ClientSettings
+
+# A search answered from the index needs neither the wire models (pydantic) nor HTTP (httpx):
+# those are imported by the functions that parse a snapshot or talk to the hub, which keeps
+# ``medigan-client search`` and ``from medigan_client import Client`` fast to start.
+if TYPE_CHECKING:
+    from medigan_catalog.schema import Card
+    from medigan_catalog.snapshot import CatalogSnapshot, SnapshotRelease
+    from medigan_client.http import HubSession
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,9 @@ class SyncResult:
 
 def parse_snapshot(data: object, *, hub_url: str) -> Snapshot:
     """Parse a catalogue document; releases this version cannot read are listed in ``skipped``."""
+    from medigan_catalog.snapshot import SnapshotInvalidError
+    from medigan_catalog.snapshot import parse_snapshot as read_snapshot
+
     try:
         parsed = read_snapshot(data)
     except SnapshotInvalidError as error:
@@ -113,6 +123,9 @@ def sync(settings: ClientSettings, *, session: HubSession | None = None) -> Sync
     exists, returns it with ``from_cache=True`` and a warning; otherwise raises
     :class:`HubUnreachableError` / :class:`OfflineError`.
     """
+    from medigan_catalog.snapshot import CATALOG_PATH
+    from medigan_client.http import HubSession
+
     cache = Cache(settings.cache_dir)
     snapshot_path = cache.snapshot_path(settings.hub_url)
     etag_path = cache.etag_path(settings.hub_url)
@@ -170,7 +183,7 @@ def sync(settings: ClientSettings, *, session: HubSession | None = None) -> Sync
         raise ServerError(f"the catalogue of {settings.hub_url} is not valid JSON") from exc
     # A document that is not a snapshot never replaces a good cached one; single releases this
     # version cannot read are skipped when the snapshot is loaded.
-    parse_snapshot(document, hub_url=settings.hub_url)
+    snapshot = parse_snapshot(document, hub_url=settings.hub_url)
     with cache.lock(f"catalog:{snapshot_path}"):
         write_atomic(snapshot_path, body)
         etag = response.headers.get("ETag")
@@ -178,6 +191,11 @@ def sync(settings: ClientSettings, *, session: HubSession | None = None) -> Sync
             write_atomic(etag_path, etag.encode("utf-8"))
         else:
             etag_path.unlink(missing_ok=True)
+        # The snapshot is stored; should the index not be, the first search builds it again.
+        # Under the lock no other sync replaces the snapshot: the file stat-ed is this one.
+        with contextlib.suppress(OSError):
+            state = _file_state(snapshot_path.stat())
+            _store_search_index(settings, SearchIndex.build(latest_cards(snapshot)), body, state)
     changed = cached is None or _serial(cached) != _serial(document) or cached != document
     return SyncResult(
         serial=_serial(document), release_count=_count(document), changed=changed, from_cache=False
@@ -231,6 +249,8 @@ def split_model_ref(model: str) -> tuple[str, str | None]:
 
 def latest_releases(snapshot: Snapshot) -> list[SnapshotRelease]:
     """The newest release entry of each model, in catalogue order of first appearance."""
+    from medigan_catalog.snapshot import newest_per_model
+
     return newest_per_model(snapshot.releases)
 
 
@@ -239,6 +259,8 @@ def find_release(snapshot: Snapshot, model: str) -> Card:
 
     Raises :class:`NotFoundError` naming close matches when the model or version is unknown.
     """
+    from medigan_catalog.snapshot import newest, version_key
+
     model_id, version = split_model_ref(model)
     candidates = [
         r.card for r in snapshot.releases if f"{r.card.namespace}/{r.card.name}" == model_id
@@ -262,3 +284,182 @@ def find_release(snapshot: Snapshot, model: str) -> Card:
             return card
     versions = ", ".join(sorted((c.version for c in candidates), key=version_key))
     raise NotFoundError(f"{model_id} has no published release {version}; releases: {versions}")
+
+
+# --- the search index beside the snapshot ---------------------------------------------------
+
+SEARCH_INDEX_FILENAME = "search-index.json"
+# The header note naming the snapshot file an index was built from (see load_indexed_catalog).
+_SNAPSHOT_FILE_NOTE = "snapshot_file"
+
+FileState = tuple[int, int, int, int]
+
+
+def search_index_path(settings: ClientSettings) -> Path:
+    """Where the search index of the cached catalogue of ``settings.hub_url`` is kept."""
+    return Cache(settings.cache_dir).catalog_dir(settings.hub_url) / SEARCH_INDEX_FILENAME
+
+
+def snapshot_key(data: bytes) -> str:
+    """What a stored index is tagged with: the sha256 of the snapshot bytes it was built from."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _file_state(stat: os.stat_result) -> FileState:
+    """Which file this is, as far as the file system tells: device, inode, size, mtime.
+
+    A snapshot is only ever replaced by a rename (:func:`write_atomic`): a new file, so these
+    change whenever its bytes do.
+    """
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def _store_search_index(
+    settings: ClientSettings, index: SearchIndex, data: bytes, state: FileState
+) -> None:
+    notes = {_SNAPSHOT_FILE_NOTE: list(state)}
+    write_atomic(search_index_path(settings), index.dumps(snapshot_key(data), notes=notes))
+
+
+def _read_snapshot(path: Path) -> tuple[FileState, bytes]:
+    """The snapshot's bytes and the state of the very file they were read from."""
+    with path.open("rb") as handle:
+        return _file_state(os.fstat(handle.fileno())), handle.read()
+
+
+def _recorded_key(stored: bytes | None, state: FileState) -> str | None:
+    """The key a stored index records, when it records being built from the file ``state``.
+
+    Hashing a large snapshot costs more than loading its index, so an index written for this
+    very file (same device, inode, size and mtime) is keyed without reading it; any other file
+    is hashed.
+    """
+    if stored is None:
+        return None
+    try:
+        header = SearchIndex.stored_header(stored)
+    except SearchIndexInvalidError:
+        return None
+    key = header.get("key")
+    if header.get(_SNAPSHOT_FILE_NOTE) == list(state) and isinstance(key, str):
+        return key
+    return None
+
+
+@dataclass
+class IndexedCatalog:
+    """The cached catalogue seen through its search index.
+
+    ``index`` answers searches; :meth:`card` parses the card of one entry (a hit) from the
+    snapshot, once. Built by :func:`load_indexed_catalog`.
+    """
+
+    hub_url: str
+    index: SearchIndex
+    snapshot_path: Path
+    file_state: FileState
+    key: str
+    _snapshot_bytes: bytes | None = field(default=None, repr=False)
+    _releases: dict[str, Any] | None = field(default=None, repr=False)
+    _cards: dict[str, Card] = field(default_factory=dict, repr=False)
+
+    def card(self, entry: IndexEntry) -> Card:
+        """The card of ``entry``'s release, parsed from the snapshot on first use."""
+        found = self._cards.get(entry.release_id)
+        if found is not None:
+            return found
+        from medigan_catalog.snapshot import SnapshotRelease
+
+        if self._releases is None:
+            self._releases = _raw_releases(self._snapshot())
+        raw = self._releases.get(entry.release_id)
+        if raw is None:
+            # The index was built from these very bytes, so its entries are in them.
+            raise ServerError(f"the cached catalogue of {self.hub_url} lost {entry.release_id}")
+        card = SnapshotRelease.model_validate(raw).card
+        self._cards[entry.release_id] = card
+        return card
+
+    def _snapshot(self) -> bytes:
+        """The bytes the index was built from (read now, when they were not read to load it)."""
+        if self._snapshot_bytes is None:
+            state, data = _read_snapshot(self.snapshot_path)
+            if state != self.file_state and snapshot_key(data) != self.key:
+                raise ServerError(
+                    f"the cached catalogue of {self.hub_url} changed during the search; "
+                    "search again"
+                )
+            self._snapshot_bytes = data
+        return self._snapshot_bytes
+
+
+def _raw_releases(data: bytes) -> dict[str, Any]:
+    """``release id -> release entry`` of a snapshot document, the first of any duplicates."""
+    document = json.loads(data)
+    releases: dict[str, Any] = {}
+    for entry in document.get("releases", []):
+        if isinstance(entry, dict):
+            releases.setdefault(f"{entry.get('model_id')}@{entry.get('version')}", entry)
+    return releases
+
+
+def load_indexed_catalog(
+    settings: ClientSettings, *, previous: IndexedCatalog | None = None
+) -> IndexedCatalog:
+    """The search index of the cached catalogue of ``settings.hub_url`` (no network).
+
+    ``previous`` is returned as it is when the snapshot file has not changed since it was read.
+    Otherwise the stored index is used if it was built from the snapshot's bytes (its sha256);
+    when it is missing, damaged or stale it is rebuilt from the snapshot and stored again,
+    atomically. Raises :class:`NotFoundError` when nothing was synced yet.
+    """
+    snapshot_path = Cache(settings.cache_dir).snapshot_path(settings.hub_url)
+    index_path = search_index_path(settings)
+    try:
+        stored: bytes | None = index_path.read_bytes()
+    except OSError:
+        stored = None
+    data: bytes | None = None
+    try:
+        with snapshot_path.open("rb") as handle:
+            state = _file_state(os.fstat(handle.fileno()))
+            if previous is not None and previous.file_state == state:
+                return previous
+            key = _recorded_key(stored, state)
+            if key is None:
+                data = handle.read()
+                key = snapshot_key(data)
+    except FileNotFoundError:
+        raise NotFoundError(
+            f"no catalogue of {settings.hub_url} in the cache {settings.cache_dir}; "
+            "run `medigan-client sync` first"
+        ) from None
+    if stored is not None:
+        try:
+            index = SearchIndex.loads(stored, key)
+        except SearchIndexInvalidError:
+            pass
+        else:
+            return IndexedCatalog(settings.hub_url, index, snapshot_path, state, key, data)
+
+    if data is None:
+        state, data = _read_snapshot(snapshot_path)
+    try:
+        document = json.loads(data)
+    except ValueError as exc:
+        raise ServerError(f"the cached catalogue of {settings.hub_url} is not JSON") from exc
+    cards = latest_cards(parse_snapshot(document, hub_url=settings.hub_url))
+    index = SearchIndex.build(cards)
+    # A read-only cache still searches; the index is then simply built again next time.
+    with contextlib.suppress(OSError):
+        _store_search_index(settings, index, data, state)
+    return IndexedCatalog(
+        settings.hub_url,
+        index,
+        snapshot_path,
+        state,
+        snapshot_key(data),
+        data,
+        # The cards were parsed to build the index: kept for the hits.
+        _cards={card.release_id: card for card in cards},
+    )

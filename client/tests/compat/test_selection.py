@@ -7,6 +7,7 @@ The results of medigan 1.0.0 for the same calls were recorded by running medigan
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -109,3 +110,55 @@ def test_our_own_models_are_found_by_their_full_ids(
     config = generators.get_config_by_id("zoo/noise-8")
     assert config["selection"]["modality"] == ["Mammography"]
     assert config["execution"]["generate_method"]["name"] == "generate"
+
+
+def test_a_local_model_added_to_the_config_is_searched_too(
+    medigan_hub: FakeHub, make_generators: MakeGenerators, tmp_path: Path
+) -> None:
+    package = tmp_path / "grey_squares"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "def generate(model_file, num_samples, output_path, save_images):\n    return []\n",
+        encoding="utf-8",
+    )
+    (package / "10000.pt").write_text("77\n", encoding="utf-8")
+    entry = {
+        "execution": {
+            "package_name": package.name,
+            "package_link": str(package),
+            "model_name": "10000",
+            "extension": ".pt",
+            "image_size": [16, 16],
+            "dependencies": [],
+            "generate_method": {
+                "name": "generate",
+                "args": {
+                    "base": ["model_file", "num_samples", "output_path", "save_images"],
+                    "custom": {},
+                },
+            },
+        },
+        "selection": {"modality": ["Mammography"], "type": "DCGAN", "regions": [["nested"]]},
+        "description": {"title": "Grey squares", "version": "1.0.0"},
+    }
+    generators = make_generators()
+    before = [c.model_id for c in generators.find_matching_models_by_values(["mammography"])]
+    assert "00100_GREY_SQUARES" not in before
+
+    assert generators.add_model_to_config("00100_GREY_SQUARES", {"00100_GREY_SQUARES": entry})
+    after = generators.find_matching_models_by_values(["mammography", "dcgan"])
+    assert [c.model_id for c in after] == [
+        "00001_DCGAN_MMG_CALC_ROI",
+        "00002_DCGAN_MMG_MASS_ROI",
+        "00005_DCGAN_MMG_MASS_ROI",
+        "00100_GREY_SQUARES",
+    ]
+
+    # A matched list handed to the caller is a copy: changing it changes no later answer.
+    nested = generators.find_matching_models_by_values(["['nested']"], is_case_sensitive=True)[
+        0
+    ].matched_entries[0]
+    assert nested.value == ["nested"]
+    nested.value.append("changed")
+    again = generators.find_matching_models_by_values(["['nested']"], is_case_sensitive=True)
+    assert again[0].matched_entries[0].value == ["nested"]

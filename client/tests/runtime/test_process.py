@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import mmap
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -10,7 +12,14 @@ import numpy as np
 import pytest
 
 from medigan_client.errors import BadRequestError, GenerationFailedError
-from medigan_client.runtime.process import ProcessRunner
+from medigan_client.runtime.process import (
+    MALLOC_TUNABLES,
+    MAX_SLOT_BYTES,
+    SHARED_SLOTS,
+    ProcessRunner,
+    SharedSlots,
+    process_environment,
+)
 
 from .conftest import MakePackage
 
@@ -219,3 +228,69 @@ def test_arguments_that_json_cannot_carry_are_a_bad_request(make_package: MakePa
         with pytest.raises(BadRequestError, match="plain values"):
             runner.generate_batch(1, seed=0, device="cpu", args={"brightness": object()})
         assert runner.generate_batch(1, seed=0, device="cpu", args={}).images.shape == (1, 8, 8)
+
+
+def _in_shared_memory(array: np.ndarray) -> bool:
+    """Whether the array's memory is a mapping (a shared slot), not the process's own."""
+    base: object = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    return isinstance(base, memoryview) and isinstance(base.obj, mmap.mmap)
+
+
+NUMBERED = (
+    "import numpy as np\n"
+    "def generate(num_samples, *, seed, device, brightness=0):\n"
+    "    return np.full((num_samples, 8, 8), seed % 251, dtype=np.uint8)\n"
+)
+
+
+@pytest.mark.skipif(SharedSlots.create() is None, reason="no memory files on this system")
+def test_batches_come_through_shared_slots_that_are_lent_again_only_when_unused(
+    make_package: MakePackage,
+) -> None:
+    package = make_package("numbered", NUMBERED)
+    with ProcessRunner(package.directory, package.card) as runner:
+        # More batches kept alive than there are slots: the first come as views of the shared
+        # slots, the rest through the pipe, and no batch is overwritten by a later one.
+        kept = [
+            runner.generate_batch(2, seed=seed, device="cpu", args={}).images
+            for seed in range(SHARED_SLOTS + 2)
+        ]
+        assert [seed for seed, images in enumerate(kept) if not (images == seed).all()] == []
+        shared = [_in_shared_memory(images) for images in kept]
+        assert shared == [True] * SHARED_SLOTS + [False, False]
+        kept.clear()  # every slot is free again and lent to the next batches
+        again = runner.generate_batch(2, seed=7, device="cpu", args={}).images
+        assert (again == 7).all() and _in_shared_memory(again)
+
+
+def test_shared_slots_cannot_shrink_and_arrays_outside_them_are_refused() -> None:
+    slots = SharedSlots.create(count=1)
+    if slots is None:
+        pytest.skip("no memory files on this system")
+    try:
+        assert slots.lend(MAX_SLOT_BYTES + 1) is None  # a huge batch goes through the pipe
+        index, size = slots.lend(100)
+        assert index == 0 and size >= 100
+        with pytest.raises(PermissionError):
+            os.ftruncate(slots.fds[0], 16)  # what a hostile child would try
+        uint8 = np.dtype(np.uint8)
+        with pytest.raises(ValueError, match="outside the slot"):
+            slots.arrays(0, [("images", uint8, (2, size), 0)])
+        with pytest.raises(ValueError, match="outside the slot"):
+            slots.arrays(0, [("images", uint8, (4,), -1)])
+        view = slots.arrays(0, [("images", uint8, (4,), 64)])["images"]
+        assert slots.lend(100) is None  # its only slot is still viewed
+        del view
+        assert slots.lend(100) == (0, size)
+    finally:
+        slots.close()
+
+
+def test_the_child_gets_malloc_tunables_unless_the_caller_set_its_own() -> None:
+    environment = process_environment({"PATH": "/usr/bin"})
+    expected = MALLOC_TUNABLES if sys.platform.startswith("linux") else None
+    assert environment.get("GLIBC_TUNABLES") == expected
+    own = process_environment({"GLIBC_TUNABLES": "glibc.malloc.arena_max=1"})
+    assert own["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=1"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import mmap
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +14,14 @@ import pytest
 
 from medigan_client.runtime import worker
 from medigan_client.runtime.worker import (
+    SLOT_ALIGNMENT,
+    BatchRequest,
     PackageOutput,
     PackageOutputError,
+    PackageSpec,
+    SharedSlots,
     accepts_sample_seeds,
+    call_package,
     collect_legacy,
     collect_v2,
     read_frame,
@@ -171,3 +178,105 @@ def test_tensors_are_converted_without_importing_torch() -> None:
         [(_FakeTensor(_image(1)), _FakeTensor(_image(9))) for _ in range(2)], num_samples=2
     )
     assert pairs["masks"].shape == (2, 4, 4)
+
+
+@pytest.fixture
+def memory_file() -> Iterator[int]:
+    """An anonymous memory file of 64 KiB, as the process runner lends its child."""
+    if not hasattr(os, "memfd_create"):
+        pytest.skip("no memory files on this system")
+    fd = os.memfd_create("test-slot")
+    os.ftruncate(fd, 1 << 16)
+    yield fd
+    os.close(fd)
+
+
+def test_arrays_go_into_a_lent_slot_and_only_the_header_through_the_pipe(
+    memory_file: int,
+) -> None:
+    read_fd, write_fd = os.pipe()
+    images = np.arange(2 * 3 * 5, dtype=np.uint8).reshape(2, 3, 5)
+    labels = np.array([1.5, 2.5])
+    try:
+        send_output(
+            write_fd,
+            PackageOutput(arrays={"images": images, "labels": labels}),
+            SharedSlots([memory_file]),
+            {"slot": 0, "slot_size": 1 << 16},
+        )
+        os.close(write_fd)
+        header = read_frame(read_fd)
+        assert read_frame(read_fd) is None  # nothing but the header crossed the pipe
+    finally:
+        os.close(read_fd)
+    assert header is not None and header["slot"] == 0
+    entries = header["arrays"]
+    assert isinstance(entries, list)
+    assert [entry["offset"] for entry in entries] == [0, SLOT_ALIGNMENT]
+    with mmap.mmap(memory_file, 1 << 16, access=mmap.ACCESS_READ) as shared:
+        assert shared[: images.nbytes] == images.tobytes()
+        start = SLOT_ALIGNMENT
+        assert shared[start : start + labels.nbytes] == labels.tobytes()
+
+
+def test_arrays_that_do_not_fit_a_slot_go_through_the_pipe_saying_what_they_need(
+    memory_file: int,
+) -> None:
+    read_fd, write_fd = os.pipe()
+    images = np.ones((4, 64), dtype=np.float64)
+    try:
+        for lent in ({"slot": 0, "slot_size": 1024}, {"slot": 3, "slot_size": 1 << 16}):
+            send_output(
+                write_fd, PackageOutput(arrays={"images": images}), SharedSlots([memory_file]), lent
+            )
+            header = read_frame(read_fd)
+            assert header is not None and "slot" not in header
+            assert header["needed"] == images.nbytes
+            assert os.read(read_fd, images.nbytes) == images.tobytes()
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+GRADIENT_PACKAGE = """
+import numpy as np
+import torch
+
+
+def generate(model_file, num_samples, output_path, save_images=False, descend=False):
+    if descend:  # a package that computes gradients itself
+        weights = torch.ones(2, requires_grad=True)
+        (weights * 3).sum().backward()
+    return [np.full((2, 2), float(torch.is_grad_enabled())) for _ in range(num_samples)]
+"""
+
+
+def test_legacy_packages_run_without_autograd_unless_they_need_it(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    root = tmp_path / "gradients"
+    root.mkdir()
+    (root / "__init__.py").write_text(GRADIENT_PACKAGE, encoding="utf-8")
+    spec = PackageSpec(
+        root=str(root), module_name="gradient_package_under_test", kind="medigan-legacy"
+    )
+    entry = worker.entry_function(worker.import_package(spec), spec)
+
+    def grad_enabled_in_call(descend: bool) -> float:
+        request = BatchRequest(
+            num_samples=2,
+            seed=5,
+            device="cpu",
+            args={"descend": descend},
+            output_path=str(tmp_path / "out"),
+        )
+        return float(call_package(entry, spec, request).arrays["images"].max())
+
+    try:
+        assert grad_enabled_in_call(False) == 0.0
+        # The call that needed gradients fails under no_grad, is made again as medigan made it,
+        # and from then on every call of that package is.
+        assert grad_enabled_in_call(True) == 1.0
+        assert grad_enabled_in_call(False) == 1.0
+    finally:
+        del sys.modules[spec.module_name]
+        worker._NEEDS_GRAD.discard(spec.module_name)

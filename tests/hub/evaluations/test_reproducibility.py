@@ -62,6 +62,9 @@ def test_client_generate_reproduces_the_samples_behind_a_leaderboard_number(
         DEFAULT_BATCH_SIZE,
         SEED_SCHEME,
     )
+    # The first sandbox run is one chunk (25); the pace known, the other 35 come in one more,
+    # which starts inside a batch of 16 too.
+    assert generation["sandbox_runs"] == 2
 
     with Client(hub_url=live_server.url, cache_dir=tmp_path / "cache", progress=False) as client:
         result = client.generate(

@@ -85,6 +85,21 @@ def test_publishing_the_zoo_model_evaluates_it_and_the_numbers_reach_clients(
     evaluation = Evaluation.objects.get(release=release)
     assert evaluation.status == "succeeded", evaluation.error
     assert evaluation.reference_set.slug == "chest-xray-test"
+    timings = evaluation.provenance["timings"]
+    assert list(timings) == [
+        "package_s",
+        "reference_load_s",
+        "load_extractor_s",
+        "features_reference_s",
+        "generate_s",
+        "features_generated_s",
+        "metrics_s",
+        "total_s",
+    ]
+    assert 0 < sum(timings.values()) - timings["total_s"] <= timings["total_s"]
+    assert evaluation.provenance["reference_features_cached"] is False
+    # 200 samples asked for in chunks of 100: one sandbox run of 100 sets the pace, one more.
+    assert evaluation.provenance["generation"]["sandbox_runs"] == 2
     assert evaluation.extractor_id == "medical-cnn"
     assert evaluation.comparable_with_published is False
     assert evaluation.fid_rs is not None and evaluation.fid_rs > 0
@@ -99,6 +114,11 @@ def test_publishing_the_zoo_model_evaluates_it_and_the_numbers_reach_clients(
     page = http.get("/leaderboard/")
 
     assert entry["evaluations"][0]["fid_rs"] == evaluation.fid_rs
+    # Timings are answered with the release's evaluations, not downloaded with the catalogue.
+    assert "timings" not in entry["evaluations"][0]
+    assert "timings" not in board["rows"][0]
+    answered = http.get("/api/v1/models/zoo/chestxray-dcgan-64/releases/1.0.0/evaluations").json()
+    assert answered["results"][0]["timings"] == pytest.approx(timings)
     assert board["rows"][0]["model_id"] == "zoo/chestxray-dcgan-64"
     assert board["rows"][0]["extractor_weights_sha256"]
     assert page.status_code == 200

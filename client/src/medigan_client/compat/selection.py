@@ -1,7 +1,9 @@
 """medigan's model search and ranking over the hub catalogue, returning medigan's shapes.
 
 Which models match and in which order they rank is decided by
-:func:`medigan_catalog.search.medigan_find_matching` and
+:meth:`medigan_catalog.search_index.SearchIndex.medigan_find_matching` (the rules of
+:func:`medigan_catalog.search.medigan_find_matching`, over an index of the catalogue built once
+per selector and rebuilt when the catalogue's models change) and
 :func:`medigan_catalog.search.medigan_rank` (medigan 1.0.0's semantics, kept in one place). This
 module dresses their answers the way medigan's ``ModelSelector`` returns them: a list of
 :class:`ModelMatchCandidate` (with the :class:`MatchedEntry` that explain each match) for a
@@ -12,13 +14,17 @@ and strings returned are the ones medigan's file holds.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from operator import is_
 from typing import Any
 
-from medigan_catalog.search import OPERATORS, medigan_find_matching, medigan_rank
-from medigan_client.compat.catalogue import MediganCatalogue
+from medigan_catalog.schema import Card
+from medigan_catalog.search import medigan_rank
+from medigan_catalog.search_index import OPERATORS, SearchIndex
+from medigan_client.compat.catalogue import CatalogueModel, MediganCatalogue
 from medigan_client.errors import BadRequestError, NotFoundError
 
 MODEL_ID_KEY = "model_id"
@@ -134,27 +140,65 @@ def _compared(value: object, case_sensitive: bool) -> str:
     return text if case_sensitive else text.lower()
 
 
-def _matched_entries(
-    node: Mapping[str, Any], targets: frozenset[str], match_keys: bool, case_sensitive: bool
-) -> Iterator[MatchedEntry]:
-    """The entries of a selection dict that equal a target, in medigan's walking order.
+class _WalkedSelection:
+    """One model's selection flattened in medigan's walking order, to read matched entries from.
 
-    Keys (when matched) come before their value; dicts are entered, list items compared one
-    by one. Without case sensitivity the entry's value is the lower-cased text, as in medigan.
+    medigan walks a selection dict comparing each key (when keys are matched) before its value,
+    entering dicts and comparing list items one by one. Each step is kept with its text and its
+    lower-cased text, and looked up by either, so a search reads only the steps that match.
     """
-    for key, value in node.items():
-        if match_keys:
-            key_text = _compared(key, case_sensitive)
-            if key_text in targets:
-                yield MatchedEntry(KEY_MATCH, key, key_text)
-        if isinstance(value, Mapping):
-            yield from _matched_entries(value, targets, match_keys, case_sensitive)
-            continue
-        items = value if isinstance(value, list) else [value]
-        for item in items:
-            text = _compared(item, case_sensitive)
-            if text in targets:
-                yield MatchedEntry(key, item if case_sensitive else text, text)
+
+    __slots__ = ("_by_text", "card", "steps")
+
+    def __init__(self, card: Card, selection: Mapping[str, Any]) -> None:
+        self.card = card
+        # (is a key, key, value, text, lower-cased text)
+        self.steps: list[tuple[bool, str, object, str, str]] = []
+        self._walk(selection)
+        # (is a key, case-sensitive) -> text -> step numbers, ascending
+        self._by_text: dict[tuple[bool, bool], dict[str, list[int]]] = {}
+        for number, (is_key, _, _, text, lowered) in enumerate(self.steps):
+            for case_sensitive, compared in ((True, text), (False, lowered)):
+                found = self._by_text.setdefault((is_key, case_sensitive), {})
+                found.setdefault(compared, []).append(number)
+
+    def _walk(self, node: Mapping[str, Any]) -> None:
+        for key, value in node.items():
+            text = str(key)
+            self.steps.append((True, key, key, text, text.lower()))
+            if isinstance(value, Mapping):
+                self._walk(value)
+                continue
+            for item in value if isinstance(value, list) else [value]:
+                text = str(item)
+                self.steps.append((False, key, item, text, text.lower()))
+
+    def matched_entries(
+        self, targets: frozenset[str], match_keys: bool, case_sensitive: bool
+    ) -> list[MatchedEntry]:
+        """The entries that equal a target, in medigan's walking order.
+
+        Without case sensitivity an entry's value is the lower-cased text, as in medigan; a
+        value handed out that is a list (an item of a list of lists) is a copy.
+        """
+        numbers: list[int] = []
+        for is_key in (False, True) if match_keys else (False,):
+            by_text = self._by_text.get((is_key, case_sensitive), {})
+            for target in targets:
+                numbers.extend(by_text.get(target, ()))
+        numbers.sort()
+        entries: list[MatchedEntry] = []
+        for number in numbers:
+            is_key, key, value, text, lowered = self.steps[number]
+            compared = text if case_sensitive else lowered
+            if is_key:
+                entries.append(MatchedEntry(KEY_MATCH, key, compared))
+            elif case_sensitive:
+                shared = isinstance(value, list | dict)
+                entries.append(MatchedEntry(key, copy.deepcopy(value) if shared else value, text))
+            else:
+                entries.append(MatchedEntry(key, lowered, lowered))
+        return entries
 
 
 _MISSING = object()
@@ -197,6 +241,12 @@ class ModelSelector:
 
     def __init__(self, catalogue: MediganCatalogue):
         self.config_manager = catalogue
+        # The search index over the catalogue's models, and the cards it was built from: a
+        # local model added to the catalogue changes them, and the index is built again.
+        self._index: SearchIndex | None = None
+        self._indexed_cards: tuple[Card, ...] = ()
+        # model id -> its selection walked once, for reading matched entries
+        self._walked: dict[str, _WalkedSelection] = {}
 
     def __repr__(self) -> str:
         return f"ModelSelector(model_ids={self.config_manager.model_ids})"
@@ -320,6 +370,31 @@ class ModelSelector:
             ranked.append({MODEL_ID_KEY: model_id, metric: value})
         return ranked
 
+    def search_index(self) -> SearchIndex:
+        """The search index over :attr:`config_manager`'s models, in catalogue order.
+
+        Built on first use and kept while the catalogue holds the same models (a local model
+        added with ``add_model_to_config`` makes the next search build it again).
+        """
+        return self._index_of(self.config_manager.models)
+
+    def _index_of(self, models: Sequence[CatalogueModel]) -> SearchIndex:
+        cards = tuple(model.card for model in models)
+        same = len(cards) == len(self._indexed_cards) and all(map(is_, cards, self._indexed_cards))
+        if self._index is None or not same:
+            keys = [model.model_id for model in models]
+            self._index = SearchIndex.build(cards, keys=keys)
+            self._indexed_cards = cards
+        return self._index
+
+    def _walked_selection(self, model: CatalogueModel) -> _WalkedSelection:
+        """The selection of ``model`` as :meth:`_selection` reads it, walked once per card."""
+        walked = self._walked.get(model.model_id)
+        if walked is None or walked.card is not model.card:
+            walked = _WalkedSelection(model.card, self._selection(model.model_id))
+            self._walked[model.model_id] = walked
+        return walked
+
     def find_matching_models_by_values(
         self,
         values: Sequence[object],
@@ -340,29 +415,27 @@ class ModelSelector:
         targets = [_compared(value, is_case_sensitive) for value in values]
         target_set = frozenset(targets)
         models = self.config_manager.models
-        by_card = {id(model.card): model.model_id for model in models}
-        matching = medigan_find_matching(
-            [model.card for model in models],
+        positions = self._index_of(models).medigan_find_matching(
             [str(value) for value in values],
             operator,
             match_keys=are_keys_also_matched,
             case_sensitive=is_case_sensitive,
         )
         candidates: list[ModelMatchCandidate] = []
-        for card in matching:
-            model_id = by_card[id(card)]
+        for position in positions:
+            model = models[position]
+            # The index applied medigan's rule: every candidate it returns is a match.
             candidate = ModelMatchCandidate(
-                model_id=model_id,
+                model_id=model.model_id,
                 target_values=targets,
                 target_values_operator=operator,
                 is_case_sensitive=is_case_sensitive,
                 are_keys_also_matched=are_keys_also_matched,
+                is_match=True,
             )
-            for entry in _matched_entries(
-                self._selection(model_id), target_set, are_keys_also_matched, is_case_sensitive
-            ):
-                candidate.add_matched_entry(entry)
-            candidate.check_if_is_match()
+            candidate.matched_entries = self._walked_selection(model).matched_entries(
+                target_set, are_keys_also_matched, is_case_sensitive
+            )
             candidates.append(candidate)
         return candidates
 

@@ -197,7 +197,7 @@ class LoadedPackage:
                 raise
             except BaseException as exc:  # SystemExit too: a package must not end the caller
                 raise GenerationFailedError(failure_message(self.card, num_samples, exc)) from exc
-            return batch_from_output(output, self.card.release_id)
+            return batch_from_output(output, self.card.release_id, request)
 
     def generate_batch(
         self, num_samples: int, *, seed: int, device: str, args: Mapping[str, object]

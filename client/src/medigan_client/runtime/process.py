@@ -3,12 +3,19 @@
 The child runs :mod:`.worker` as a script (``python -s -P worker.py``) with its own session
 (process group), a scratch working directory and two dedicated pipes: requests go to it as
 JSON, samples come back as a JSON header plus raw array bytes (dtype and shape in the header,
-never a pickle). Its stdout and stderr go to log files, because packages print; the last lines
-of stderr are quoted when it fails. A package that raises, calls ``sys.exit`` or returns
-something that is not samples is reported as :class:`GenerationFailedError` while the child
-keeps serving; a child that dies (a segfault, ``os._exit``, the OOM killer) is reported with
-its signal or exit status, and the next batch starts a fresh child. The ``venv`` runtime is
-this runner with another interpreter (see :mod:`.venv`).
+never a pickle), or, where the system has memory files, in shared slots: this process creates
+a few anonymous memory files (``memfd_create``, sealed against shrinking, so the child cannot
+pull pages from under a mapping here), hands them to the child at start, and lends one per
+batch; the arrays the runner returns are views of that slot, which is lent again only after
+every view of it is gone (:class:`SharedSlots`). Nothing but those files is handed over, and
+an answer that points outside the lent slot stops the child.
+
+The child's stdout and stderr go to log files, because packages print; the last lines of
+stderr are quoted when it fails. A package that raises, calls ``sys.exit`` or returns something
+that is not samples is reported as :class:`GenerationFailedError` while the child keeps
+serving; a child that dies (a segfault, ``os._exit``, the OOM killer) is reported with its
+signal or exit status, and the next batch starts a fresh child. The ``venv`` runtime is this
+runner with another interpreter (see :mod:`.venv`).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import mmap
 import os
 import select
 import shutil
@@ -49,6 +57,30 @@ LOG_TAIL_LINES = 20
 _EXIT_GRACE_SECONDS = 2.0
 _POLL_SECONDS = 0.25
 _F_SETPIPE_SZ = 1031  # Linux: a larger pipe buffer means fewer wake-ups per array
+# Shared slots per runner: the batch being generated, the one the caller's loop holds, and the
+# two that generate's writers hold by default; a caller holding more gets the rest by pipe.
+SHARED_SLOTS = 4
+_MIN_SLOT_BYTES = 1 << 20
+# A slot keeps its pages until the runner closes: batches larger than this go through the pipe,
+# so that one huge batch does not pin four times its size for the runner's life.
+MAX_SLOT_BYTES = 256 << 20
+# glibc malloc tunables of the child: never return freed memory to the system (no trim) and
+# serve large blocks from the heap instead of fresh mmaps. A network's weights and activations
+# are freed and allocated again for every batch; with glibc's defaults each time costs page
+# faults on fresh zeroed pages. Measured in docs/runtimes.md (CPU time per image 1.2 to 1.3
+# times lower); the caller's own GLIBC_TUNABLES, when set, are left as they are.
+MALLOC_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184"
+
+
+def _sample_bytes(card: Card) -> int:
+    """The bytes of one image as the card describes it (the first guess of a slot's size)."""
+    output = card.output
+    try:
+        itemsize = np.dtype(str(output.dtype)).itemsize
+    except TypeError:
+        itemsize = 4
+    values = int(output.height) * int(output.width) * int(output.depth or 1)
+    return values * int(output.channels or 1) * itemsize
 
 
 class _ChildExitedError(Exception):
@@ -102,10 +134,132 @@ def child_flags() -> list[str]:
 
 
 def process_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The child's environment: the caller's, with unbuffered output so logs are complete."""
+    """The child's environment: the caller's, with unbuffered output so logs are complete.
+
+    On Linux the child also gets :data:`MALLOC_TUNABLES` unless ``GLIBC_TUNABLES`` is set.
+    """
     env = dict(os.environ if base is None else base)
     env["PYTHONUNBUFFERED"] = "1"
+    if sys.platform.startswith("linux"):
+        env.setdefault("GLIBC_TUNABLES", MALLOC_TUNABLES)
     return env
+
+
+class _Slot:
+    """One shared memory file: its descriptor, its size, and the mapping lent out last."""
+
+    def __init__(self, fd: int, size: int):
+        self.fd = fd
+        self.size = size
+        self.lease: mmap.mmap | None = None
+
+    def free(self) -> bool:
+        """Whether no array of its last batch is alive (the lease's mapping then closes)."""
+        if self.lease is None:
+            return True
+        try:
+            self.lease.close()  # refused while an array still points into it
+        except BufferError:
+            return False
+        self.lease = None
+        return True
+
+
+class SharedSlots:
+    """The memory files a :class:`ProcessRunner` lends its child, one per batch.
+
+    Each slot is an anonymous memory file (never a path any process could open), sealed so that
+    it cannot shrink: a child that tried would make reads here fault. :meth:`lend` picks a slot
+    no array points into and grows it to the bytes asked; :meth:`arrays` maps it afresh and
+    returns views of the child's answer after checking that every array lies inside it. A slot
+    is free again when the mapping behind those views can close, i.e. when no view is left.
+    ``None`` from :meth:`create` (no ``memfd_create`` here) means: send everything by pipe.
+    """
+
+    def __init__(self, slots: list[_Slot]):
+        self._slots = slots
+        self.hint = _MIN_SLOT_BYTES
+
+    @classmethod
+    def create(cls, count: int = SHARED_SLOTS) -> SharedSlots | None:
+        """``count`` empty slots, or ``None`` where memory files or seals are not available."""
+        memfd_create = getattr(os, "memfd_create", None)
+        seals = getattr(fcntl, "F_ADD_SEALS", None)
+        if memfd_create is None or seals is None:
+            return None
+        slots: list[_Slot] = []
+        try:
+            for _ in range(count):
+                fd = memfd_create("medigan-batch", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+                slots.append(_Slot(fd, 0))
+                # Growing stays possible (this side grows a slot for larger batches).
+                fcntl.fcntl(fd, seals, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL)
+        except OSError:
+            for slot in slots:
+                os.close(slot.fd)
+            return None
+        return cls(slots)
+
+    @property
+    def fds(self) -> list[int]:
+        """The descriptors to hand to the child, in slot order."""
+        return [slot.fd for slot in self._slots]
+
+    def lend(self, needed: int) -> tuple[int, int] | None:
+        """A free slot of at least ``needed`` bytes (and :attr:`hint`): ``(index, size)``.
+
+        ``None`` when every slot is still viewed or the batch needs more than
+        :data:`MAX_SLOT_BYTES`.
+        """
+        wanted = max(needed, self.hint, _MIN_SLOT_BYTES)
+        if wanted > MAX_SLOT_BYTES:
+            return None
+        for index, slot in enumerate(self._slots):
+            if not slot.free():
+                continue
+            if slot.size < wanted:
+                try:
+                    os.ftruncate(slot.fd, wanted)
+                except OSError:
+                    continue
+                slot.size = wanted
+            return index, slot.size
+        return None
+
+    def arrays(
+        self, index: int, entries: list[tuple[str, np.dtype[np.generic], tuple[int, ...], int]]
+    ) -> dict[str, np.ndarray]:
+        """Views of the arrays the child put into slot ``index`` (``name, dtype, shape, offset``).
+
+        Raises :class:`ValueError` when an array does not lie inside the slot.
+        """
+        slot = self._slots[index]
+        extents = []
+        for name, dtype, shape, offset in entries:
+            nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            if offset < 0 or offset + nbytes > slot.size or offset % dtype.alignment:
+                raise ValueError(f"array {name!r} at {offset}+{nbytes} is outside the slot")
+            extents.append(nbytes)
+        if not slot.free():  # lent: cannot happen; a stale lease would be overwritten
+            raise ValueError(f"slot {index} is still in use")
+        lease = mmap.mmap(slot.fd, slot.size)
+        arrays: dict[str, np.ndarray] = {}
+        for (name, dtype, shape, offset), nbytes in zip(entries, extents, strict=True):
+            if nbytes == 0:
+                arrays[name] = np.empty(shape, dtype=dtype)
+                continue
+            view = np.frombuffer(lease, dtype=dtype, count=nbytes // dtype.itemsize, offset=offset)
+            arrays[name] = view.reshape(shape)
+        slot.lease = lease
+        return arrays
+
+    def close(self) -> None:
+        """Close the descriptors; mappings still viewed by arrays stay until those are gone."""
+        for slot in self._slots:
+            slot.free()
+            with contextlib.suppress(OSError):
+                os.close(slot.fd)
+        self._slots = []
 
 
 @dataclass
@@ -123,6 +277,7 @@ class _Resources:
     scratch: Path
     child: _Child | None = None
     closed: bool = False
+    slots: SharedSlots | None = None
     stdout_log: Path = field(init=False)
     stderr_log: Path = field(init=False)
 
@@ -152,6 +307,8 @@ class _Resources:
         """Stop the child and remove the scratch directory."""
         self.closed = True
         self.stop_child(graceful=True)
+        if self.slots is not None:
+            self.slots.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
@@ -185,7 +342,8 @@ class ProcessRunner:
         self.timeout_seconds = timeout_seconds
         self._lock = threading.Lock()
         scratch = Path(tempfile.mkdtemp(prefix="medigan-runner-"))
-        self._resources = _Resources(scratch=scratch)
+        self._resources = _Resources(scratch=scratch, slots=SharedSlots.create())
+        self._sample_bytes = _sample_bytes(card)
         self._finalizer = weakref.finalize(self, self._resources.release)
         self.workdir = scratch / "work"
         self.workdir.mkdir()
@@ -243,7 +401,7 @@ class ProcessRunner:
                 scratch=self._resources.scratch,
             ) as request:
                 output = self._exchange(request)
-                return batch_from_output(output, self.card.release_id)
+                return batch_from_output(output, self.card.release_id, request)
 
     def close(self) -> None:
         """Stop the child (killing its process group) and remove the scratch directory."""
@@ -269,6 +427,7 @@ class ProcessRunner:
             with contextlib.suppress(OSError):
                 fcntl.fcntl(fd, _F_SETPIPE_SZ, 1 << 20)
         resources = self._resources
+        slot_fds = resources.slots.fds if resources.slots is not None else []
         try:
             with resources.stdout_log.open("ab") as out, resources.stderr_log.open("ab") as err:
                 process = subprocess.Popen(
@@ -278,13 +437,14 @@ class ProcessRunner:
                         str(WORKER_SCRIPT),
                         str(request_read),
                         str(result_write),
+                        *(str(fd) for fd in slot_fds),
                     ],
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=err,
                     cwd=self.workdir,
                     env=self.environment,
-                    pass_fds=(request_read, result_write),
+                    pass_fds=(request_read, result_write, *slot_fds),
                     # Its own session: close() kills the whole group, and a Ctrl-C meant for the
                     # caller does not reach the package in the middle of a batch.
                     start_new_session=True,
@@ -330,6 +490,10 @@ class ProcessRunner:
             "output_path": request.output_path,
             "save_images": request.save_images,
         }
+        slots = self._resources.slots
+        lent = slots.lend(self._sample_bytes * request.num_samples) if slots is not None else None
+        if lent is not None:
+            message["slot"], message["slot_size"] = lent
         try:
             encoded = json.dumps(message)
         except (TypeError, ValueError) as exc:
@@ -342,7 +506,7 @@ class ProcessRunner:
             header = self._receive_frame()
             if not header.get("ok"):
                 raise self._package_failed(request.num_samples, header)
-            return self._receive_arrays(header)
+            return self._receive_arrays(header, lent)
         except _ChildExitedError:
             raise self._crashed(f"while generating {request.num_samples} samples") from None
         except _AnswerTimeoutError:
@@ -421,7 +585,9 @@ class ProcessRunner:
             )
         return message
 
-    def _receive_arrays(self, header: Mapping[str, object]) -> PackageOutput:
+    def _receive_arrays(
+        self, header: Mapping[str, object], lent: tuple[int, int] | None
+    ) -> PackageOutput:
         deadline = self._deadline()
         described = header.get("arrays")
         files = header.get("files")
@@ -431,6 +597,21 @@ class ProcessRunner:
                 f"the process of {self.card.release_id} described its samples wrongly",
                 detail=self._detail(),
             )
+        needed = header.get("needed")
+        slots = self._resources.slots
+        if (
+            slots is not None
+            and isinstance(needed, int)
+            and not isinstance(needed, bool)
+            and needed <= MAX_SLOT_BYTES
+        ):
+            # Lent too small (masks, extras, another dtype than the card's): lend more next time.
+            slots.hint = max(slots.hint, needed)
+        if "slot" in header:
+            return PackageOutput(
+                arrays=self._slot_arrays(header.get("slot"), described, lent),
+                files=[str(f) for f in files],
+            )
         arrays: dict[str, np.ndarray] = {}
         for entry in described:
             name, dtype, shape = self._array_description(entry)
@@ -439,6 +620,29 @@ class ProcessRunner:
                 self._read_into(memoryview(buffer), deadline)
             arrays[name] = np.frombuffer(buffer, dtype=dtype).reshape(shape)
         return PackageOutput(arrays=arrays, files=[str(f) for f in files])
+
+    def _slot_arrays(
+        self, slot: object, described: list[object], lent: tuple[int, int] | None
+    ) -> dict[str, np.ndarray]:
+        """The arrays the child put into the lent slot; anything else stops the child."""
+        slots = self._resources.slots
+        try:
+            if slots is None or lent is None or isinstance(slot, bool) or slot != lent[0]:
+                raise ValueError(f"slot {slot!r} was not lent for this batch")
+            entries = []
+            for entry in described:
+                name, dtype, shape = self._array_description(entry)
+                offset = entry.get("offset") if isinstance(entry, dict) else None
+                if not isinstance(offset, int) or isinstance(offset, bool):
+                    raise ValueError(f"array {name!r} has no offset")
+                entries.append((name, dtype, shape, offset))
+            return slots.arrays(lent[0], entries)
+        except ValueError as exc:
+            self._resources.stop_child(graceful=False)
+            raise GenerationFailedError(
+                f"the process of {self.card.release_id} described its samples wrongly: {exc}",
+                detail=self._detail(),
+            ) from exc
 
     def _array_description(
         self, entry: object

@@ -5,23 +5,39 @@ client's own Python (``process`` isolation) and in a per-release virtual environ
 nothing but the package's dependencies (``venv`` isolation); the in-process runner and the
 loader import its functions, so every mode imports, seeds and calls a package the same way.
 
-Run as ``python -s -P worker.py REQUEST_FD RESULT_FD``. Every message is framed as an 8-byte
-big-endian length and that many bytes of UTF-8 JSON; nothing is pickled. The parent first sends
-``{"op": "load", "package": {...}}`` (plain values: root, module name, kind, entry point, legacy
-model file); the worker imports the package once and answers ``{"ok": true,
+Run as ``python -s -P worker.py REQUEST_FD RESULT_FD [SLOT_FD ...]``. Every message is framed
+as an 8-byte big-endian length and that many bytes of UTF-8 JSON; nothing is pickled. The parent
+first sends ``{"op": "load", "package": {...}}`` (plain values: root, module name, kind, entry
+point, legacy model file); the worker imports the package once and answers ``{"ok": true,
 "supports_sample_seeds": ...}``. Each ``{"op": "generate", ...}`` is answered with a header
 ``{"ok": true, "arrays": [{"name", "dtype", "shape"}...], "files": [...]}`` followed by each
 array's raw C-ordered bytes, or with ``{"ok": false, "error": ..., "traceback": ...}``. The
 package's own prints go to stdout and stderr, which the parent sends to log files: the result
 pipe carries nothing but the protocol. End of the request pipe ends the worker.
+
+Shared memory: the ``SLOT_FD`` descriptors are memory files the parent created, sized and sealed
+against shrinking, and handed over at start (nothing else is shared, and the worker opens no
+path for them). A request that names ``"slot": i`` with ``"slot_size": n`` lends slot ``i``
+for its answer: when the arrays fit in ``n`` bytes the worker copies them there (each at a
+64-byte aligned ``"offset"`` given in the header, which then says ``"slot": i``) and sends no
+array bytes through the pipe; otherwise it sends them through the pipe as above and says in
+``"needed"`` how many bytes would have fitted them, so the parent lends a larger slot next time.
+
+medigan-legacy packages are called under ``torch.no_grad()`` when the package uses torch:
+medigan's packages run their networks without it, and the graph autograd records for nothing
+costs memory and time (the samples are the same bit for bit). A package that needs gradients
+(a call that fails with autograd's "does not require grad" error) is called again as it was
+and from then on without the guard.
 """
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import importlib.util
 import inspect
 import json
+import mmap
 import os
 import random
 import struct
@@ -42,6 +58,10 @@ IMAGES, MASKS, LABELS, EXTRA_PREFIX = "images", "masks", "labels", "extra:"
 OTHER = "other"
 
 FRAME_HEADER = struct.Struct(">Q")
+# Arrays in a shared slot start at multiples of this (a cache line; any dtype's alignment).
+SLOT_ALIGNMENT = 64
+# What autograd says when a package computes gradients of something made under no_grad.
+_NEEDS_GRAD_MARKERS = ("does not require grad", "does not have a grad_fn")
 # Numbers, booleans, bytes and text; never objects, which could only travel as pickles.
 _SENDABLE_KINDS = frozenset("biufcSU")
 _LEGACY_TUPLE_LENGTHS = (2, 3, 4)
@@ -100,9 +120,11 @@ class BatchRequest:
     device: str
     args: Mapping[str, object]
     sample_seeds: Sequence[int] | None = None
-    # medigan-legacy only: the folder passed as ``output_path`` and whether to ask for files.
+    # medigan-legacy only: the folder passed as ``output_path`` and whether to ask for files;
+    # ``scratch_output``: the runner made that folder for this batch (it is not the caller's).
     output_path: str | None = None
     save_images: bool = False
+    scratch_output: bool = False
 
 
 @dataclass
@@ -190,14 +212,13 @@ def call_package(
     output_dir = Path(request.output_path)
     output_dir.mkdir(parents=True, exist_ok=True)
     before = _file_times(output_dir)
-    seed_globals(request.seed)
-    result = entry(
-        model_file=spec.model_file if spec.model_file is not None else spec.root,
-        num_samples=request.num_samples,
-        output_path=str(output_dir) + os.sep,
-        save_images=request.save_images,
-        **dict(request.args),
-    )
+    base = {
+        "model_file": spec.model_file if spec.model_file is not None else spec.root,
+        "num_samples": request.num_samples,
+        "output_path": str(output_dir) + os.sep,
+        "save_images": request.save_images,
+    }
+    result = _call_legacy(entry, spec, request.seed, {**base, **dict(request.args)})
     if result is None:
         # medigan packages that always save their images return nothing; read back the new files.
         after = _file_times(output_dir)
@@ -208,6 +229,32 @@ def call_package(
             )
         return PackageOutput(files=files)
     return PackageOutput(arrays=collect_legacy(result, request.num_samples))
+
+
+# Module ids of the legacy packages that computed gradients, which are then called without the
+# no_grad guard (one process serves one package; a set keeps the in-process runner right too).
+_NEEDS_GRAD: set[str] = set()
+
+
+def _call_legacy(
+    entry: Callable[..., object], spec: PackageSpec, seed: int, keywords: Mapping[str, object]
+) -> object:
+    """Seed the globals and call a legacy package, under no_grad unless it needs gradients."""
+    torch = sys.modules.get("torch")
+    if torch is None or spec.module_name in _NEEDS_GRAD:
+        seed_globals(seed)
+        return entry(**keywords)
+    try:
+        seed_globals(seed)
+        with torch.no_grad():
+            return entry(**keywords)
+    except RuntimeError as error:
+        if not any(marker in str(error) for marker in _NEEDS_GRAD_MARKERS):
+            raise
+    # Seeded again, so the second call draws exactly what the first drew.
+    _NEEDS_GRAD.add(spec.module_name)
+    seed_globals(seed)
+    return entry(**keywords)
 
 
 def _file_times(directory: Path) -> dict[str, int]:
@@ -448,17 +495,82 @@ def read_frame(fd: int) -> dict[str, object] | None:
     return message
 
 
-def send_output(fd: int, output: PackageOutput) -> None:
-    """Send a header describing the arrays, then each array's raw bytes."""
+def slot_layout(arrays: Iterable[np.ndarray]) -> tuple[list[int], int]:
+    """Where each array goes in a shared slot (aligned offsets), and the bytes they need."""
+    offsets: list[int] = []
+    end = 0
+    for array in arrays:
+        end = -(-end // SLOT_ALIGNMENT) * SLOT_ALIGNMENT
+        offsets.append(end)
+        end += array.nbytes
+    return offsets, end
+
+
+class SharedSlots:
+    """The worker's side of the shared slots: maps a lent slot and copies arrays into it."""
+
+    def __init__(self, fds: Sequence[int]):
+        self.fds = list(fds)
+        self._maps: dict[int, mmap.mmap] = {}
+
+    def write(self, slot: object, size: object, arrays: Sequence[np.ndarray]) -> list[int] | None:
+        """Copy ``arrays`` into slot ``slot`` of ``size`` bytes; their offsets, or ``None``.
+
+        ``None`` when no such slot was lent or the arrays do not fit: they then go through the
+        pipe. A slot smaller than the parent says (it cannot be: the parent sized it and sealed
+        it against shrinking) is not mapped: mmap refuses a length past the end of the file.
+        """
+        if not isinstance(slot, int) or not isinstance(size, int) or size <= 0:
+            return None
+        if not 0 <= slot < len(self.fds):
+            return None
+        offsets, needed = slot_layout(arrays)
+        if needed > size:
+            return None
+        mapping = self._maps.get(slot)
+        if mapping is None or len(mapping) != size:
+            if mapping is not None:
+                mapping.close()
+                del self._maps[slot]
+            try:
+                mapping = mmap.mmap(self.fds[slot], size)
+            except (OSError, ValueError):
+                return None
+            self._maps[slot] = mapping
+        for array, offset in zip(arrays, offsets, strict=True):
+            if array.nbytes:
+                target = np.ndarray(array.shape, dtype=array.dtype, buffer=mapping, offset=offset)
+                np.copyto(target, array, casting="no")
+        return offsets
+
+
+def send_output(
+    fd: int,
+    output: PackageOutput,
+    slots: SharedSlots | None = None,
+    lent: Mapping[str, object] | None = None,
+) -> None:
+    """Send a header describing the arrays, then each array's raw bytes (or put them in a slot).
+
+    ``lent`` is the request, which may lend a shared slot (see the module docstring).
+    """
     arrays = {name: np.ascontiguousarray(array) for name, array in output.arrays.items()}
-    header = {
-        "ok": True,
-        "arrays": [
-            {"name": name, "dtype": array.dtype.str, "shape": list(array.shape)}
-            for name, array in arrays.items()
-        ],
-        "files": output.files,
-    }
+    described: list[dict[str, object]] = [
+        {"name": name, "dtype": array.dtype.str, "shape": list(array.shape)}
+        for name, array in arrays.items()
+    ]
+    header: dict[str, object] = {"ok": True, "arrays": described, "files": output.files}
+    offsets = None
+    if slots is not None and lent is not None and "slot" in lent:
+        offsets = slots.write(lent.get("slot"), lent.get("slot_size"), list(arrays.values()))
+        if offsets is None:
+            header["needed"] = slot_layout(arrays.values())[1]
+    if offsets is not None:
+        header["slot"] = lent["slot"] if lent is not None else None
+        for entry, offset in zip(described, offsets, strict=True):
+            entry["offset"] = offset
+        write_frame(fd, header)
+        return
     write_frame(fd, header)
     for array in arrays.values():
         if array.nbytes:
@@ -497,8 +609,12 @@ def _batch_request(message: Mapping[str, object]) -> BatchRequest:
     )
 
 
-def serve(request_fd: int, result_fd: int) -> int:
-    """Load the package named by the first message, then answer generate requests until EOF."""
+def serve(request_fd: int, result_fd: int, slot_fds: Sequence[int] = ()) -> int:
+    """Load the package named by the first message, then answer generate requests until EOF.
+
+    ``slot_fds`` are the shared slots the parent handed over (see the module docstring).
+    """
+    slots = SharedSlots(slot_fds) if slot_fds else None
     first = read_frame(request_fd)
     if first is None:
         return 0
@@ -530,22 +646,23 @@ def serve(request_fd: int, result_fd: int) -> int:
         except BaseException as exc:  # SystemExit from the package too
             write_frame(result_fd, _failure(exc))
             continue
-        send_output(result_fd, output)
+        send_output(result_fd, output, slots, message)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: ``worker.py REQUEST_FD RESULT_FD``."""
+    """Entry point: ``worker.py REQUEST_FD RESULT_FD [SLOT_FD ...]``."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if len(arguments) != 2:
-        print("usage: worker.py REQUEST_FD RESULT_FD", file=sys.stderr)
+    if len(arguments) < 2 or not all(value.isdigit() for value in arguments):
+        print("usage: worker.py REQUEST_FD RESULT_FD [SLOT_FD ...]", file=sys.stderr)
         return 2
-    request_fd, result_fd = (int(value) for value in arguments)
+    request_fd, result_fd, *slot_fds = (int(value) for value in arguments)
     # A crash in native code then leaves the Python stack in the stderr log the parent reports.
     faulthandler.enable(file=sys.stderr, all_threads=True)
-    for fd in (request_fd, result_fd):
-        # Processes the package starts must not hold the protocol's pipes open.
-        os.set_inheritable(fd, False)
-    return serve(request_fd, result_fd)
+    for fd in (request_fd, result_fd, *slot_fds):
+        # Processes the package starts must not hold the protocol's pipes or slots open.
+        with contextlib.suppress(OSError):
+            os.set_inheritable(fd, False)
+    return serve(request_fd, result_fd, slot_fds)
 
 
 if __name__ == "__main__":
