@@ -46,7 +46,9 @@ samples a call, PNG files); our two paths are `generate_from_package` (what `Cli
 runs once the release is cached) on runners opened and warmed once, default isolation, PNG, at
 `--batch-size-template` (default 16, the client's default). For each of `--medigan-samples`
 (default 1000; the full grid is `1000 5000`) the three run in turn `--medigan-repeats` times;
-medians, img/s, ratios to medigan and the load are printed.
+medians, img/s, ratios to medigan and the load are printed, with each path's CPU time per image
+(medigan's process; the client's process and its model's), which the machine's other jobs move
+far less than the wall clock.
 """
 
 from __future__ import annotations

@@ -69,15 +69,35 @@ def evaluations_succeeded() -> QuerySet[Evaluation]:
     )
 
 
+# The phases of a run in the order they happen (``services._compute``). PostgreSQL's jsonb does
+# not keep a document's key order, so readers put the phases back in this order.
+TIMING_PHASES = (
+    "package_s",
+    "reference_load_s",
+    "load_extractor_s",
+    "features_reference_s",
+    "generate_s",
+    "features_generated_s",
+    "metrics_s",
+    "total_s",
+)
+
+
+def _phase_order(name: str) -> tuple[int, str]:
+    """Known phases in run order, then any others by name."""
+    return (TIMING_PHASES.index(name), "") if name in TIMING_PHASES else (len(TIMING_PHASES), name)
+
+
 def evaluation_timings(evaluation: Evaluation) -> dict[str, float] | None:
-    """Seconds of each phase of an evaluation's run; None for runs from before they were kept."""
+    """Seconds of each phase of an evaluation's run, in run order; None for runs from before
+    they were kept."""
     timings = (evaluation.provenance or {}).get("timings")
     if not isinstance(timings, Mapping):
         return None
     return {
-        str(name): float(value)
-        for name, value in timings.items()
-        if isinstance(value, int | float) and not isinstance(value, bool)
+        str(name): float(timings[name])
+        for name in sorted(timings, key=lambda name: _phase_order(str(name)))
+        if isinstance(timings[name], int | float) and not isinstance(timings[name], bool)
     }
 
 
