@@ -49,11 +49,19 @@ sandbox-tools:
 test-tools: sandbox-tools
 	$(call apt_require,setfacl,acl,the security tests need setfacl: sudo apt-get install acl)
 
+# The terminal gets the URL, the demo accounts and what to try; the details go to var/log/
+# (setup.log: migrate, collectstatic and the seed; a failing step prints its end).
+SETUP_LOG := $(or $(MEDIGAN_DATA_DIR),var)/log/setup.log
 run: install sandbox-tools
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(BIN)/python manage.py seed_demo
-	HOST=$(HOST) PORT=$(PORT) VENV=$(VENV) deploy/run-embedded.sh
+	@mkdir -p $(dir $(SETUP_LOG)) && echo "== make run $$(date -u +%FT%TZ)" >> $(SETUP_LOG)
+	@echo "Preparing the database and static files (details: $(SETUP_LOG))..."
+	@$(BIN)/python manage.py migrate --noinput >> $(SETUP_LOG) 2>&1 || \
+	  { tail -n 30 $(SETUP_LOG); exit 1; }
+	@$(BIN)/python manage.py collectstatic --noinput --verbosity 0 >> $(SETUP_LOG) 2>&1 || \
+	  { tail -n 30 $(SETUP_LOG); exit 1; }
+	@$(BIN)/python manage.py seed_demo --log $(SETUP_LOG) 2>> $(SETUP_LOG) || \
+	  { tail -n 30 $(SETUP_LOG); exit 1; }
+	@HOST=$(HOST) PORT=$(PORT) VENV=$(VENV) deploy/run-embedded.sh
 
 lint: install
 	$(BIN)/ruff check .

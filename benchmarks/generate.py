@@ -44,7 +44,8 @@ process) medigan runs in a child Python of this interpreter, warmed once and tim
 `Generators.generate(model_id, num_samples, output_path)` (save_images=True, its default: 32
 samples a call, PNG files); our two paths are `generate_from_package` (what `Client.generate`
 runs once the release is cached) on runners opened and warmed once, default isolation, PNG, at
-`--batch-size-template` (default 16, the client's default). For each of `--medigan-samples`
+`--batch-size-template` (default: the client's default for each, 16 for v2 and 32 for
+medigan-legacy packages; `batching.default_batch_size`). For each of `--medigan-samples`
 (default 1000; the full grid is `1000 5000`) the three run in turn `--medigan-repeats` times;
 medians, img/s, ratios to medigan and the load are printed, with each path's CPU time per image
 (medigan's process; the client's process and its model's), which the machine's other jobs move
@@ -548,7 +549,8 @@ def compare_with_medigan(options: argparse.Namespace) -> None:
         legacy_card, v2_card = template_cards()
         print(
             f"medigan comparison: torch {torch.__version__} on all sides (this interpreter, "
-            f"{sys.executable}); client batch size {options.batch_size_template}, medigan's 32",
+            f"{sys.executable}); client batch size "
+            f"{options.batch_size_template or 'default (v2 16, legacy 32)'}, medigan's 32",
             flush=True,
         )
         for threads in options.medigan_threads:
@@ -580,7 +582,7 @@ def run_cells(
             runner = open_runner(folder, card)
             runners[name] = (card, folder, runner)
             timed_client_run(
-                card, folder, runner, options.batch_size_template, options.batch_size_template
+                card, folder, runner, options.batch_size_template or 32, options.batch_size_template
             )
             started[name] = time.perf_counter() - clock
         isolation = runners["v2"][2].isolation
@@ -631,7 +633,7 @@ def child_cpu_seconds(runner: Runner) -> float:
 
 
 def timed_client_run(
-    card: Card, folder: Path, runner: Runner, samples: int, batch_size: int
+    card: Card, folder: Path, runner: Runner, samples: int, batch_size: int | None
 ) -> tuple[float, float]:
     """(wall seconds, CPU seconds of this process and the model's) of the client's generate."""
     out = Path(tempfile.mkdtemp(prefix="medigan-bench-client-"))
@@ -708,7 +710,10 @@ def main() -> None:
     parser.add_argument("--medigan-threads", type=int, nargs="*", default=[1, 2])
     parser.add_argument("--medigan-repeats", type=int, default=3)
     parser.add_argument(
-        "--batch-size-template", type=int, default=16, help="the client's batch size there"
+        "--batch-size-template",
+        type=int,
+        default=None,
+        help="the client's batch size there (default: the client's default per runtime)",
     )
     parser.add_argument("--medigan-child", type=Path, help=argparse.SUPPRESS)
     options = parser.parse_args()

@@ -1,33 +1,88 @@
 #!/usr/bin/env bash
-# Starts the embedded default: a Celery worker on the folder broker (no server needed) in the
-# background and gunicorn in the foreground; stopping gunicorn (Ctrl-C) stops the worker too.
-# The worker embeds beat (-B): it runs the janitors that re-queue validations and evaluations
-# lost to a crash and remove leftovers, every MEDIGAN_JANITOR_INTERVAL_SECONDS, and once at
-# start-up.
+# Starts the embedded default: two Celery workers on the folder broker (no server needed) in the
+# background and gunicorn in the foreground; stopping gunicorn (Ctrl-C) stops the workers too.
+#
+# Validation and evaluation have a worker each, so a contributor's push is checked at once even
+# while an evaluation (minutes of generation and feature extraction) runs:
+#   validation worker: queues `validation` (a push's checks) and `default` (the janitors), with
+#                      beat embedded: it runs the janitors that re-queue validations and
+#                      evaluations lost to a crash and remove leftovers, every
+#                      MEDIGAN_JANITOR_INTERVAL_SECONDS, and once at start-up;
+#   gpu worker:        queue `gpu` (evaluations).
+# Each worker takes only its own queues' message files from var/broker (docs/operations.md says
+# why two workers on different queues are safe on the folder broker; two on one queue are not).
+# Logs go to var/log/ (under MEDIGAN_DATA_DIR when set, as the hub's own files do); the terminal
+# shows where the hub is and what to try.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
-mkdir -p var/log
+DATA=${MEDIGAN_DATA_DIR:-var}
+LOG=$DATA/log
+mkdir -p "$LOG"
 
-"$VENV/bin/celery" -A hub worker --queues validation,default,gpu --concurrency 1 \
-  --beat --schedule var/celerybeat-schedule \
-  --loglevel INFO --logfile var/log/worker.log --pidfile var/worker.pid &
-worker=$!
-trap 'kill "$worker" 2>/dev/null || true; wait "$worker" 2>/dev/null || true' EXIT INT TERM
+workers=()
+# Stopping asks the workers to finish their current task (TERM, a warm shutdown), but an
+# evaluation can take minutes: after WORKER_STOP_GRACE_SECONDS they stop at once (QUIT, a cold
+# shutdown that ends the pool and its sandboxes). Work they held is not lost: the janitors put it
+# back on the queue once it is past its deadline (docs/operations.md).
+any_worker_alive() {
+  local pid
+  for pid in "${workers[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then return 0; fi
+  done
+  return 1
+}
+stop_workers() {
+  trap - EXIT INT TERM
+  ((${#workers[@]})) || return 0
+  kill -TERM "${workers[@]}" 2>/dev/null || true
+  local waited=0
+  while any_worker_alive && ((waited < ${WORKER_STOP_GRACE_SECONDS:-10})); do
+    sleep 1
+    waited=$((waited + 1))
+  done
+  kill -QUIT "${workers[@]}" 2>/dev/null || true
+  wait "${workers[@]}" 2>/dev/null || true
+}
+trap stop_workers EXIT INT TERM
+
+# worker NAME QUEUES [celery options...]: one worker in the background. Its log, its start-up
+# banner and its warnings all go to var/log/worker-NAME.log, none to the terminal.
+worker() {
+  local name=$1 queues=$2
+  shift 2
+  "$VENV/bin/celery" -A hub worker --hostname "$name@%h" --queues "$queues" --concurrency 1 \
+    --without-gossip --without-mingle --loglevel INFO --pidfile "$DATA/worker-$name.pid" "$@" \
+    >>"$LOG/worker-$name.log" 2>&1 &
+  workers+=("$!")
+}
+worker validation validation,default --beat --schedule "$DATA/celerybeat-schedule"
+worker gpu gpu
 
 cat <<TXT
 
-medigan hub is starting on http://$HOST:$PORT/  (worker log: var/log/worker.log)
-Demo accounts (admin, reviewer, contributor token): var/demo-credentials.json
+medigan hub is starting on http://$HOST:$PORT/   (Ctrl-C stops it)
+  logs: $LOG/web.log, $LOG/worker-validation.log, $LOG/worker-gpu.log, $LOG/setup.log
+  demo accounts and API tokens (admin, reviewer, contributor): $DATA/demo-credentials.json
+  the zoo models' evaluations run in the background; /leaderboard/ fills as each one finishes
 
-Try next, in another shell:
-  $VENV/bin/medigan-client --hub http://$HOST:$PORT sync
+Try next, in another shell (the README goes on from here):
+  $VENV/bin/medigan-client sync --hub http://$HOST:$PORT   # later commands use this hub
   $VENV/bin/medigan-client search mammography dcgan --operator AND --medigan-semantics
   $VENV/bin/medigan-client search mammo dcgan
   $VENV/bin/medigan-client generate zoo/chestxray-dcgan-64 -n 64 -o synthetic-cxr
+  $VENV/bin/medigan-client init-package my_model --model-id contributor/my-model
   open http://$HOST:$PORT/admin/ to review releases, http://$HOST:$PORT/api/docs/ for the API
 
 TXT
-"$VENV/bin/gunicorn" --config deploy/gunicorn.conf.py --bind "$HOST:$PORT" hub.wsgi:application
+status=0
+"$VENV/bin/gunicorn" --config deploy/gunicorn.conf.py --bind "$HOST:$PORT" \
+  --access-logfile "$LOG/web-access.log" --error-logfile "$LOG/web.log" \
+  hub.wsgi:application || status=$?
+if ((status != 0)); then
+  echo "gunicorn stopped with status $status; the end of $LOG/web.log:" >&2
+  tail -n 20 "$LOG/web.log" >&2 || true
+fi
+exit "$status"

@@ -6,6 +6,11 @@ evaluation record and into every statistics cache key.
 
 The networks are imported lazily: `load_extractor("inception-v3-fid")` never imports the medical
 CNN, and this module works before any particular network module exists.
+
+Besides the registered ids, `inception-v3-custom-<sha8>` names the FID Inception graph with weights
+of your own whose sha256 starts with those 8 hex digits: the id says which weights, so two such
+numbers are compared only when they came from the same file, and never with `inception-v3-fid`'s
+(`evaluation.inception.FidInceptionExtractor`, `docs/evaluation.md`).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol, cast
@@ -20,6 +26,7 @@ from typing import Protocol, cast
 import torch
 
 __all__ = [
+    "CUSTOM_INCEPTION_PREFIX",
     "EXTRACTOR_IDS",
     "FeatureExtractor",
     "WeightsError",
@@ -35,7 +42,8 @@ class FeatureExtractor(Protocol):
     """What the metric code needs from a network that turns images into feature vectors."""
 
     id: str
-    """Stable registry id: "inception-v3-fid", "radimagenet-inception" or "medical-cnn"."""
+    """Stable registry id: "inception-v3-fid", "radimagenet-inception" or "medical-cnn", or
+    "inception-v3-custom-<sha8>" for the FID graph with custom weights (never comparable)."""
     weights_sha256: str
     """Full sha256 (hex) of the weights file actually loaded."""
     feature_dim: int
@@ -71,6 +79,10 @@ _REGISTRY: dict[str, str] = {
 
 EXTRACTOR_IDS: tuple[str, ...] = tuple(_REGISTRY)
 
+CUSTOM_INCEPTION_PREFIX = "inception-v3-custom-"
+"""Followed by the first 8 hex digits of the weights' sha256: the FID graph with custom weights."""
+_CUSTOM_INCEPTION_ID = re.compile(rf"{CUSTOM_INCEPTION_PREFIX}(?P<sha8>[0-9a-f]{{8}})")
+
 
 def load_extractor(
     extractor_id: str, *, weights_path: Path | None = None, device: str = "cpu"
@@ -78,14 +90,25 @@ def load_extractor(
     """Build the extractor registered as `extractor_id`, its weights loaded and checked.
 
     `weights_path` overrides the extractor's own default (an environment variable for the
-    Inception networks, the committed file for the medical CNN). Raises `WeightsError` when the
-    weights are missing or wrong, `ValueError` for an unknown id.
+    Inception networks, the committed file for the medical CNN). `inception-v3-custom-<sha8>`
+    loads custom Inception weights whose sha256 starts with `<sha8>` (module docs). Raises
+    `WeightsError` when the weights are missing or wrong, `ValueError` for an unknown id.
     """
+    custom = _CUSTOM_INCEPTION_ID.fullmatch(extractor_id)
+    if custom is not None:
+        from evaluation.inception import FidInceptionExtractor
+
+        return FidInceptionExtractor.with_custom_weights(
+            custom["sha8"], weights_path=weights_path, device=device
+        )
     try:
         target = _REGISTRY[extractor_id]
     except KeyError:
         known = ", ".join(EXTRACTOR_IDS)
-        raise ValueError(f"unknown feature extractor {extractor_id!r}; known: {known}") from None
+        raise ValueError(
+            f"unknown feature extractor {extractor_id!r}; known: {known}, or "
+            f"{CUSTOM_INCEPTION_PREFIX}<first 8 hex digits of your weights' sha256>"
+        ) from None
     module_name, _, attribute = target.partition(":")
     factory = cast(
         "Callable[..., FeatureExtractor]",

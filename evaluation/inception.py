@@ -50,8 +50,10 @@ from torch import nn
 from torch.nn import functional
 
 from evaluation.features import (
+    CUSTOM_INCEPTION_PREFIX,
     WeightsError,
     check_weights_file,
+    file_sha256,
     load_state_dict_file,
     resolve_weights_path,
 )
@@ -62,6 +64,7 @@ __all__ = [
     "InceptionV3Network",
     "InferenceInceptionV3",
     "RadImageNetInceptionExtractor",
+    "custom_inception_id",
     "fid_inception_v3",
     "radimagenet_inception_v3",
 ]
@@ -353,14 +356,27 @@ class FidInceptionExtractor:
 
     Weights come from `weights_path`, else from the path in `MEDIGAN_INCEPTION_WEIGHTS`; the file
     must be pytorch-fid's `pt_inception-2015-12-05-6726825d.pth` (its sha256 starts with
-    `6726825d`). `expected_sha256_prefix=None` skips that check, for tests that load random weights
-    into this network and into the reference implementation alike. `network` holds the weights as
-    the file names them; `extract` runs `inference_network`, its fused form (module docs), which
-    holds a second, folded copy of the convolution weights (about 90 MB).
+    `6726825d`), and any other file is refused with `WeightsError`.
+
+    Custom weights (the same graph retrained or fine-tuned, e.g. on medical images) are loaded
+    only when asked for: `allow_custom_weights=True`, or `with_custom_weights(sha8, ...)`, which
+    `load_extractor("inception-v3-custom-<sha8>")` calls. A file other than pytorch-fid's then
+    gives the extractor the id `inception-v3-custom-<first 8 hex digits of its sha256>` and
+    `comparable_with_published = False`, so its numbers carry the weights in their extractor id
+    and provenance, never mix with `inception-v3-fid` ones (leaderboards and `rank` group and
+    filter by extractor id), and are labelled as not comparable with published FIDs. With
+    pytorch-fid's own file the extractor is `inception-v3-fid` either way.
+
+    `expected_sha256_prefix=None` (without `allow_custom_weights`) skips the check and keeps the
+    standard id: only for the equality tests that load the same random weights into this network
+    and into pytorch-fid's. `network` holds the weights as the file names them; `extract` runs
+    `inference_network`, its fused form (module docs), which holds a second, folded copy of the
+    convolution weights (about 90 MB).
     """
 
     ENV_VAR = "MEDIGAN_INCEPTION_WEIGHTS"
     EXPECTED_SHA256_PREFIX = "6726825d"
+    STANDARD_ID = "inception-v3-fid"
 
     def __init__(
         self,
@@ -368,17 +384,34 @@ class FidInceptionExtractor:
         device: str = "cpu",
         *,
         expected_sha256_prefix: str | None = EXPECTED_SHA256_PREFIX,
+        allow_custom_weights: bool = False,
     ) -> None:
-        self.id = "inception-v3-fid"
+        self.id = self.STANDARD_ID
         self.feature_dim = 2048
         self.input_size = 299
         # Throughput levels off from 32 images (benchmarks/features.py); more only costs memory.
         self.batch_size = 32
-        self.comparable_with_published = True
         path = resolve_weights_path(weights_path, self.ENV_VAR, self.id)
-        self.weights_sha256 = check_weights_file(
-            path, expected_sha256_prefix=expected_sha256_prefix, extractor_id=self.id
-        )
+        self.weights_sha256 = file_sha256(path)
+        standard = self.weights_sha256.startswith(self.EXPECTED_SHA256_PREFIX)
+        if allow_custom_weights and not standard:
+            self.id = custom_inception_id(self.weights_sha256)
+        pinned = expected_sha256_prefix
+        if allow_custom_weights and pinned == self.EXPECTED_SHA256_PREFIX:
+            pinned = None  # pytorch-fid's file or any other: the id says which
+        if pinned is not None and not self.weights_sha256.startswith(pinned.lower()):
+            hint = (
+                ""
+                if allow_custom_weights
+                else "; to evaluate with other Inception weights, load them as custom weights "
+                "(allow_custom_weights=True or extractor id inception-v3-custom-"
+                f"{self.weights_sha256[:8]}): their numbers are labelled not comparable"
+            )
+            raise WeightsError(
+                f"wrong weights file for feature extractor {self.id!r} at {path}: expected a "
+                f"sha256 starting with {pinned.lower()}, the file has {self.weights_sha256}{hint}"
+            )
+        self.comparable_with_published = self.id == self.STANDARD_ID
         self.weights_path = path
         self.device = torch.device(device)
         self.network = fid_inception_v3()
@@ -386,9 +419,33 @@ class FidInceptionExtractor:
         self.network.to(self.device).eval()
         self.inference_network = InferenceInceptionV3(self.network)
 
+    @classmethod
+    def with_custom_weights(
+        cls, sha256_prefix: str, weights_path: Path | None = None, device: str = "cpu"
+    ) -> FidInceptionExtractor:
+        """`inception-v3-custom-<sha256_prefix>`: custom weights pinned by their sha256's start.
+
+        Refuses (`WeightsError`) a file whose sha256 does not start with `sha256_prefix`, and
+        `ValueError` for pytorch-fid's own prefix: those weights are `inception-v3-fid`.
+        """
+        prefix = sha256_prefix.lower()
+        if not _SHA256_PREFIX.fullmatch(prefix):
+            raise ValueError(f"a sha256 prefix is 8 to 64 hex digits, got {sha256_prefix!r}")
+        if cls.EXPECTED_SHA256_PREFIX.startswith(prefix[:8]):
+            raise ValueError(
+                f"{custom_inception_id(prefix)} names pytorch-fid's own weights: use "
+                f"{cls.STANDARD_ID!r}"
+            )
+        return cls(weights_path, device, expected_sha256_prefix=prefix, allow_custom_weights=True)
+
     def extract(self, batch: torch.Tensor, *, normalise: bool = True) -> torch.Tensor:
         """(N, 2048) float32 pool3 features of a [0, 1] batch, scaled to [-1, 1] if `normalise`."""
         return _extract(self.inference_network, batch, self.device, self.id, normalise=normalise)
+
+
+def custom_inception_id(weights_sha256: str) -> str:
+    """The extractor id of the FID graph with custom weights: the weights' sha256 in 8 digits."""
+    return f"{CUSTOM_INCEPTION_PREFIX}{weights_sha256[:8].lower()}"
 
 
 _SHA256_PREFIX = re.compile(r"[0-9a-f]{8,64}")

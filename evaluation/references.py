@@ -4,6 +4,10 @@
 evaluated against (the hub loads them with `manage.py reference_sets_load`, the zoo's table reads
 them directly), and `reference_set_fits` is the one rule deciding whether a set fits a model
 card's selection terms; both work on plain values, so the hub, the zoo and this library agree.
+The held-out splits themselves ship with the project (`evaluation/reference_data/`, with their
+licences and attribution): `packaged_reference_set` reads one without ../shared, and
+`reference_set_extract` cuts the same pixels out of ../shared/data (`python -m
+evaluation.reference_data.build` writes the shipped files with it).
 
 An FID is only reproducible when the reference images are pinned, so a `ReferenceImages` carries
 the sha256 of its pixel array (dtype, shape and bytes) and refuses an array that does not match
@@ -31,7 +35,9 @@ from evaluation.metrics import FeatureStatistics
 
 __all__ = [
     "HELDOUT_MODULUS",
+    "REFERENCE_DATA_DIR",
     "REFERENCE_SETS",
+    "PackagedReferenceSet",
     "ReferenceImages",
     "ReferenceSetSpec",
     "StatisticsCache",
@@ -39,6 +45,10 @@ __all__ = [
     "busi_heldout_mask",
     "images_sha256",
     "load_npz_split",
+    "packaged_reference_images",
+    "packaged_reference_path",
+    "packaged_reference_set",
+    "reference_set_extract",
     "reference_set_fits",
     "reference_sets_fitting",
     "selection_words",
@@ -119,6 +129,14 @@ def load_npz_split(path: Path, split: str, *, id: str) -> ReferenceImages:
     with np.load(path, allow_pickle=False) as data:
         images = np.asarray(data["images"])
         splits = np.asarray(data["splits"]).astype(str)
+    mask = _split_mask(path, images, splits, split)
+    return ReferenceImages.from_images(id, split, np.ascontiguousarray(images[mask]))
+
+
+def _split_mask(
+    path: Path, images: np.ndarray[Any, Any], splits: np.ndarray[Any, Any], split: str
+) -> npt.NDArray[np.bool_]:
+    """Which images of a `../shared/data` file belong to `split` (see `load_npz_split`)."""
     if images.dtype != np.uint8 or splits.shape != (images.shape[0],):
         raise ValueError(
             f"{path}: expected uint8 `images` and one `splits` entry per image, got "
@@ -126,16 +144,13 @@ def load_npz_split(path: Path, split: str, *, id: str) -> ReferenceImages:
         )
     available = sorted(set(splits.tolist()))
     if split in available:
-        mask = splits == split
-    elif available == ["all"] and split in ("heldout", "train"):
+        mask: npt.NDArray[np.bool_] = splits == split
+        return mask
+    if available == ["all"] and split in ("heldout", "train"):
         heldout = busi_heldout_mask(images.shape[0])
-        mask = heldout if split == "heldout" else ~heldout
-    else:
-        derived = ["heldout", "train"] if available == ["all"] else []
-        raise ValueError(
-            f"{path} has no split {split!r}; available: {', '.join(available + derived)}"
-        )
-    return ReferenceImages.from_images(id, split, np.ascontiguousarray(images[mask]))
+        return heldout if split == "heldout" else ~heldout
+    derived = ["heldout", "train"] if available == ["all"] else []
+    raise ValueError(f"{path} has no split {split!r}; available: {', '.join(available + derived)}")
 
 
 KERMANY_CITATION = (
@@ -172,6 +187,9 @@ class ReferenceSetSpec:
     train_split: str
     licence: str
     citation: str
+    # The sha256 (`images_sha256`) of the held-out split's pixels: the shipped file
+    # (`packaged_reference_set`) and the extraction from ../shared/data must both match it.
+    images_sha256: str = ""
 
 
 REFERENCE_SETS: tuple[ReferenceSetSpec, ...] = (
@@ -185,6 +203,7 @@ REFERENCE_SETS: tuple[ReferenceSetSpec, ...] = (
         train_split="train",
         licence="CC-BY-4.0",
         citation=KERMANY_CITATION,
+        images_sha256="709fd7ca090cc04aac5dd2371cdbf3eae6a9cab8b2f306f29f73d64e646fa3f7",
     ),
     ReferenceSetSpec(
         id="dermoscopy-isic2017-test",
@@ -196,6 +215,7 @@ REFERENCE_SETS: tuple[ReferenceSetSpec, ...] = (
         train_split="train",
         licence="CC0-1.0",
         citation=ISIC_CITATION,
+        images_sha256="1fb55b362fe647a97d041b14210f4c9190b78ba16b4c9da6447a4fdc2f7e03c3",
     ),
     ReferenceSetSpec(
         id="busi-heldout",
@@ -207,9 +227,84 @@ REFERENCE_SETS: tuple[ReferenceSetSpec, ...] = (
         train_split="train",
         licence="CC-BY-4.0",
         citation=BUSI_CITATION,
+        images_sha256="72a44468516243bd115acbec3b4e4af14a8f8309fdcf1ba5eda3862d8fb83c47",
     ),
 )
 """The held-out sets of ../shared/data that models are evaluated against, in table order."""
+
+
+REFERENCE_DATA_DIR = Path(__file__).resolve().parent / "reference_data"
+"""Where the held-out splits of `REFERENCE_SETS` ship: one ``<id>.npz`` each (see its README)."""
+
+
+@dataclass(frozen=True)
+class PackagedReferenceSet:
+    """A reference set's images with the path of each image in its source data set."""
+
+    spec: ReferenceSetSpec
+    images: ReferenceImages
+    source_paths: tuple[str, ...]
+
+
+def packaged_reference_path(
+    spec: ReferenceSetSpec, *, directory: Path = REFERENCE_DATA_DIR
+) -> Path:
+    """The shipped file of a reference set: ``<directory>/<id>.npz``."""
+    return Path(directory) / f"{spec.id}.npz"
+
+
+def packaged_reference_set(
+    spec: ReferenceSetSpec, *, directory: Path = REFERENCE_DATA_DIR
+) -> PackagedReferenceSet:
+    """The held-out split of `spec` as shipped with the project, its pixels checked.
+
+    The file holds ``images`` (uint8) and ``source_paths`` (one per image); its pixels must
+    hash to ``spec.images_sha256`` (a spec without one is refused: nothing would pin it).
+    Raises FileNotFoundError for a set that is not shipped, ValueError for a file that does not
+    match.
+    """
+    if not spec.images_sha256:
+        raise ValueError(f"reference set {spec.id!r} pins no images_sha256: it is not shipped")
+    path = packaged_reference_path(spec, directory=directory)
+    with np.load(path, allow_pickle=False) as data:
+        images = np.asarray(data["images"])
+        sources = tuple(str(value) for value in data["source_paths"])
+    if len(sources) != images.shape[0]:
+        raise ValueError(f"{path}: {images.shape[0]} images but {len(sources)} source paths")
+    reference = ReferenceImages(
+        id=spec.id, split=spec.split, images=images, sha256=spec.images_sha256
+    )
+    return PackagedReferenceSet(spec=spec, images=reference, source_paths=sources)
+
+
+def packaged_reference_images(
+    spec: ReferenceSetSpec, *, directory: Path = REFERENCE_DATA_DIR
+) -> ReferenceImages:
+    """The shipped images of `spec` (`packaged_reference_set` without the source paths)."""
+    return packaged_reference_set(spec, directory=directory).images
+
+
+def reference_set_extract(spec: ReferenceSetSpec, data_dir: Path) -> PackagedReferenceSet:
+    """The held-out split of `spec` cut out of ../shared/data (``data_dir``), its pixels checked.
+
+    These are the pixels `packaged_reference_set` reads back; a spec that pins
+    ``images_sha256`` refuses an extraction that does not match it.
+    """
+    path = Path(data_dir) / spec.file
+    with np.load(path, allow_pickle=False) as data:
+        images = np.asarray(data["images"])
+        splits = np.asarray(data["splits"]).astype(str)
+        sources = np.asarray(data["source_paths"]).astype(str)
+    mask = _split_mask(path, images, splits, spec.split)
+    held_out = np.ascontiguousarray(images[mask])
+    reference = (
+        ReferenceImages(id=spec.id, split=spec.split, images=held_out, sha256=spec.images_sha256)
+        if spec.images_sha256
+        else ReferenceImages.from_images(spec.id, spec.split, held_out)
+    )
+    return PackagedReferenceSet(
+        spec=spec, images=reference, source_paths=tuple(str(value) for value in sources[mask])
+    )
 
 
 def selection_words(

@@ -5,11 +5,19 @@ behind an evaluation) goes through :func:`sandbox_generate`. By default that is 
 whole-run limits, and it fails closed: where the sandbox cannot be set up, the code is not run.
 Only ``MEDIGAN_SANDBOX=none``, an operator's explicit choice for a trusted single-user hub, runs
 packages without isolation, and the admin and ``/api/v1/status`` then say so.
+
+Either way the package runs with a package environment built from its card's requirements
+(:func:`package_environment`, :mod:`medigan_client.runtime.environments`), never with the hub's
+own environment: outside the sandbox, pip installs what the card declares from the index the
+``MEDIGAN_PIP_*`` settings name, once per requirement set.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -26,6 +34,8 @@ from medigan_client.runtime import (
     generate_in_subprocess,
     sandbox_probe,
 )
+from medigan_client.runtime.environments import PackageEnvironment, environment_ensure
+from medigan_client.settings import ClientSettings
 
 UNISOLATED = "none"
 UNISOLATED_WARNING = (
@@ -33,6 +43,8 @@ UNISOLATED_WARNING = (
     "single-user hub"
 )
 _REDACTED = "[hub]"
+# The rest of a path after one of the hub's folders: up to a space, a quote or punctuation.
+_PATH_REST = r"(?![\w.-])(?:/[^\s'\"`,;:()\[\]{}<>|]*)*"
 # Values of these settings and variables never appear in a message the hub writes.
 _SECRET_SETTINGS = ("SECRET_KEY", "CELERY_BROKER_URL")
 _SECRET_VARIABLES = (
@@ -99,10 +111,13 @@ def sandbox_generate(
 
     With ``batch_size``, the samples are ``[start_index, start_index + num_samples)`` of the
     client's sample sequence of ``(seed, batch_size)``, the same ``Client.generate`` writes.
+    Raises :class:`~medigan_client.runtime.environments.EnvironmentBuildError` (the package does
+    not run) when the card's requirements cannot be installed.
     """
     limits = sandbox_limits(wall_seconds=wall_seconds)
+    environment = package_environment(card)
     if sandbox_isolated():
-        return generate_in_sandbox(
+        result = generate_in_sandbox(
             package_dir,
             card,
             num_samples,
@@ -113,6 +128,12 @@ def sandbox_generate(
             options=sandbox_options(),
             start_index=start_index,
             batch_size=batch_size,
+            environment=environment,
+        )
+        return SandboxResult(
+            samples=result.samples,
+            isolation=f"{result.isolation}; {environment.describe()}",
+            stderr=result.stderr,
         )
     samples = generate_in_subprocess(
         package_dir,
@@ -126,8 +147,31 @@ def sandbox_generate(
         cpu_seconds=limits.cpu_seconds,
         start_index=start_index,
         batch_size=batch_size,
+        environment=environment,
     )
-    return SandboxResult(samples=samples, isolation=UNISOLATED_WARNING)
+    return SandboxResult(
+        samples=samples, isolation=f"{UNISOLATED_WARNING}; {environment.describe()}"
+    )
+
+
+def package_pip_settings() -> ClientSettings:
+    """The hub's ``MEDIGAN_PIP_*`` settings as the client runtime's pip settings."""
+    return ClientSettings(
+        hub_url="http://127.0.0.1",
+        cache_dir=Path(settings.MEDIGAN_PIP_ENVIRONMENTS_DIR),
+        offline=True,
+        pip_index_url=str(settings.MEDIGAN_PIP_INDEX_URL or "") or None,
+        pip_extra_index_urls=tuple(settings.MEDIGAN_PIP_EXTRA_INDEX_URLS),
+        pip_find_links=tuple(str(p) for p in settings.MEDIGAN_PIP_FIND_LINKS),
+        pip_no_index=bool(settings.MEDIGAN_PIP_NO_INDEX),
+    )
+
+
+def package_environment(card: Card) -> PackageEnvironment:
+    """The environment the card's package runs with: its requirements, built once, shared."""
+    return environment_ensure(
+        card, root=Path(settings.MEDIGAN_PIP_ENVIRONMENTS_DIR), settings=package_pip_settings()
+    )
 
 
 def sandbox_status() -> SandboxStatus:
@@ -138,16 +182,28 @@ def sandbox_status() -> SandboxStatus:
 
 
 def redact(text: str) -> str:
-    """``text`` without the hub's paths and secret values, for messages contributors read."""
+    """``text`` without the hub's paths and secret values, for messages contributors read.
+
+    A path inside one of the hub's folders (its work dir, data, media, code, the sandbox's
+    scratch in the system temp dir) is replaced as a whole, below-folder names included, by
+    ``[hub]``; each folder is matched as configured and as resolved (through symbolic links).
+    """
     secrets = [str(getattr(settings, name, "") or "") for name in _SECRET_SETTINGS]
     secrets += [os.environ.get(name, "") for name in _SECRET_VARIABLES]
     database = settings.DATABASES["default"]
     secrets += [str(database.get("PASSWORD") or "")]
     for secret in sorted({s for s in secrets if len(s) >= 8}, key=len, reverse=True):
         text = text.replace(secret, "[secret]")
-    paths = {str(path) for path in (*_hidden_paths(), Path(settings.MEDIGAN_WORK_DIR))}
-    paths.add(str(Path(settings.BASE_DIR)))
-    for path in sorted(paths, key=len, reverse=True):
-        if len(path) > 1:
-            text = text.replace(path, _REDACTED)
+    folders = [*_hidden_paths(), Path(settings.MEDIGAN_WORK_DIR), Path(settings.BASE_DIR)]
+    paths: set[str] = set()
+    for folder in folders:
+        paths.add(str(folder).rstrip("/"))
+        with contextlib.suppress(OSError, RuntimeError):
+            paths.add(str(folder.resolve()).rstrip("/"))
+    patterns = [re.escape(path) + _PATH_REST for path in paths if len(path) > 1]
+    # The sandboxed child's own scratch folders (medigan-sandbox-*, medigan-runner-*).
+    for temp in {tempfile.gettempdir(), os.path.realpath(tempfile.gettempdir())}:
+        patterns.append(re.escape(temp.rstrip("/")) + r"/medigan-[\w.-]+" + _PATH_REST)
+    for pattern in sorted(patterns, key=len, reverse=True):
+        text = re.sub(pattern, _REDACTED, text)
     return text

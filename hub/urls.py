@@ -15,6 +15,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from hub import snapshot
+from hub.accounts import apis as accounts
 from hub.evaluations import apis as evaluations
 from hub.registry import apis as registry
 from medigan_catalog.snapshot import API_ROOT
@@ -24,6 +25,7 @@ _RELEASE = f"{_MODEL}/releases/<str:version>"
 
 api_v1 = [
     path("status", registry.HubStatusApi.as_view(), name="hub-status"),
+    path("me", accounts.AccountMeApi.as_view(), name="account-me"),
     path("catalog", snapshot.CatalogSnapshotApi.as_view(), name="catalog-snapshot"),
     path("models", registry.ModelListApi.as_view(), name="model-list"),
     path(_MODEL, registry.ModelDetailApi.as_view(), name="model"),

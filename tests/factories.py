@@ -6,6 +6,8 @@ valid cards; tests change one thing at a time through the keyword arguments.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import textwrap
 import zipfile
@@ -207,3 +209,31 @@ def reference_set_row(slug: str = "noise") -> Any:
         images=f"references/{slug}.npz",
         images_sha256="0" * 64,
     )
+
+
+def _record_hash(data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+    return "sha256=" + digest.decode("ascii")
+
+
+def dep_wheel(directory: Path, *, version: str = "1.0") -> Path:
+    """A pure-Python wheel of ``medigan-test-dep`` (``VALUE = 42``), written as a zip."""
+    dist_info = f"medigan_test_dep-{version}.dist-info"
+    members = {
+        "medigan_test_dep/__init__.py": b"VALUE = 42\n",
+        f"{dist_info}/METADATA": (
+            f"Metadata-Version: 2.1\nName: medigan-test-dep\nVersion: {version}\n"
+        ).encode(),
+        f"{dist_info}/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: medigan-hub-tests\nRoot-Is-Purelib: true\n"
+            b"Tag: py3-none-any\n"
+        ),
+    }
+    record = [f"{path},{_record_hash(data)},{len(data)}" for path, data in members.items()]
+    members[f"{dist_info}/RECORD"] = ("\n".join([*record, f"{dist_info}/RECORD,,"]) + "\n").encode()
+    directory.mkdir(parents=True, exist_ok=True)
+    wheel = directory / f"medigan_test_dep-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, data in members.items():
+            archive.writestr(path, data)
+    return wheel

@@ -1,11 +1,14 @@
 """Live hubs for end-to-end tests: real gunicorn and Celery worker processes on a private data dir.
 
-A :class:`LiveHub` migrates its own database, optionally seeds the demo, starts gunicorn and a
-worker with the environment a test gives it, and stops both; a test may kill either and start it
-again. It runs on the embedded default (SQLite, the filesystem broker) unless it is given the
-production path (:class:`ProductionPath`): then it gets a fresh PostgreSQL database of its own,
-dropped afterwards, and a private, emptied Redis database. It can run the hub as an unprivileged
-user (:class:`HubUser`), which is how the sandbox is tested the way a production image runs it.
+A :class:`LiveHub` migrates its own database, optionally seeds the demo, starts gunicorn and
+Celery workers with the environment a test gives it, and stops them; a test may kill any and start
+it again. By default one worker consumes every queue; :data:`SPLIT_WORKERS` gives validation and
+evaluation a worker each, as deploy/run-embedded.sh starts them (which
+:meth:`LiveHub.start_embedded` runs itself). It runs on the embedded default (SQLite, the
+filesystem broker) unless it is given the production path (:class:`ProductionPath`): then it gets
+a fresh PostgreSQL database of its own, dropped afterwards, and a private, emptied Redis database.
+It can run the hub as an unprivileged user (:class:`HubUser`), which is how the sandbox is tested
+the way a production image runs it.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -32,6 +36,23 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # gunicorn's process model unless a test asks for another.
 WEB_OPTIONS = ("--workers", "1", "--threads", "4")
+# The hub's Celery workers by process name, with the queues each consumes. Beat, when asked for,
+# is embedded in the first.
+ONE_WORKER = {"worker": "validation,default,gpu"}
+# As deploy/run-embedded.sh starts them: a push never waits behind a running evaluation.
+SPLIT_WORKERS = {"validation-worker": "validation,default", "gpu-worker": "gpu"}
+
+
+def wait_until(what: str, probe: Callable[[], Any], seconds: float) -> Any:
+    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.3)
+    raise AssertionError(f"{what} within {seconds:.0f} s (last seen: {last!r})")
 
 
 def free_port() -> int:
@@ -176,8 +197,10 @@ def private_services(production: ProductionPath) -> Iterator[dict[str, str]]:
 class LiveHub:
     """One hub and its processes; use :func:`live_hub` to start it.
 
-    ``web_options`` are gunicorn's process options and ``beat`` embeds beat in the worker (as
-    deploy/run-embedded.sh does); both hold for every start, a restart after a kill included.
+    ``web_options`` are gunicorn's process options, ``workers`` the Celery workers (process name
+    to queues, :data:`ONE_WORKER` or :data:`SPLIT_WORKERS`) and ``beat`` embeds beat in the first
+    worker (as deploy/run-embedded.sh does); all hold for every start, a restart after a kill
+    included.
     The tokens are those of the accounts a test acts as, set by the test that creates them.
     """
 
@@ -187,6 +210,7 @@ class LiveHub:
     log_dir: Path
     user: HubUser | None = None
     web_options: tuple[str, ...] = WEB_OPTIONS
+    workers: dict[str, str] = field(default_factory=lambda: dict(ONE_WORKER))
     beat: bool = False
     contributor_token: str = ""
     reviewer_token: str = ""
@@ -223,8 +247,10 @@ class LiveHub:
             base_url=self.url, headers={"Authorization": f"Token {token}"}, timeout=60
         )
 
-    def start_worker(self, *extra: str) -> subprocess.Popen[bytes]:
-        """Start (or restart) the Celery worker on every queue, with beat embedded if asked."""
+    def start_worker(self, *extra: str, name: str | None = None) -> subprocess.Popen[bytes]:
+        """Start (or restart) the Celery worker ``name`` (by default the first of ``workers``)
+        on its queues, with beat embedded if asked and it is the first."""
+        name = name or next(iter(self.workers))
         beat = ("--beat", "--schedule", str(self.data_dir / "celerybeat-schedule"))
         argv = [
             sys.executable,
@@ -234,17 +260,20 @@ class LiveHub:
             "hub",
             "worker",
             "--queues",
-            "validation,default,gpu",
+            self.workers[name],
+            # Distinct node names: two workers of one hub are two nodes to Celery.
+            "--hostname",
+            f"{name}@%h",
             "--concurrency",
             "1",
             "--without-gossip",
             "--without-mingle",
-            *(beat if self.beat else ()),
+            *(beat if self.beat and name == next(iter(self.workers)) else ()),
             "--loglevel",
             "INFO",
             *extra,
         ]
-        return self._start("worker", argv)
+        return self._start(name, argv)
 
     def start_web(self, *extra: str) -> subprocess.Popen[bytes]:
         """Start (or restart) gunicorn on this hub's port."""
@@ -260,17 +289,41 @@ class LiveHub:
         ]
         return self._start("web", argv)
 
+    def start_embedded(self) -> subprocess.Popen[bytes]:
+        """Start the hub as ``make run`` does, with deploy/run-embedded.sh: gunicorn and its
+        workers in one process group, as process ``embedded`` (its output in ``embedded.log``)."""
+        env = {
+            **self.env,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "VENV": str(Path(sys.executable).parent.parent),
+        }
+        with (self.log_dir / "embedded.log").open("ab") as log:
+            process = subprocess.Popen(
+                ["bash", str(REPO_ROOT / "deploy" / "run-embedded.sh")],
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.processes["embedded"] = process
+        return process
+
     def running(self, name: str) -> bool:
-        """Whether the hub's process ``name`` (``web`` or ``worker``) is alive."""
+        """Whether the hub's process ``name`` (``web`` or a worker's name) is alive."""
         process = self.processes.get(name)
         return process is not None and process.poll() is None
 
     def ensure_running(self, timeout: float = 60.0) -> None:
-        """Start whichever of gunicorn and the worker is not running; wait until it serves."""
-        for name, start in (("web", self.start_web), ("worker", self.start_worker)):
+        """Start whichever of gunicorn and the workers is not running; wait until it serves."""
+        for name in ("web", *self.workers):
             if not self.running(name):
                 self.kill(name)  # reap a process that died, and whatever it left in its session
-                start()
+                if name == "web":
+                    self.start_web()
+                else:
+                    self.start_worker(name=name)
         self.wait_until_serving(timeout)
 
     def _start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
@@ -340,6 +393,7 @@ def live_hub(
     data_dir: Path | None = None,
     production: ProductionPath | None = None,
     web_options: Sequence[str] = WEB_OPTIONS,
+    workers: Mapping[str, str] = ONE_WORKER,
     beat: bool = False,
     start: bool = True,
 ) -> Iterator[LiveHub]:
@@ -347,10 +401,11 @@ def live_hub(
 
     ``seed`` is the argument list of ``seed_demo`` (None: no seed). With ``user``, the data
     directory is owned by that user and every process runs as it. With ``production``, the hub
-    runs on a private part of those servers (:func:`private_services`). ``web_options`` and
-    ``beat`` shape its processes (see :class:`LiveHub`). With ``start=False`` the hub is only
-    migrated and seeded: the test starts it (:meth:`LiveHub.ensure_running`) once it has set up
-    what it needs; whatever runs is stopped at the end either way.
+    runs on a private part of those servers (:func:`private_services`). ``web_options``,
+    ``workers`` and ``beat`` shape its processes (see :class:`LiveHub`). With ``start=False``
+    the hub is only migrated and seeded: the test starts it (:meth:`LiveHub.ensure_running` or
+    :meth:`LiveHub.start_embedded`) once it has set up what it needs; whatever runs is stopped
+    at the end either way.
     """
     owned_dir = data_dir is None
     if data_dir is None:
@@ -367,7 +422,7 @@ def live_hub(
             "MEDIGAN_DATA_DIR": str(data_dir),
             "DJANGO_SETTINGS_MODULE": "hub.settings",
             "DATABASE_URL": f"sqlite:///{data_dir / 'hub.sqlite3'}",
-            "CELERY_BROKER_URL": "filesystem://",
+            "CELERY_BROKER_URL": "filesystem://localhost/",
             **(env or {}),
             **services,
         }
@@ -384,6 +439,7 @@ def live_hub(
             log_dir=log_dir,
             user=user,
             web_options=tuple(web_options),
+            workers=dict(workers),
             beat=beat,
         )
         cleanup.callback(hub.stop)

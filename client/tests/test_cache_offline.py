@@ -150,7 +150,7 @@ def test_an_uncached_release_offline_is_a_clear_offline_error(
     code = main([*base, "download", "zoo/other"])
     assert code == 1
     assert capsys.readouterr().err.startswith(
-        "error: offline mode: the package of zoo/other@1.0.0 is not in the cache"
+        f"hub: {hub.url} (from --hub)\nerror: offline mode: the package of zoo/other@1.0.0 is not"
     )
     assert hub.state.log == []
     assert guard.attempts == []

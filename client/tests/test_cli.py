@@ -1,4 +1,6 @@
-"""The command line: output formats, and one clear ``error:`` line with exit status 1 on errors."""
+"""The command line: output formats, one clear ``error:`` line with exit status 1 on errors, the
+hub line and the recorded default hub, help, ``versions``, ``generate``'s output folder rules and
+``init-package``."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import click
 import pytest
 
 from medigan_catalog.medigan_compat import load_global_json
@@ -29,12 +32,20 @@ def _no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+def _without_hub_line(err: str) -> str:
+    """stderr less the line that names the hub a command uses."""
+    return "".join(line for line in err.splitlines(keepends=True) if not line.startswith("hub: "))
+
+
 def _run(
     capsys: pytest.CaptureFixture[str], hub: FakeHub, cache: Path, *args: str
 ) -> tuple[int, str, str]:
+    """Run the CLI with --hub; stderr comes back without the hub line (checked to be right)."""
     code = main(["--hub", hub.url, "--token", hub.state.token, "--cache-dir", str(cache), *args])
     captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    hub_lines = [line for line in captured.err.splitlines() if line.startswith("hub: ")]
+    assert hub_lines[:1] in ([], [f"hub: {hub.url} (from --hub)"]), captured.err
+    return code, captured.out, _without_hub_line(captured.err)
 
 
 def _serve_medigan_catalogue(hub: FakeHub) -> None:
@@ -229,5 +240,222 @@ def test_console_entry_point_prints_no_traceback(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert done.stdout == ""
-    assert done.stderr.startswith(f"error: hub unreachable at http://127.0.0.1:{port}")
-    assert done.stderr.count("\n") == 1
+    hub_line, error_line = done.stderr.splitlines()
+    assert hub_line == f"hub: http://127.0.0.1:{port} (from --hub)"
+    assert error_line.startswith(f"error: hub unreachable at http://127.0.0.1:{port}")
+    assert not (tmp_path / "none.toml").exists(), "a failed sync records no default hub"
+
+
+# -- help -------------------------------------------------------------------------------------
+
+
+def _help(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    assert main([*args, "--help"]) == 0
+    return capsys.readouterr().out
+
+
+def _command_paths() -> list[tuple[str, ...]]:
+    from medigan_client.cli import app
+
+    paths: list[tuple[str, ...]] = []
+    for name, command in app.commands.items():
+        paths.append((name,))
+        if isinstance(command, click.Group):
+            paths.extend((name, sub) for sub in command.commands)
+    return paths
+
+
+def test_every_command_help_ends_with_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    paths = _command_paths()
+    assert {("versions",), ("init-package",), ("cache", "prune")} <= set(paths)
+    for path in paths:
+        text = _help(capsys, *path)
+        example = text.rsplit("Example:\n", 1)
+        assert len(example) == 2, f"{' '.join(path)} has no example"
+        assert "medigan-client " in example[1].strip().splitlines()[0], path
+    assert "Examples:\n    medigan-client sync --hub" in _help(capsys)
+
+
+def test_help_renders_brackets_and_plain_flag_labels(capsys: pytest.CaptureFixture[str]) -> None:
+    generate_help = _help(capsys, "generate")
+    assert "generate [OPTIONS] ns/name[@version]" in generate_help
+    assert "medigan-client[formats]" in generate_help
+    assert "--resume  " in generate_help and "--overwrite  " in generate_help
+    assert "--offline / --online" in _help(capsys)
+    for path in _command_paths():
+        assert "<bool>" not in _help(capsys, *path), path
+
+
+def test_version_option_prints_the_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from medigan_client.version import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"medigan-client, version {__version__}\n"
+
+
+# -- the default hub --------------------------------------------------------------------------
+
+
+def test_sync_hub_is_recorded_and_later_commands_use_it(
+    capsys: pytest.CaptureFixture[str],
+    hub: FakeHub,
+    tmp_path: Path,
+    published: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("# my settings\ntimeout = 12.5\n", encoding="utf-8")
+    monkeypatch.setenv("MEDIGAN_CONFIG", str(config))
+    cache = ["--cache-dir", str(tmp_path / "c")]
+
+    assert main([*cache, "sync", "--hub", hub.url + "/"]) == 0
+    synced = capsys.readouterr()
+    assert synced.out.startswith(f"catalogue of {hub.url}: serial 2, 1 releases")
+    assert synced.err.splitlines() == [
+        f"hub: {hub.url} (from --hub)",
+        f"hub: {hub.url} is now the default hub (recorded in {config})",
+    ]
+    assert config.read_text(encoding="utf-8") == (
+        f'# my settings\ntimeout = 12.5\nhub_url = "{hub.url}"\n'
+    )
+
+    assert main([*cache, "search", "noise"]) == 0
+    searched = capsys.readouterr()
+    assert searched.out.split("\t")[0] == "zoo/noise-8"
+    assert searched.err == f"hub: {hub.url} (from config)\n"
+
+    # Synced again from the same hub: nothing to record, nothing said about it.
+    assert main([*cache, "--hub", hub.url, "sync"]) == 0
+    assert capsys.readouterr().err == f"hub: {hub.url} (from --hub)\n"
+
+
+def test_global_hub_before_sync_is_recorded_too(
+    capsys: pytest.CaptureFixture[str],
+    hub: FakeHub,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = tmp_path / "config.toml"
+    monkeypatch.setenv("MEDIGAN_CONFIG", str(config))
+    assert main(["--hub", hub.url, "--cache-dir", str(tmp_path / "c"), "sync"]) == 0
+    assert f'hub_url = "{hub.url}"' in config.read_text(encoding="utf-8")
+    capsys.readouterr()
+    # Other commands given --hub use it for themselves and record nothing.
+    monkeypatch.setenv("MEDIGAN_CONFIG", str(tmp_path / "other.toml"))
+    assert main(["--hub", hub.url, "--cache-dir", str(tmp_path / "c"), "search", "x"]) == 0
+    assert not (tmp_path / "other.toml").exists()
+
+
+def test_the_hub_line_says_where_the_hub_came_from(
+    capsys: pytest.CaptureFixture[str],
+    hub: FakeHub,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cache = ["--cache-dir", str(tmp_path / "c"), "--offline"]
+    assert main([*cache, "search", "x"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "hub: http://127.0.0.1:8000 (built-in default)"
+    assert err[1].startswith("error: no catalogue of http://127.0.0.1:8000 in the cache")
+
+    monkeypatch.setenv("MEDIGAN_HUB_URL", hub.url)
+    assert main([*cache, "search", "x"]) == 1
+    assert capsys.readouterr().err.splitlines()[0] == f"hub: {hub.url} (from MEDIGAN_HUB_URL)"
+
+    # The cache commands and init-package talk to no hub: no hub line.
+    assert main([*cache, "cache", "ls"]) == 0
+    assert "hub: " not in capsys.readouterr().err
+
+
+# -- versions ---------------------------------------------------------------------------------
+
+
+def test_versions_lists_releases_newest_first_and_marks_the_newest(
+    capsys: pytest.CaptureFixture[str],
+    hub: FakeHub,
+    tmp_path: Path,
+    publish: Callable[[dict[str, Any]], dict[str, Any]],
+    make_card: Callable[..., dict[str, Any]],
+) -> None:
+    cards = [publish(make_card(version=version)) for version in ("1.0.0", "1.10.0", "1.2.0")]
+    code, out, err = _run(capsys, hub, tmp_path / "c", "versions", "zoo/noise-8")
+    assert code == 0, err
+    digests = {card["version"]: card["artifacts"][0]["sha256"][:12] for card in cards}
+    assert out.splitlines() == [
+        f"1.10.0\tpublished\t2025-01-01\t{digests['1.10.0']}\tnewest",
+        f"1.2.0\tpublished\t2025-01-01\t{digests['1.2.0']}",
+        f"1.0.0\tpublished\t2025-01-01\t{digests['1.0.0']}",
+    ]
+
+
+def test_versions_of_an_unknown_model_exits_1_with_close_matches(
+    capsys: pytest.CaptureFixture[str], hub: FakeHub, tmp_path: Path, published: dict[str, Any]
+) -> None:
+    code, out, err = _run(capsys, hub, tmp_path / "c", "versions", "zoo/noise")
+    assert (code, out) == (1, "")
+    assert err.startswith("error: no model zoo/noise in the catalogue of ")
+    assert err.rstrip().endswith("did you mean zoo/noise-8?")
+    code, _, err = _run(capsys, hub, tmp_path / "c", "versions", "zoo/noise-8@1.0.0")
+    assert code == 1
+    assert err == "error: 'zoo/noise-8@1.0.0' names a version; write zoo/noise-8\n"
+
+
+# -- generate: the output folder --------------------------------------------------------------
+
+
+def test_generate_refuses_a_folder_with_output_unless_resume_or_overwrite(
+    capsys: pytest.CaptureFixture[str], hub: FakeHub, tmp_path: Path, published: dict[str, Any]
+) -> None:
+    out_dir = tmp_path / "out"
+    args = ("generate", "zoo/noise-8", "-n", "3", "--device", "cpu", "-o", str(out_dir))
+    assert _run(capsys, hub, tmp_path / "c", *args)[0] == 0
+    first = {path.name: path.stat().st_mtime_ns for path in out_dir.iterdir()}
+
+    code, out, err = _run(capsys, hub, tmp_path / "c", *args)
+    assert (code, out) == (1, "")
+    assert err.startswith(f"error: the output folder {out_dir} is not empty: choose an empty")
+    assert "(--resume), or replace that run (--overwrite)" in err
+    assert {path.name: path.stat().st_mtime_ns for path in out_dir.iterdir()} == first
+
+    code, _, err = _run(capsys, hub, tmp_path / "c", *args, "--resume", "--overwrite")
+    assert code == 2
+    assert "--resume and --overwrite exclude each other" in err
+
+    code, out, err = _run(capsys, hub, tmp_path / "c", *args[:3], "2", *args[4:], "--overwrite")
+    assert code == 0, err
+    assert "4 files of the previous run removed" in out
+    assert sorted(path.name for path in out_dir.iterdir()) == [
+        "000000.png",
+        "000001.png",
+        "manifest.jsonl",
+    ]
+
+
+# -- init-package -----------------------------------------------------------------------------
+
+
+def test_init_package_writes_a_skeleton_and_refuses_a_non_empty_folder(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = tmp_path / "my_model"
+    options = ["--model-id", "lab/cxr", "--modality", "CT", "--image-size", "32"]
+    assert main(["init-package", str(target), *options]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [
+        str(target / name)
+        for name in ("__init__.py", "weights.safetensors", "card.json", "README.md")
+    ]
+    assert "hub: " not in captured.err
+    card = json.loads((target / "card.json").read_text(encoding="utf-8"))
+    assert (card["model_id"], card["output"]["height"], card["selection"]["modality"]) == (
+        "lab/cxr",
+        32,
+        ["CT"],
+    )
+
+    (target / "notes.txt").write_text("mine", encoding="utf-8")
+    assert main(["init-package", str(target)]) == 1
+    assert capsys.readouterr().err.startswith(f"error: {target} is not empty")
+    assert main(["init-package", str(target), "--force", "--model-id", "lab/other"]) == 0
+    assert json.loads((target / "card.json").read_text(encoding="utf-8"))["model_id"] == "lab/other"
+    assert (target / "notes.txt").read_text(encoding="utf-8") == "mine"

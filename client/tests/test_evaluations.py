@@ -142,3 +142,106 @@ def test_show_prints_the_hubs_evaluations_with_their_provenance(
     assert "FID_rs 10" in out
     assert "1000 samples (seed 0) vs 624 reference images" in out
     assert "extractor weights sha256 " + "ab" * 32 in out
+
+
+def _rank(
+    capsys: pytest.CaptureFixture[str], hub: FakeHub, cache: str, *args: str
+) -> tuple[int, str, list[str]]:
+    code = main(["--hub", hub.url, "--cache-dir", cache, "rank", *args])
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if not line.startswith("hub: ")]
+    return code, captured.out, warnings
+
+
+def test_ranking_self_reported_values_warns_and_names_the_modalities(
+    capsys: pytest.CaptureFixture[str],
+    hub: FakeHub,
+    tmp_path: Path,
+    publish: Callable[[dict[str, Any]], dict[str, Any]],
+    make_card: MakeCard,
+) -> None:
+    publish(make_card("zoo/mammo", fid=30.5, modality=["Mammography", "MMG"]))
+    publish(make_card("zoo/xray", fid=12.0, modality=["X-ray"]))
+    publish(make_card("zoo/mri", fid=None, modality=["MRI"]))
+    hub.state.releases[0]["evaluations"] = [_evaluation("chest-xray-test", 9.0)]
+
+    code, out, warnings = _rank(capsys, hub, str(tmp_path / "c"), "--metric", "FID")
+
+    assert code == 0
+    assert [line.split("\t")[:2] for line in out.splitlines()] == [
+        ["zoo/xray", "12"],
+        ["zoo/mammo", "30.5"],
+        ["zoo/mri", "-"],
+    ]
+    assert warnings == [
+        "warning: the FID values are self-reported by the model cards, not computed by the hub: "
+        "the feature extractor, reference images and sample counts behind them are not recorded "
+        "and may differ between models; rank by the hub's own numbers with --reference "
+        "(chest-xray-test)",
+        "warning: the ranked models are of different modalities: mammography (1), x-ray (1); a "
+        "metric computed on one kind of image does not compare with another kind's",
+    ]
+
+
+def test_ranking_hub_numbers_from_several_extractors_warns(
+    capsys: pytest.CaptureFixture[str],
+    hub: FakeHub,
+    tmp_path: Path,
+    publish: Callable[[dict[str, Any]], dict[str, Any]],
+    make_card: MakeCard,
+) -> None:
+    for name, extractor, fid in (("zoo/a", "medical-cnn", 20.0), ("zoo/b", "inception-v3", 5.0)):
+        publish(make_card(name))
+        hub.state.releases[-1]["evaluations"] = [
+            _evaluation("chest-xray-test", fid, extractor=extractor)
+        ]
+    cache = str(tmp_path / "c")
+
+    code, out, warnings = _rank(
+        capsys, hub, cache, "--metric", "fid", "--reference", "chest-xray-test"
+    )
+    assert code == 0
+    assert [line.split("\t")[0] for line in out.splitlines()] == ["zoo/b", "zoo/a"]
+    assert warnings == [
+        "warning: the fid values come from different feature extractors: inception-v3 (1), "
+        "medical-cnn (1); pass --extractor to compare values of one extractor"
+    ]
+
+    code, out, warnings = _rank(
+        capsys,
+        hub,
+        cache,
+        "--metric",
+        "fid",
+        "--reference",
+        "chest-xray-test",
+        "--extractor",
+        "medical-cnn",
+    )
+    assert code == 0 and warnings == []
+    assert out.splitlines()[0] == "zoo/a\t20.0000\tNoise images for tests\t[medical-cnn]"
+    assert out.splitlines()[1].split("\t")[:2] == ["zoo/b", "-"]
+
+
+def test_ranking_against_an_unknown_reference_set_exits_1_naming_the_known_ones(
+    capsys: pytest.CaptureFixture[str], hub: FakeHub, tmp_path: Path, three_evaluated: None
+) -> None:
+    code, out, errors = _rank(
+        capsys, hub, str(tmp_path / "c"), "--metric", "fid", "--reference", "chest-xray"
+    )
+    assert (code, out) == (1, "")
+    assert errors == [
+        "error: no release ranked was evaluated against the reference set "
+        "'chest-xray'; known reference sets: chest-xray-test, other-set"
+    ]
+
+
+def test_rank_hub_metric_raises_not_found_with_the_known_sets_as_detail() -> None:
+    from medigan_client.errors import NotFoundError
+    from medigan_client.evaluations import rank_hub_metric
+
+    with pytest.raises(NotFoundError) as info:
+        rank_hub_metric([], "fid", reference="x")
+    assert info.value.code.value == "not_found"
+    assert info.value.detail == {"reference": "x", "known": []}
+    assert info.value.message.endswith("the hub has evaluated none of them yet")

@@ -1,4 +1,5 @@
-"""Generation: files and manifest, seeding and splitting, resume, the write pipeline, formats."""
+"""Generation: files and manifest, seeding and splitting, resume, the write pipeline, formats,
+and the output folder rules (refuse, resume, overwrite)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,12 @@ from PIL import Image
 from medigan_catalog.schema import Card, card_from_json
 from medigan_client import generate as generate_module
 from medigan_client.batching import BATCH, SAMPLE, SEED_SCHEME, derive_seed, plan_batches
-from medigan_client.errors import BadRequestError, GenerationFailedError, OfflineError
+from medigan_client.errors import (
+    BadRequestError,
+    GenerationFailedError,
+    OfflineError,
+    OutputExistsError,
+)
 from medigan_client.generate import MANIFEST_NAME, GenerationOptions, GenerationResult
 from medigan_client.outputs import Role, SampleWriter, WrittenFile, write_atomically
 from medigan_client.runtime import GeneratedBatch, Runner, open_runner
@@ -197,6 +203,43 @@ def test_legacy_release_runs_through_the_loader(
     with Image.open(result.files[0]) as image:
         assert image.mode == "L"
         assert int(np.asarray(image).min()) >= 135
+
+
+def test_a_medigan_style_id_names_a_contributed_model_for_generation(
+    settings: ClientSettings,
+    publish: Callable[[dict[str, Any]], dict[str, Any]],
+    make_card: Callable[..., dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    publish(make_card(model_id="alice/00102_DCGAN_CONTRIBUTED", version="1.0.0"))
+    by_number = generate(settings, "102", 2, tmp_path / "number", progress=False)
+    by_name = generate(settings, "00102_DCGAN_CONTRIBUTED", 2, tmp_path / "name", progress=False)
+    assert by_number.model_id == by_name.model_id == "alice/00102_DCGAN_CONTRIBUTED"
+    assert [p.read_bytes() for p in by_number.files] == [p.read_bytes() for p in by_name.files]
+
+
+def test_legacy_releases_default_to_medigans_batch_and_v2_to_sixteen(
+    settings: ClientSettings,
+    publish: Callable[[dict[str, Any]], dict[str, Any]],
+    make_card: Callable[..., dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    legacy = make_card(model_id="medigan/00098_TEST", version="0.0.1", kind="medigan-legacy")
+    legacy["execution"] = {"package_name": "00098_TEST", "model_name": "DCGAN", "extension": ".pt"}
+    publish(legacy)
+    publish(make_card(model_id="demo/noise", version="1.0.0"))
+    runs = {
+        model: generate(settings, model, 2, tmp_path / model.replace("/", "-"), progress=False)
+        for model in ("medigan/00098_TEST", "demo/noise")
+    }
+    recorded = {
+        model: {
+            json.loads(line)["batch_size"]
+            for line in (result.output_dir / "manifest.jsonl").read_text().splitlines()
+        }
+        for model, result in runs.items()
+    }
+    assert recorded == {"medigan/00098_TEST": {32}, "demo/noise": {16}}
 
 
 def test_batch_seed_is_stable() -> None:
@@ -712,3 +755,75 @@ def test_the_generate_command_takes_format_start_index_and_resume(
     assert sorted(p.name for p in out.glob("*.npy")) == ["000005.npy", "000006.npy", "000007.npy"]
     assert main([*base, "-n", "1", *options, "--half"]) == 1
     assert "does not allow half precision" in capsys.readouterr().err
+
+
+def test_a_folder_that_holds_files_is_refused_before_any_download(
+    settings: ClientSettings, hub: FakeHub, published: dict[str, Any], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(OutputExistsError) as info:
+        generate(settings, "zoo/noise-8", 2, out, device="cpu", progress=False)
+    assert info.value.code.value == "bad_request"
+    assert info.value.detail == {
+        "reason": "output_not_empty",
+        "output_dir": str(out),
+        "files": ["notes.txt"],
+    }
+    assert info.value.message.startswith(f"the output folder {out} is not empty")
+    assert hub.state.requests_to("/api/v1/models") == [], "nothing was downloaded"
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_overwrite_removes_exactly_the_previous_runs_files(
+    make_card: Callable[..., dict[str, Any]], write_package: Callable[..., Path], tmp_path: Path
+) -> None:
+    card, package = _local_package(tmp_path, make_card, write_package)
+    out = tmp_path / "out"
+    options: dict[str, Any] = {"device": "cpu", "isolation": "inprocess", "progress": False}
+    generate_from_package(card, package, 4, out, seed=1, **options)
+    # What an interrupted write of a listed file leaves behind is the run's too.
+    (out / ".000003.png.123-456.tmp").write_bytes(b"partial")
+    with pytest.raises(OutputExistsError):
+        generate_from_package(card, package, 2, out, seed=2, **options)
+
+    result = generate_from_package(card, package, 2, out, seed=2, overwrite=True, **options)
+
+    assert result.removed == 6  # four images, the temporary file and the manifest
+    assert sorted(p.name for p in out.iterdir()) == ["000000.png", "000001.png", MANIFEST_NAME]
+    lines = [json.loads(line) for line in (out / MANIFEST_NAME).read_text().splitlines()]
+    assert [(line["index"], line["seed"]) for line in lines] == [(0, 2), (1, 2)]
+
+
+def test_overwrite_never_removes_files_its_manifest_does_not_list(
+    make_card: Callable[..., dict[str, Any]], write_package: Callable[..., Path], tmp_path: Path
+) -> None:
+    card, package = _local_package(tmp_path, make_card, write_package)
+    out = tmp_path / "out"
+    options: dict[str, Any] = {"device": "cpu", "isolation": "inprocess", "progress": False}
+    generate_from_package(card, package, 2, out, **options)
+    (out / "labels.csv").write_text("0,1\n", encoding="utf-8")
+    (out / "nested").mkdir()
+    before = sorted(p.name for p in out.iterdir())
+
+    with pytest.raises(OutputExistsError, match=r"files its manifest\.jsonl does not list") as info:
+        generate_from_package(card, package, 2, out, overwrite=True, **options)
+    assert info.value.detail == {
+        "reason": "output_not_empty",
+        "output_dir": str(out),
+        "files": ["labels.csv", "nested"],
+    }
+    assert sorted(p.name for p in out.iterdir()) == before
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "000000.png").write_bytes(b"not ours to judge")
+    with pytest.raises(OutputExistsError, match=r"it has no manifest\.jsonl"):
+        generate_from_package(card, package, 1, bare, overwrite=True, **options)
+    assert (bare / "000000.png").read_bytes() == b"not ours to judge"
+
+
+def test_resume_and_overwrite_exclude_each_other() -> None:
+    with pytest.raises(BadRequestError, match="resume and overwrite exclude each other"):
+        GenerationOptions(resume=True, overwrite=True)

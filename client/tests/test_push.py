@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import threading
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -12,11 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from medigan_client.api import Client
+from medigan_client.cli import main
 from medigan_client.errors import (
     AuthenticationRequiredError,
     CardInvalidError,
     GenerationFailedError,
+    HubBusyError,
     ReleaseExistsError,
+    ValidationFailedError,
 )
 from medigan_client.push import push
 from medigan_client.settings import ClientSettings
@@ -97,3 +103,75 @@ def test_push_needs_a_token(
     wrong = ClientSettings(hub_url=hub.url, token="wrong", cache_dir=settings.cache_dir)
     with pytest.raises(AuthenticationRequiredError, match="a token is required"):
         push(wrong, package)
+
+
+def _move_state_later(hub: FakeHub, release: str, states: list[str]) -> threading.Thread:
+    """Step ``release`` through ``states`` on the fake hub, as the hub's worker would."""
+
+    def step() -> None:
+        while release not in hub.state.states:  # not pushed yet
+            time.sleep(0.05)
+        for state in states:
+            time.sleep(0.3)
+            hub.state.states[release] = state
+
+    mover = threading.Thread(target=step, daemon=True)
+    mover.start()
+    return mover
+
+
+def test_wait_for_checks_returns_once_the_release_is_in_review(
+    settings: ClientSettings,
+    hub: FakeHub,
+    make_card: Callable[..., dict[str, Any]],
+    write_package: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    package = write_package(tmp_path / "mine", make_card(model_id="zoo/mine"))
+    with Client(settings=settings) as client:
+        pushed = client.push(package)
+        assert pushed.release_id == "zoo/mine@1.0.0"
+        mover = _move_state_later(hub, pushed.release_id, ["validating", "in_review"])
+        status = client.wait_for_checks(pushed.release_id, poll_seconds=0.1, timeout=30)
+        mover.join()
+    assert status["state"] == "in_review"
+
+
+def test_wait_for_checks_raises_on_rejection_and_on_timeout(
+    settings: ClientSettings,
+    hub: FakeHub,
+    make_card: Callable[..., dict[str, Any]],
+    write_package: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    rejected = write_package(tmp_path / "bad", make_card(model_id="zoo/bad"))
+    slow = write_package(tmp_path / "slow", make_card(model_id="zoo/slow"))
+    with Client(settings=settings) as client:
+        release = client.push(rejected).release_id
+        _move_state_later(hub, release, ["rejected"]).join()
+        with pytest.raises(ValidationFailedError, match=r"zoo/bad@1\.0\.0 was rejected") as failed:
+            client.wait_for_checks(release, poll_seconds=0.1, timeout=30)
+        assert failed.value.code.value == "validation_failed"
+        waiting = client.push(slow).release_id
+        with pytest.raises(HubBusyError, match=r"still submitted after 0\.5 s") as busy:
+            client.wait_for_checks(waiting, poll_seconds=0.2, timeout=0.5)
+        assert busy.value.code.value == "hub_busy"
+
+
+def test_the_push_command_waits_for_the_checks(
+    settings: ClientSettings,
+    hub: FakeHub,
+    make_card: Callable[..., dict[str, Any]],
+    write_package: Callable[..., Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    package = write_package(tmp_path / "mine", make_card(model_id="zoo/mine"))
+    monkeypatch.setenv("MEDIGAN_TOKEN", settings.token or "")
+    monkeypatch.setenv("MEDIGAN_CACHE_DIR", str(settings.cache_dir))
+    monkeypatch.setenv("MEDIGAN_CONFIG", str(tmp_path / "config.toml"))
+    mover = _move_state_later(hub, "zoo/mine@1.0.0", ["validating", "in_review"])
+    assert main(["--hub", hub.url, "push", str(package), "--wait"]) == 0
+    mover.join()
+    assert capsys.readouterr().out.splitlines()[-1] == "zoo/mine@1.0.0: in_review"

@@ -1,4 +1,5 @@
-"""Settings precedence: explicit arguments > environment > config file > defaults."""
+"""Settings precedence: explicit arguments > environment > config file > defaults; recording
+the default hub in the config file."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ import platformdirs
 import pytest
 
 from medigan_client.errors import BadRequestError
-from medigan_client.settings import DEFAULT_HUB_URL, ClientSettings
+from medigan_client.settings import (
+    DEFAULT_HUB_URL,
+    ClientSettings,
+    record_hub_url,
+    recorded_hub_url,
+)
 
 
 def _config(tmp_path: Path, text: str) -> Path:
@@ -88,3 +94,90 @@ def test_malformed_values_are_reported(tmp_path: Path) -> None:
 
 def test_token_is_not_shown_in_repr() -> None:
     assert "sekrit" not in repr(ClientSettings(token="sekrit"))
+
+
+@pytest.mark.parametrize(
+    ("environ", "config_text", "argument", "source", "url"),
+    [
+        ({}, "", None, "default", DEFAULT_HUB_URL),
+        ({}, 'hub_url = "http://file:1"\n', None, "config", "http://file:1"),
+        (
+            {"MEDIGAN_HUB_URL": "http://env:2"},
+            'hub_url = "http://file:1"\n',
+            None,
+            "environment",
+            "http://env:2",
+        ),
+        ({"MEDIGAN_HUB_URL": "http://env:2"}, "", "http://arg:3", "argument", "http://arg:3"),
+    ],
+)
+def test_the_hub_url_source_is_the_setting_that_won(
+    tmp_path: Path,
+    environ: dict[str, str],
+    config_text: str,
+    argument: str | None,
+    source: str,
+    url: str,
+) -> None:
+    settings = ClientSettings.load(
+        hub_url=argument, environ=environ, config_path=_config(tmp_path, config_text)
+    )
+    assert (settings.hub_url, settings.hub_url_source) == (url, source)
+
+
+def test_recording_the_hub_adds_the_key_and_keeps_the_rest_of_the_file(tmp_path: Path) -> None:
+    text = '# my client\ntoken = "sekrit"\npip_find_links = [\n  "/wheels",\n]\n'
+    path = _config(tmp_path, text)
+    path.chmod(0o600)
+
+    assert record_hub_url("http://127.0.0.1:8123/", config_path=path) == path
+
+    assert path.read_text(encoding="utf-8") == text + 'hub_url = "http://127.0.0.1:8123"\n'
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert recorded_hub_url(config_path=path) == "http://127.0.0.1:8123"
+    loaded = ClientSettings.load(environ={}, config_path=path)
+    assert (loaded.hub_url, loaded.hub_url_source, loaded.token) == (
+        "http://127.0.0.1:8123",
+        "config",
+        "sekrit",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"], "no temporary file left"
+
+
+def test_recording_the_hub_replaces_the_recorded_one_in_place(tmp_path: Path) -> None:
+    path = _config(
+        tmp_path, 'timeout = 5\nhub_url = "http://old:1"  # from sync\noffline = false\n'
+    )
+    record_hub_url("http://new:2", config_path=path)
+    assert path.read_text(encoding="utf-8") == (
+        'timeout = 5\nhub_url = "http://new:2"\noffline = false\n'
+    )
+
+
+def test_recording_the_hub_creates_a_private_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "dir" / "config.toml"
+    assert recorded_hub_url(config_path=path) is None
+    record_hub_url("http://x:1", config_path=path)
+    assert path.read_text(encoding="utf-8") == 'hub_url = "http://x:1"\n'
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_recording_into_a_malformed_config_file_is_refused_and_leaves_it(tmp_path: Path) -> None:
+    path = _config(tmp_path, "hub_url = \n")
+    with pytest.raises(BadRequestError, match="cannot read the config file"):
+        record_hub_url("http://x:1", config_path=path)
+    assert path.read_text(encoding="utf-8") == "hub_url = \n"
+
+
+def test_a_client_without_a_hub_url_uses_the_recorded_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medigan_client import Client
+
+    path = tmp_path / "config.toml"
+    monkeypatch.setenv("MEDIGAN_CONFIG", str(path))
+    monkeypatch.delenv("MEDIGAN_HUB_URL", raising=False)
+    record_hub_url("http://127.0.0.1:8123")
+    with Client(cache_dir=tmp_path / "c") as recorded, Client(hub_url="http://h:9") as explicit:
+        assert recorded.settings.hub_url == "http://127.0.0.1:8123"
+        assert explicit.settings.hub_url == "http://h:9"

@@ -9,16 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.db.models import QuerySet
 
 from evaluation.references import reference_set_fits, selection_words
 from hub.evaluations.models import Evaluation, ReferenceSet
-from medigan_catalog.lifecycle import CATALOGUE_STATES
+from medigan_catalog.lifecycle import CATALOGUE_STATES, ReleaseState
 from medigan_catalog.schema import card_from_json
 from medigan_catalog.snapshot import EvaluationSummary, LeaderboardRow, metric_named
+
+if TYPE_CHECKING:
+    # Only for annotations: the registry's releases are reached through the evaluation's foreign
+    # key, never imported (the import-linter independence contract).
+    from hub.registry.models import Release
 
 _CATALOGUE = sorted(state.value for state in CATALOGUE_STATES)
 
@@ -30,14 +35,50 @@ def reference_sets_matching(*, card: Mapping[str, Any]) -> list[ReferenceSet]:
     group of a set's ``match_terms`` needs a term inside one of the card's words, e.g. ``[["chest",
     "thorax"], ["x-ray", "radiograph"]]`` fits a chest X-ray model, not an X-ray mammography one.
     """
-    selection = card.get("selection") or {}
-    words = selection_words(
-        modality=selection.get("modality"), organ=selection.get("organ"), tags=selection.get("tags")
-    )
+    words = _card_words(card)
     return [
         reference_set
         for reference_set in ReferenceSet.objects.all()
         if reference_set_fits(reference_set.match_terms, words)
+    ]
+
+
+def _card_words(card: Mapping[str, Any]) -> list[str]:
+    selection = card.get("selection") or {}
+    return selection_words(
+        modality=selection.get("modality"), organ=selection.get("organ"), tags=selection.get("tags")
+    )
+
+
+def releases_awaiting_evaluation(
+    *, reference_set: ReferenceSet, extractor_id: str
+) -> list[Release]:
+    """Published releases with a package stored here that fit ``reference_set`` and have no
+    evaluation against it with ``extractor_id`` yet, whatever that evaluation's status.
+
+    A failed or running evaluation counts as one: this is what a newly loaded set still owes,
+    and loading the set again owes nothing more (staff re-queue a failed run themselves).
+    """
+    release_model = cast("type[Release]", Evaluation._meta.get_field("release").related_model)
+    evaluated = Evaluation.objects.filter(
+        reference_set=reference_set, extractor_id=extractor_id
+    ).values("release_id")
+    candidates = (
+        release_model.objects.filter(
+            state=ReleaseState.PUBLISHED,
+            # One artifact row both a package and stored here (medigan's live on Zenodo).
+            artifacts__role="package",
+            artifacts__file__gt="",
+        )
+        .exclude(pk__in=evaluated)
+        .select_related("generative_model")
+        .distinct()
+        .order_by("pk")
+    )
+    return [
+        release
+        for release in candidates
+        if reference_set_fits(reference_set.match_terms, _card_words(release.card))
     ]
 
 

@@ -45,7 +45,8 @@ from medigan_catalog.lifecycle import ReleaseState
 from medigan_catalog.packaging import ArchiveLimits, safe_extract, verify_file
 from medigan_catalog.schema import card_from_json
 from medigan_catalog.validation import resolve_generation_arguments
-from medigan_client.batching import DEFAULT_BATCH_SIZE, SEED_SCHEME, SampleDigest
+from medigan_client.batching import SEED_SCHEME, SampleDigest, default_batch_size
+from medigan_client.runtime.failures import describe_exception
 
 if TYPE_CHECKING:
     # Only for annotations: evaluations reach the registry's releases through their foreign key
@@ -77,7 +78,8 @@ def reference_set_create(
     """Store a reference set's images and manifest; an identical existing set is returned as is.
 
     A different set under an existing slug is refused: evaluations point at a reference set, and
-    changing its images would silently change what their numbers mean.
+    changing its images would silently change what their numbers mean. `reference_set_load`
+    also queues the evaluations the set calls for.
     """
     reference = ReferenceImages.from_images(slug, split, images)
     existing = ReferenceSet.objects.filter(slug=slug).first()
@@ -113,6 +115,41 @@ def reference_set_create(
     reference_set.images.save(f"{slug}.npz", ContentFile(buffer.getvalue()), save=False)
     reference_set.save()
     return reference_set
+
+
+def reference_set_load(
+    *,
+    slug: str,
+    title: str,
+    modality: str,
+    match_terms: Sequence[Sequence[str]],
+    split: str,
+    licence: str,
+    citation: str,
+    source: str,
+    images: np.ndarray[Any, Any],
+    source_paths: Sequence[str],
+) -> tuple[ReferenceSet, list[Evaluation]]:
+    """Store a reference set (`reference_set_create`) and queue what it calls for: the
+    evaluation of every published release that fits it and has none against it yet
+    (`evaluations_queue_for_reference_set`). Returns the set and the evaluations queued now.
+
+    A set loaded after the models were published so fills the leaderboard by itself; loading it
+    again queues nothing new.
+    """
+    reference_set = reference_set_create(
+        slug=slug,
+        title=title,
+        modality=modality,
+        match_terms=match_terms,
+        split=split,
+        licence=licence,
+        citation=citation,
+        source=source,
+        images=images,
+        source_paths=source_paths,
+    )
+    return reference_set, evaluations_queue_for_reference_set(reference_set=reference_set)
 
 
 class EvaluationNotAllowedError(CatalogError):
@@ -209,6 +246,32 @@ def evaluations_queue_for_release(
         )
         for reference_set in selectors.reference_sets_matching(card=release.card)
         for extractor_id in selectors.extractors_available()
+    ]
+
+
+def evaluations_queue_for_reference_set(
+    *, reference_set: ReferenceSet, requested_by: User | None = None
+) -> list[Evaluation]:
+    """Queue the hub's standard evaluation against ``reference_set`` of every published release
+    that fits it and has none yet with an available extractor; return the evaluations queued.
+
+    Idempotent: a release already evaluated against the set with an extractor (queued, running,
+    finished or failed) is left alone, so loading a set twice queues nothing new. The runs are
+    the ones publication queues (``evaluations_queue_for_release``): the same extractors, sample
+    count and default preprocessing, through `evaluation_request` and the ``gpu`` queue.
+    """
+    return [
+        evaluation_request(
+            release=release,
+            reference_set=reference_set,
+            extractor_id=extractor_id,
+            num_samples=int(settings.MEDIGAN_EVALUATION_SAMPLES),
+            requested_by=requested_by,
+        )
+        for extractor_id in selectors.extractors_available()
+        for release in selectors.releases_awaiting_evaluation(
+            reference_set=reference_set, extractor_id=extractor_id
+        )
     ]
 
 
@@ -448,11 +511,15 @@ def evaluation_run(
     try:
         result = _compute(evaluation, work_dir)
     except Exception as error:
-        logger.exception("evaluation %s failed", evaluation_id)
+        # The short form of a package's failure is recorded, its full traceback only logged.
+        failure = describe_exception(error, ())
+        logger.exception(
+            "evaluation %s failed: %s\n%s", evaluation_id, failure.message, failure.traceback
+        )
         Evaluation.objects.filter(pk=evaluation_id).update(
             status=Evaluation.Status.FAILED,
             # Staff and the release page read this: the package's output, never the hub's paths.
-            error=redact(f"{type(error).__name__}: {error}")[:4000],
+            error=redact(failure.message)[:4000],
             finished_at=timezone.now(),
         )
         return Evaluation.objects.get(pk=evaluation_id)
@@ -548,7 +615,7 @@ def _compute(evaluation: Evaluation, work_dir: Path) -> dict[str, Any]:
     """Generate the evaluation's samples, compute its metrics; return them with provenance.
 
     Generation goes through the client's core (:mod:`medigan_client.batching`): the samples are
-    ``[0, num_samples)`` of the sequence of ``(evaluation.seed, DEFAULT_BATCH_SIZE)``, exactly
+    ``[0, num_samples)`` of the sequence of ``(evaluation.seed, default_batch_size(card))``, exactly
     those ``client.generate(model, num_samples, seed=evaluation.seed)`` writes. The metric
     library asks for them in chunks of its own batch size and hands each chunk a seed of its
     own, which is not used: the chunks are consecutive runs of that one sequence, cut from as
@@ -583,7 +650,7 @@ def _compute(evaluation: Evaluation, work_dir: Path) -> dict[str, Any]:
             args=arguments,
             wall_seconds=wall_seconds,
             start_index=start_index,
-            batch_size=DEFAULT_BATCH_SIZE,
+            batch_size=default_batch_size(card),
         ).samples
 
     spans = _SampleSpans(sandbox_run, total=evaluation.num_samples, wall_seconds=wall_seconds)
@@ -616,7 +683,7 @@ def _compute(evaluation: Evaluation, work_dir: Path) -> dict[str, Any]:
     payload["generation"] = {
         "seed": seed,
         "seed_scheme": SEED_SCHEME,
-        "batch_size": DEFAULT_BATCH_SIZE,
+        "batch_size": default_batch_size(card),
         "start_index": 0,
         "num_samples": digest.count,
         "args": dict(arguments),

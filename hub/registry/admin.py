@@ -1,5 +1,8 @@
 """Review in the Django admin: releases with their checks, sample grid, card and audit trail.
 
+A failed check shows the contributor's message and, collapsed, the full traceback behind it,
+which only staff (the admin's users) ever see.
+
 Approve and reject are admin actions that ask for a note and go through the lifecycle services,
 so the admin cannot change a state any other way.
 """
@@ -72,7 +75,19 @@ class _ReadOnlyInline(admin.TabularInline[Any, Release]):
 
 class ReleaseCheckInline(_ReadOnlyInline):
     model = ReleaseCheck
-    fields = readonly_fields = ("name", "status", "message", "duration_seconds")
+    fields = readonly_fields = ("name", "status", "message", "traceback", "duration_seconds")
+
+    @admin.display(description="traceback (staff only)")
+    def traceback(self, check: ReleaseCheck) -> SafeString | str:
+        # The message sums the failure up for the contributor; this is all of it, collapsed so
+        # that the checks stay readable.
+        if not check.detail:
+            return "-"
+        return format_html(
+            "<details><summary>full traceback</summary>"
+            '<pre style="white-space: pre-wrap">{}</pre></details>',
+            check.detail,
+        )
 
 
 class ReleaseEventInline(_ReadOnlyInline):

@@ -144,6 +144,7 @@ class ModelListApi(APIView):
     """Published generative models, optionally searched with ``q``."""
 
     @extend_schema(
+        operation_id="v1_models_list",  # not "…_retrieve": that is one model's (ModelDetailApi)
         parameters=[
             parameters.query_parameter("q", description="search terms"),
             parameters.query_parameter("operator", enum=list(OPERATORS)),

@@ -100,7 +100,11 @@ class Artifact(models.Model):
 
 
 class ReleaseCheck(models.Model):
-    """The outcome of one named validation check on a release."""
+    """The outcome of one named validation check on a release.
+
+    ``message`` is the contributor's (shown by the API and the CLI); ``detail`` is staff-only,
+    shown in the admin: a failed package's full traceback, which the message sums up.
+    """
 
     class Status(models.TextChoices):
         PASSED = "passed"
@@ -111,6 +115,7 @@ class ReleaseCheck(models.Model):
     name = models.CharField(max_length=64)
     status = models.CharField(max_length=8, choices=Status.choices)
     message = models.TextField(blank=True, default="")
+    detail = models.TextField(blank=True, default="")
     duration_seconds = models.FloatField(default=0.0)
     created_at = models.DateTimeField(auto_now_add=True)
 

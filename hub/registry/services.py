@@ -407,6 +407,7 @@ def _record_check(release: Release, outcome: validation.CheckOutcome) -> None:
         name=outcome.name,
         status=outcome.status,
         message=outcome.message,
+        detail=outcome.detail,
         duration_seconds=round(outcome.duration_seconds, 3),
     )
 

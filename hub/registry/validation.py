@@ -2,14 +2,18 @@
 
 Checks run in order; when one fails, the checks that depend on it are reported as skipped rather
 than run on bad input. The package is only ever imported inside the sandbox
-(:mod:`hub.sandbox`). Every message is for the contributor: what the package printed
-is quoted as its own output, and no message carries the hub's paths or secrets.
+(:mod:`hub.sandbox`). Every message is for the contributor: a failure of the package reads in
+its own terms (the short form of :mod:`medigan_client.runtime.failures`: the exception, the
+package's frames, paths relative to the package), what the package printed is quoted as its own
+output, and no message carries the hub's paths or secrets. The full traceback goes to the
+worker's log and to the check's staff-only ``detail``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import math
 import shutil
 import time
@@ -27,26 +31,39 @@ from hub.sandbox import redact, sandbox_generate
 from medigan_catalog.errors import CatalogError
 from medigan_catalog.packaging import ArchiveLimits, safe_extract
 from medigan_catalog.schema import Card
-from medigan_catalog.validation import check_generation_output, validate_card
+from medigan_catalog.validation import check_generation_output, licence_problems, validate_card
 from medigan_client.errors import MediganClientError, SandboxUnavailableError
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
+logger = logging.getLogger(__name__)
 _CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class CheckOutcome:
-    """The result of one named check; ``grid_png`` carries the reviewers' sample grid."""
+    """The result of one named check; ``grid_png`` carries the reviewers' sample grid.
+
+    ``message`` is for the contributor (a failed package's short form); ``detail``, for staff
+    only, holds what is behind it (the full traceback).
+    """
 
     name: str
     status: str
     message: str
     duration_seconds: float
     grid_png: bytes | None = None
+    detail: str = ""
 
 
 class CheckFailedError(Exception):
-    """Raised inside a check to fail it with a message meant for the contributor."""
+    """Raised inside a check to fail it with a message meant for the contributor.
+
+    ``detail`` is what staff may need beyond the message (a failed package's full traceback).
+    """
+
+    def __init__(self, message: str, *, detail: str = ""):
+        super().__init__(message)
+        self.detail = detail
 
 
 @dataclass
@@ -81,7 +98,17 @@ def run_checks(release: Release, *, work_dir: Path) -> Iterator[CheckOutcome]:
             message = check(context)
         except CheckFailedError as error:
             failed.add(name)
-            yield CheckOutcome(name, FAILED, redact(str(error)), time.monotonic() - started)
+            message = redact(str(error))
+            detail = redact(error.detail)
+            # The worker's log keeps the whole story; the check and its audit event, the gist.
+            logger.warning(
+                "validation of %s: check %s failed: %s%s",
+                release.release_id,
+                name,
+                message,
+                f"\n{detail}" if detail else "",
+            )
+            yield CheckOutcome(name, FAILED, message, time.monotonic() - started, detail=detail)
         else:
             yield CheckOutcome(name, PASSED, redact(message), time.monotonic() - started)
     if context.samples is not None and "output_contract" not in failed:
@@ -107,11 +134,9 @@ def _check_card_schema(context: _Context) -> str:
 def _check_licence(context: _Context) -> str:
     assert context.card is not None
     provenance = context.card.provenance
-    if not provenance.licence:
-        raise CheckFailedError("the card names no licence for the model (provenance.licence)")
-    unlicensed = [data.name for data in provenance.training_data if not data.licence]
-    if unlicensed:
-        raise CheckFailedError(f"training data without a licence: {', '.join(unlicensed)}")
+    problems = licence_problems(context.card)
+    if problems:
+        raise CheckFailedError("; ".join(f"{p['msg']} ({p['loc']})" for p in problems))
     return f"model licence {provenance.licence}; {len(provenance.training_data)} data set(s)"
 
 
@@ -185,7 +210,9 @@ def _check_smoke_generation(context: _Context) -> str:
             f"(operators: see docs/security.md): {error.message}"
         ) from error
     except MediganClientError as error:
-        raise CheckFailedError(error.message) from error
+        # The message is the failure's short form (the package's frames, its own paths); the
+        # full traceback is for staff.
+        raise CheckFailedError(error.message, detail=error.traceback or "") from error
     context.samples = result.samples
     samples = result.samples
     return (

@@ -56,6 +56,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI and ReDoc as static files of the hub: /api/docs/ works without a CDN.
+    "drf_spectacular_sidecar",
     "hub.accounts",
     "hub.registry",
     "hub.evaluations",
@@ -169,6 +171,11 @@ SPECTACULAR_SETTINGS = {
     "image synthesis.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Served from the hub's own static files (drf-spectacular-sidecar, collected by `make run`
+    # and served by whitenoise): an offline or firewalled hub still shows its API docs.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Uploads above this go to a temporary file instead of memory; the push limit is separate.
@@ -205,6 +212,24 @@ MEDIGAN_SANDBOX_BWRAP = os.environ.get("MEDIGAN_SANDBOX_BWRAP", "")
 MEDIGAN_SANDBOX_UID_BASE = int(os.environ.get("MEDIGAN_SANDBOX_UID_BASE", "1880000000"))
 MEDIGAN_WORK_DIR = DATA_DIR / "work"
 
+# Contributed packages run with an environment built from their card's requirements, outside the
+# sandbox, once per requirement set (docs/runtimes.md, "Package environments"). pip's index:
+# unset means pip's own configuration; MEDIGAN_PIP_NO_INDEX=1 with MEDIGAN_PIP_FIND_LINKS (a
+# folder of wheels, os.pathsep-separated) for an offline hub.
+MEDIGAN_PIP_INDEX_URL = os.environ.get("MEDIGAN_PIP_INDEX_URL", "")
+MEDIGAN_PIP_EXTRA_INDEX_URLS = tuple(os.environ.get("MEDIGAN_PIP_EXTRA_INDEX_URLS", "").split())
+MEDIGAN_PIP_FIND_LINKS = tuple(
+    p for p in os.environ.get("MEDIGAN_PIP_FIND_LINKS", "").split(os.pathsep) if p
+)
+MEDIGAN_PIP_NO_INDEX = os.environ.get("MEDIGAN_PIP_NO_INDEX", "0").strip().lower() in {
+    "1",
+    "true",
+    "yes",
+}
+MEDIGAN_PIP_ENVIRONMENTS_DIR = Path(
+    os.environ.get("MEDIGAN_PIP_ENVIRONMENTS_DIR", DATA_DIR / "environments")
+)
+
 # Evaluations of published releases (queue `gpu`). The project's own extractor always runs; the
 # Inception extractors run when their weights files are configured (they cannot be downloaded
 # by the hub).
@@ -218,7 +243,8 @@ MEDIGAN_EVALUATION_CACHE_DIR = DATA_DIR / "evaluation-cache"
 MEDIGAN_INCEPTION_WEIGHTS = os.environ.get("MEDIGAN_INCEPTION_WEIGHTS", "")
 MEDIGAN_RADIMAGENET_WEIGHTS = os.environ.get("MEDIGAN_RADIMAGENET_WEIGHTS", "")
 
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+# The folder broker ignores the host, but kombu warns on every connection that names none.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://localhost/")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _queue_dir = DATA_DIR / "broker"

@@ -158,8 +158,11 @@ def test_the_extractor_sees_slices_of_its_own_batch_size_and_the_numbers_stay(
     )
     # Reference: 4 generator-sized chunks of 100; generated: 100, 100, 50; each in slices of 30.
     assert extractor.batch_sizes == [30, 30, 30, 10] * 6 + [30, 20]
-    assert sliced.fid_rs == pytest.approx(whole.fid_rs, rel=1e-12)
-    assert sliced.kid_mean == pytest.approx(whole.kid_mean, rel=1e-9)
+    # The features are the same up to float rounding (a network's sums depend on the batch and
+    # on the thread count); this FID is tiny (two draws of one noise), so its relative error is
+    # the largest of any: 5e-9 was seen on a loaded machine.
+    assert sliced.fid_rs == pytest.approx(whole.fid_rs, rel=1e-6)
+    assert sliced.kid_mean == pytest.approx(whole.kid_mean, rel=1e-6)
 
 
 def test_evaluate_sizes_torch_threads_for_the_run_and_restores_them(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,25 @@ def test_messages_lose_the_hubs_paths_and_secret_values(settings: Any) -> None:
 
     assert str(settings.MEDIGAN_WORK_DIR) not in text
     assert "a-very-secret-key-value" not in text
-    assert text == "failed in [hub]/validate-7-abc/package/x.py with key [secret]"
+    # The whole path goes: the names below the work dir are the hub's too.
+    assert text == "failed in [hub] with key [secret]"
+
+
+def test_the_work_dir_goes_also_through_a_link_and_the_sandbox_scratch_too(
+    settings: Any, tmp_path: Path
+) -> None:
+    real = tmp_path / "real-work"
+    real.mkdir()
+    (tmp_path / "linked-work").symlink_to(real)
+    settings.MEDIGAN_WORK_DIR = tmp_path / "linked-work"
+    scratch = Path(tempfile.gettempdir()) / "medigan-sandbox-k2j4" / "home"
+
+    text = sandbox.redact(f"read {real}/validate-1-x/weights.pt, wrote {scratch}/out.npy; ok")
+
+    assert text == "read [hub], wrote [hub]; ok"
+    assert sandbox.redact("/usr/lib/python3/x.py and /workshop") == (
+        "/usr/lib/python3/x.py and /workshop"
+    )
 
 
 def test_the_status_api_and_the_admin_say_how_code_is_isolated(client: Any, settings: Any) -> None:

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from tests import factories
-from tests.live_hub import LiveHub, live_hub, production_path
+from tests.live_hub import LiveHub, live_hub, production_path, wait_until
 
 pytestmark = pytest.mark.integration
 # The tests poll the hub; one log line per request would bury a failure's report.
@@ -85,15 +85,7 @@ print(json.dumps({
 
 
 def _wait(what: str, probe: Callable[[], Any], seconds: float = WAIT_SECONDS) -> Any:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"{what} within {seconds:.0f} s (last seen: {last!r})")
+    return wait_until(what, probe, seconds)
 
 
 @pytest.fixture(scope="module", params=["embedded", "production"])

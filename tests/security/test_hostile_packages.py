@@ -244,7 +244,8 @@ def test_canary_secrets_never_reach_what_a_contributor_reads(corpus: Corpus) -> 
 
     # /proc/1 is the sandbox's own init (the sandbox's own, empty environment), never the hub's.
     assert readable is not None, leak_message
-    assert set(ast.literal_eval(readable.group(1))) <= {"/proc/1/environ"}, leak_message
+    # The probe prints positions in its list of paths; 3 is /proc/1/environ (hostile.py).
+    assert set(ast.literal_eval(readable.group(1))) <= {3}, leak_message
     assert "LEAKPROBE found=[]" in leak_message
     for canary in corpus.canaries:
         assert canary not in everything

@@ -515,6 +515,94 @@ def load_global_json(path: str | Path) -> ImportResult:
     return import_global_json(data)
 
 
+@dataclass(frozen=True)
+class JsonRepair:
+    """A slip of a hand-written medigan metadata file that :func:`parse_medigan_metadata` fixed."""
+
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+_CLOSERS = {"{": "}", "[": "]"}
+
+
+def _repair_json(text: str) -> tuple[str, list[JsonRepair]]:
+    """``text`` without trailing commas and with unclosed objects and arrays closed at the end.
+
+    These are the slips of medigan's own model-package template (``templates/examples`` ends
+    in ``},`` with the outer object never closed; ``templates/raw_examples`` ends in ``},\n}``).
+    Strings are copied untouched; nothing else is guessed.
+    """
+    out: list[str] = []
+    repairs: list[JsonRepair] = []
+    stack: list[str] = []
+    in_string = False
+    escaped = False
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if in_string:
+            out.append(char)
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+            index += 1
+            continue
+        if char == '"':
+            in_string = True
+        elif char in _CLOSERS:
+            stack.append(_CLOSERS[char])
+        elif char in "}]" and stack and stack[-1] == char:
+            stack.pop()
+        elif char == ",":
+            rest = text[index + 1 :].lstrip()
+            if not rest or rest[0] in "}]":
+                line = text.count("\n", 0, index) + 1
+                closing = f"before {rest[0]!r}" if rest else "at the end of the file"
+                repairs.append(JsonRepair(line, f"removed a trailing comma {closing}"))
+                index += 1
+                continue
+        out.append(char)
+        index += 1
+    if stack and not in_string:
+        missing = "".join(reversed(stack))
+        line = text.count("\n") + 1
+        repairs.append(JsonRepair(line, f"closed what the file left open: added {missing!r}"))
+        out.append("\n" + missing)
+    return "".join(out), repairs
+
+
+def parse_medigan_metadata(text: str) -> tuple[dict[str, Any], list[JsonRepair]]:
+    """Read a medigan ``metadata.json`` (``{model_id: entry}``), fixing known slips.
+
+    Valid JSON is read as it is. Otherwise trailing commas are removed and objects or arrays
+    left open at the end are closed, each fix reported as a :class:`JsonRepair`; anything else
+    raises :class:`CardInvalidError` with the parser's line and column.
+    """
+    try:
+        data = json.loads(text)
+        repairs: list[JsonRepair] = []
+    except ValueError as first:
+        repaired, repairs = _repair_json(text)
+        if not repairs:
+            raise CardInvalidError([FieldProblem(loc="", msg=f"not JSON: {first}")]) from None
+        try:
+            data = json.loads(repaired)
+        except ValueError:
+            raise CardInvalidError([FieldProblem(loc="", msg=f"not JSON: {first}")]) from None
+    if not isinstance(data, dict):
+        raise CardInvalidError(
+            [FieldProblem(loc="", msg="medigan metadata is an object keyed by model id")]
+        )
+    return data, repairs
+
+
 def _set_path(document: dict[str, Any], path: str, value: Any) -> None:
     """Set ``value`` at a dotted path, creating objects on the way."""
     *parents, last = path.split(".")

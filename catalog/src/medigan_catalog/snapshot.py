@@ -42,6 +42,8 @@ STATUS_PATH: Final = f"{API_ROOT}/status"
 MODELS_PATH: Final = f"{API_ROOT}/models"
 LEADERBOARDS_PATH: Final = f"{API_ROOT}/leaderboards"
 REFERENCE_SETS_PATH: Final = f"{API_ROOT}/reference-sets"
+# The account of the token that calls it: who pushes, and into which namespace by default.
+ME_PATH: Final = f"{API_ROOT}/me"
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -187,6 +189,20 @@ class HubInfo(_WireModel):
     """Which hub rendered a snapshot."""
 
     url: str
+
+
+class AccountInfo(_WireModel):
+    """``GET /api/v1/me``: the user a token belongs to and the namespace they push into.
+
+    ``namespace`` is where the hub lets this user publish by default (their username as a
+    namespace); ``None`` when the username cannot be one (a reserved or invalid name), so the
+    user must name a namespace on every push. ``reserved_namespaces`` are the namespaces only
+    the hub's operators publish into.
+    """
+
+    username: str = Field(min_length=1)
+    namespace: str | None = None
+    reserved_namespaces: tuple[str, ...] = ()
 
 
 class SnapshotRelease(_WireModel):
@@ -359,6 +375,11 @@ def review_path(model_id: str, version: str) -> str:
 def evaluations_path(model_id: str, version: str) -> str:
     """``…/releases/<version>/evaluations``: the hub's evaluations of a release."""
     return f"{release_path(model_id, version)}/evaluations"
+
+
+def me_path() -> str:
+    """``/api/v1/me``: the calling token's account and default namespace."""
+    return ME_PATH
 
 
 def leaderboard_path(reference: str | None = None) -> str:

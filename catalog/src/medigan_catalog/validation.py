@@ -105,6 +105,33 @@ def card_problems(card: Card) -> list[FieldProblem]:
     return problems
 
 
+def licence_problems(card: Card) -> list[FieldProblem]:
+    """The hub's "licence present" rule for a release (empty list: met).
+
+    The model needs ``provenance.licence``, and each data set of ``provenance.training_data``
+    its own ``licence``: a hub publishes nothing whose terms of use it cannot state. This holds
+    for imported medigan cards too, which :func:`card_problems` otherwise lets through.
+    """
+    problems: list[FieldProblem] = []
+    licence = card.provenance.licence
+    if licence is None or not licence.strip():
+        problems.append(
+            FieldProblem(
+                loc="provenance.licence",
+                msg="the card names no licence for the model (an SPDX id such as MIT)",
+            )
+        )
+    for index, data in enumerate(card.provenance.training_data):
+        if data.licence is None or not data.licence.strip():
+            problems.append(
+                FieldProblem(
+                    loc=f"provenance.training_data.{index}.licence",
+                    msg=f"the training data {data.name!r} has no licence",
+                )
+            )
+    return problems
+
+
 def validate_card(data: Mapping[str, Any]) -> Card:
     """Parse a card and apply every rule; raise :class:`CardInvalidError` listing all problems."""
     card = card_from_json(data)

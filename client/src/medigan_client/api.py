@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
 
     from medigan_catalog.schema import Card
     from medigan_client.dataset import GeneratedDataset, StreamingDataset, Transform
-    from medigan_client.evaluations import HubEvaluation, RankedRelease
+    from medigan_client.evaluations import HubEvaluation, RankedRelease, Ranking
     from medigan_client.generate import GenerationResult
     from medigan_client.http import HubSession
     from medigan_client.push import PushResult
@@ -88,6 +90,23 @@ def _split_query(query: str) -> list[str]:
         return shlex.split(query)
     except ValueError:
         return query.split()
+
+
+@dataclass(frozen=True)
+class ReleaseVersion:
+    """One release of a model as the synced catalogue lists it (see :meth:`Client.versions`).
+
+    ``state`` is ``published``: the catalogue lists the releases a client may pick and nothing
+    else (a deprecated or withdrawn release is not in it; ``Client.release_status`` asks the hub
+    about any release). ``newest`` marks the release ``ns/name`` resolves to.
+    """
+
+    model_id: str
+    version: str
+    state: str
+    published_at: datetime | None
+    package_sha256: str | None
+    newest: bool
 
 
 class Client:
@@ -255,6 +274,69 @@ class Client:
             releases, metric, reference=reference, extractor=extractor, descending=descending
         )
 
+    def ranking(
+        self,
+        metric: str,
+        *,
+        reference: str | None = None,
+        extractor: str | None = None,
+        descending: bool | None = None,
+    ) -> Ranking:
+        """The newest releases ranked by ``metric``, with the caveats a reader needs.
+
+        Without ``reference`` the values are the cards' self-reported ones (``metric`` is a
+        dotted path under ``selection.performance``, ascending unless ``descending``); with it,
+        the hub's evaluations against that reference set (see :meth:`rank_by_hub_metric`), and
+        a reference set no release was evaluated against raises ``NotFoundError`` naming the
+        known ones. Offline, from the synced snapshot. See
+        :class:`medigan_client.evaluations.Ranking`.
+        """
+        from medigan_client.evaluations import known_references, rank_hub_metric, rank_self_reported
+
+        releases = [
+            (release.card, release.evaluations) for release in latest_releases(self.snapshot())
+        ]
+        if reference is None:
+            return rank_self_reported(
+                [card for card, _ in releases],
+                metric,
+                descending=bool(descending),
+                known_references=known_references(releases),
+            )
+        return rank_hub_metric(
+            releases, metric, reference=reference, extractor=extractor, descending=descending
+        )
+
+    def versions(self, model: str) -> list[ReleaseVersion]:
+        """Every release of ``ns/name`` in the synced catalogue, newest version first.
+
+        Raises ``NotFoundError`` (naming close matches) for a model the catalogue does not list.
+        """
+        from medigan_catalog.lifecycle import ReleaseState
+        from medigan_catalog.snapshot import newest, version_key
+
+        model_id, version = split_model_ref(model)
+        if version is not None:
+            raise BadRequestError(f"{model!r} names a version; write {model_id}")
+        snapshot = self.snapshot()
+        find_release(snapshot, model_id)  # NotFoundError with close matches for an unknown model
+        releases = [r for r in snapshot.releases if r.card.model_id == model_id]
+        latest = newest(releases)
+        listed = []
+        for release in sorted(releases, key=lambda r: version_key(r.version), reverse=True):
+            artifact = release.card.package_artifact
+            listed.append(
+                ReleaseVersion(
+                    model_id=model_id,
+                    version=release.version,
+                    state=ReleaseState.PUBLISHED.value,
+                    published_at=release.published_at,
+                    package_sha256=artifact.sha256 if artifact is not None else None,
+                    newest=release is latest,
+                )
+            )
+        return listed
+
     def evaluations(self, model: str) -> tuple[HubEvaluation, ...]:
         """The hub's evaluations of ``ns/name`` (newest release) or ``ns/name@version``."""
         card = self.show(model)
@@ -268,7 +350,11 @@ class Client:
         return list(medigan_rank(self.models(), metric, order))
 
     def show(self, model: str) -> Card:
-        """The card of ``ns/name`` (newest release) or ``ns/name@version``."""
+        """The card of ``ns/name`` (newest release) or ``ns/name@version``.
+
+        A medigan-style id (``00102_NAME``, ``102``, maybe ``@version``) names the model of any
+        namespace it matches (:mod:`medigan_client.model_refs`).
+        """
         return find_release(self.snapshot(), model)
 
     # -- artifacts and generation ----------------------------------------------------------
@@ -296,7 +382,7 @@ class Client:
         output_dir: Path | str,
         *,
         seed: int = 0,
-        batch_size: int = 16,
+        batch_size: int | None = None,
         device: str = "auto",
         args: Mapping[str, object] | None = None,
         progress: bool | None = None,
@@ -308,11 +394,14 @@ class Client:
         workers: int | None = None,
         max_in_flight: int | None = None,
         dicom_uid_root: str | None = None,
+        overwrite: bool = False,
     ) -> GenerationResult:
         """Generate samples ``[start_index, start_index + num_samples)`` into ``output_dir``.
 
         ``format`` is png, npy, nifti or dicom (the last two need ``medigan-client[formats]``);
-        ``resume`` continues an interrupted run from the folder's manifest; ``isolation`` picks
+        ``output_dir`` must be missing or empty unless ``resume`` continues an interrupted run
+        from the folder's manifest or ``overwrite`` replaces the run the manifest lists (only its
+        files; a folder holding anything else raises ``OutputExistsError``); ``isolation`` picks
         the runtime; ``half`` asks for float16 where the card allows it; ``workers`` is the
         number of writer threads. See :func:`medigan_client.generate.generate`.
         """
@@ -332,6 +421,7 @@ class Client:
             workers=workers,
             max_in_flight=max_in_flight,
             dicom_uid_root=dicom_uid_root,
+            overwrite=overwrite,
         )
         return generate(
             self.settings, model, num_samples, Path(output_dir), options, session=self.session
@@ -350,7 +440,7 @@ class Client:
         args: Mapping[str, object] | None = None,
         device: str = "auto",
         isolation: str = "auto",
-        batch_size: int = 16,
+        batch_size: int | None = None,
     ) -> GeneratedDataset:
         """A map-style torch data set of ``num_samples`` samples, generated once and cached.
 
@@ -360,6 +450,7 @@ class Client:
         ``isolation`` is how the package runs while the data set is built (reading it runs
         nothing). See :mod:`medigan_client.dataset` and docs/datasets.md.
         """
+        from medigan_client.batching import default_batch_size
         from medigan_client.generate import resolve_arguments
 
         module = _dataset_module()
@@ -368,7 +459,7 @@ class Client:
             card=card,
             num_samples=num_samples,
             seed=seed,
-            batch_size=batch_size,
+            batch_size=batch_size if batch_size is not None else default_batch_size(card),
             arguments=resolve_arguments(card, args),
         )
         dataset: GeneratedDataset = module.open_dataset(
@@ -387,7 +478,7 @@ class Client:
         self,
         model: str,
         *,
-        batch_size: int = 16,
+        batch_size: int | None = None,
         seed: int = 0,
         args: Mapping[str, object] | None = None,
         transform: Transform | None = None,
@@ -402,6 +493,7 @@ class Client:
         downloaded here, once, so workers never download. Defaults suit DataLoader workers
         (``inprocess``, ``cpu``); see :class:`medigan_client.dataset.StreamingDataset`.
         """
+        from medigan_client.batching import default_batch_size
         from medigan_client.generate import resolve_arguments
 
         module = _dataset_module()
@@ -413,7 +505,7 @@ class Client:
             self.package(model),
             arguments=arguments,
             seed=seed,
-            batch_size=batch_size,
+            batch_size=batch_size if batch_size is not None else default_batch_size(card),
             num_samples=num_samples,
             transform=transform,
             target_transform=target_transform,
@@ -465,6 +557,44 @@ class Client:
         if not isinstance(status, dict):
             raise BadRequestError(f"the hub's status of {model_at_version} is not an object")
         return status
+
+    def wait_for_checks(
+        self, model_at_version: str, *, timeout: float = 600.0, poll_seconds: float = 1.0
+    ) -> dict[str, Any]:
+        """Wait until the hub has validated a pushed release; return its status.
+
+        Returns once the release left ``submitted`` and ``validating`` (usually ``in_review``).
+        Raises :class:`ValidationFailedError` naming the failed checks when the hub rejected it,
+        and :class:`HubBusyError` when validation has not finished within ``timeout`` seconds.
+        """
+        import time
+
+        from medigan_client.errors import HubBusyError, ValidationFailedError
+
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.release_status(model_at_version)
+            state = status.get("state")
+            if state == "rejected":
+                failed = [
+                    f"{check.get('name')}: {check.get('message')}"
+                    for check in status.get("checks") or []
+                    if isinstance(check, dict) and check.get("status") == "failed"
+                ]
+                raise ValidationFailedError(
+                    f"{model_at_version} was rejected by the hub's checks"
+                    + ("".join(f"\n  {line}" for line in failed) if failed else ""),
+                    detail=status,
+                )
+            if state not in ("submitted", "validating"):
+                return status
+            if time.monotonic() >= deadline:
+                raise HubBusyError(
+                    f"{model_at_version} is still {state} after {timeout:g} s; "
+                    f"see `medigan-client status {model_at_version}` later",
+                    detail=status,
+                )
+            time.sleep(poll_seconds)
 
     def review(self, model_at_version: str, decision: str, note: str = "") -> dict[str, Any]:
         """Approve or reject a release in review (reviewers only); return its new status."""

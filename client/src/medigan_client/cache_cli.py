@@ -24,7 +24,7 @@ from medigan_client.cache_admin import (
 from medigan_client.errors import BadRequestError
 
 
-@click.group(name="cache")
+@click.group(name="cache", epilog="\b\nExample:\n  medigan-client cache prune --max-size 20G")
 def cache_group() -> None:
     """Inspect, verify and prune the local cache (catalogues, releases, venvs, data sets)."""
 
@@ -58,7 +58,7 @@ def _entry_line(entry: CacheEntry) -> str:
     ).rstrip("\t")
 
 
-@cache_group.command("ls")
+@cache_group.command("ls", epilog="\b\nExample:\n  medigan-client cache ls --json > cache.json")
 @json_option
 @click.pass_context
 def list_command(ctx: click.Context, as_json: bool) -> None:
@@ -72,7 +72,7 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
     click.echo(f"total\t{len(listing.entries)} items\t{format_size(listing.total_bytes)}")
 
 
-@cache_group.command("verify")
+@cache_group.command("verify", epilog="\b\nExample:\n  medigan-client cache verify --fix")
 @click.option("--fix", is_flag=True, help="Remove damaged items so that the next use fetches them.")
 @json_option
 @click.pass_context
@@ -97,7 +97,9 @@ def verify_command(ctx: click.Context, fix: bool, as_json: bool) -> None:
         raise click.exceptions.Exit(1)
 
 
-@cache_group.command("prune")
+@cache_group.command(
+    "prune", epilog="\b\nExample:\n  medigan-client cache prune --older-than 30 --dry-run"
+)
 @click.option(
     "--older-than",
     type=click.FloatRange(min=0),

@@ -1,9 +1,16 @@
-"""The ``medigan-client`` command line: sync, search, rank, show, download, generate, push, status.
+"""The ``medigan-client`` command line: sync, search, rank, versions, show, download, generate,
+init-package, push, status, review, cache.
 
 ``medigan-client [--hub URL] [--token T] [--cache-dir D] [--offline] COMMAND ...``. Every error
 the client raises on purpose is printed as one line ``error: <message>`` on stderr with exit
 status 1 (2 for usage errors), never as a traceback; warnings go to stderr as ``warning: ...``;
 results go to stdout, one item per line, the model id first so that scripts can ``cut`` it.
+
+The hub: ``sync --hub URL`` (or ``--hub URL sync``) records the URL in the config file as the
+default hub, so the commands after it need no ``--hub``. Each command that talks to a hub or
+reads its cached catalogue first says on stderr which hub it uses and why, in one line such as
+``hub: http://127.0.0.1:8123 (from config)``. Each command's help ends with an example
+(:data:`EXAMPLES`).
 
 Built on click. Start-up time is the CLI's first impression: this module imports click, the
 client's settings and errors, and the search index; each command imports what it needs (the card
@@ -14,6 +21,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,19 +30,59 @@ import click
 from medigan_catalog.errors import CatalogError
 from medigan_client.api import OPERATORS, Client
 from medigan_client.cache_cli import cache_group
+from medigan_client.compat.importer_cli import import_medigan_command
 from medigan_client.errors import BadRequestError, ClientError
+from medigan_client.settings import record_hub_url, recorded_hub_url
 
 if TYPE_CHECKING:
     from medigan_catalog.schema import Card
 
 MODEL_REF = "ns/name[@version]"
 RELEASE_REF = "ns/name@version"
+MODEL_ID = "ns/name"
+
+# Why a command uses the hub it uses, as the hub line says it (ClientSettings.hub_url_source).
+HUB_SOURCES = {
+    "argument": "from --hub",
+    "environment": "from MEDIGAN_HUB_URL",
+    "config": "from config",
+    "default": "built-in default",
+}
+_HUB_ANNOUNCED = "medigan_client.hub_announced"
+
+# One example per command, shown at the end of its help. The group's order below is the order
+# the commands are used in; commands registered later (by other modules) follow it.
+EXAMPLES: dict[str, str] = {
+    "sync": "medigan-client sync --hub http://127.0.0.1:8000",
+    "search": "medigan-client search mammo dcgan modality=mammography",
+    "rank": "medigan-client rank --metric fid --reference chest-xray-test",
+    "versions": "medigan-client versions zoo/chestxray-dcgan-64",
+    "show": "medigan-client show zoo/chestxray-dcgan-64",
+    "download": "medigan-client download zoo/chestxray-dcgan-64@1.0.0",
+    "generate": "medigan-client generate zoo/chestxray-dcgan-64 -n 64 -o synthetic-cxr",
+    "init-package": "medigan-client init-package my_model --model-id my-lab/my-model",
+    "import-medigan": "medigan-client import-medigan ./my_medigan_package",
+    "push": "MEDIGAN_TOKEN=... medigan-client push ./my_model --wait",
+    "status": "medigan-client status my-lab/my-model@0.1.0",
+    "review": "medigan-client review my-lab/my-model@0.1.0 --decision approve --note 'checks pass'",
+    "cache": "medigan-client cache ls",
+}
+
+
+def example_epilog(example: str) -> str:
+    """An epilog that shows ``example`` as it is (``\\b``: click does not rewrap it)."""
+    return f"\b\nExample:\n  {example}"
 
 
 def _client(ctx: click.Context) -> Client:
+    """The command's client; the first call of a command says on stderr which hub it uses."""
     client = ctx.find_object(Client)
     if client is None:  # a command invoked without the group callback
         raise BadRequestError("internal: the client was not configured")
+    if not ctx.meta.get(_HUB_ANNOUNCED):
+        ctx.meta[_HUB_ANNOUNCED] = True
+        source = HUB_SOURCES.get(client.settings.hub_url_source, client.settings.hub_url_source)
+        click.echo(f"hub: {client.settings.hub_url} ({source})", err=True)
     return client
 
 
@@ -43,19 +91,35 @@ def _warn(message: str) -> None:
 
 
 class _WorkflowOrder(click.Group):
-    """A group whose help lists its commands in the order they are used, not alphabetically."""
+    """A group whose help lists its commands in the order they are used, not alphabetically,
+    and ends each command's help with its example from :data:`EXAMPLES`."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.commands)
+        known = [name for name in EXAMPLES if name in self.commands]
+        return known + [name for name in self.commands if name not in EXAMPLES]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None and command.epilog is None and cmd_name in EXAMPLES:
+            command.epilog = example_epilog(EXAMPLES[cmd_name])
+        return command
 
 
 @click.group(
     name="medigan-client",
     cls=_WorkflowOrder,
     help="Find, download and run generative models for medical image synthesis from a medigan hub.",
+    epilog="\b\nExamples:\n  medigan-client sync --hub http://127.0.0.1:8000\n"
+    "  medigan-client search chest x-ray\n"
+    "  medigan-client generate zoo/chestxray-dcgan-64 -n 16 -o out",
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@click.option("--hub", metavar="URL", help="Hub URL (env MEDIGAN_HUB_URL).")
+@click.option(
+    "--hub",
+    metavar="URL",
+    help="Hub URL (env MEDIGAN_HUB_URL; default: the hub `sync --hub` recorded in the config "
+    "file). Given with sync, it is recorded as the default.",
+)
 @click.option("--token", metavar="TOKEN", help="API token (env MEDIGAN_TOKEN).")
 @click.option(
     "--cache-dir",
@@ -82,9 +146,27 @@ def app(
 
 
 @app.command()
+@click.option(
+    "--hub",
+    "hub_url",
+    metavar="URL",
+    help="The hub to sync from (overrides the global --hub); recorded as the default hub.",
+)
 @click.pass_context
-def sync(ctx: click.Context) -> None:
-    """Fetch the hub's catalogue into the local cache."""
+def sync(ctx: click.Context, hub_url: str | None) -> None:
+    """Fetch the hub's catalogue into the local cache.
+
+    A hub given with --hub (here or before the command) becomes the default hub: it is recorded
+    in the config file, and later commands without --hub use it.
+    """
+    if hub_url is not None:
+        given = _client_without_announcing(ctx)
+        client = Client(
+            settings=replace(given.settings, hub_url=hub_url, hub_url_source="argument"),
+            progress=given.progress,
+        )
+        ctx.obj = client
+        ctx.call_on_close(client.close)
     client = _client(ctx)
     result = client.sync()
     if result.warning:
@@ -96,6 +178,28 @@ def sync(ctx: click.Context) -> None:
     )
     for problem in client.snapshot().skipped:
         _warn(f"skipped a release this client cannot read: {problem}")
+    if client.settings.hub_url_source == "argument":
+        _record_default_hub(client.settings.hub_url)
+
+
+def _client_without_announcing(ctx: click.Context) -> Client:
+    client = ctx.find_object(Client)
+    if client is None:  # a command invoked without the group callback
+        raise BadRequestError("internal: the client was not configured")
+    return client
+
+
+def _record_default_hub(hub_url: str) -> None:
+    """Record ``hub_url`` as the default hub, saying so when it changes; a config file that
+    cannot be written is a warning, not a failed sync."""
+    try:
+        if recorded_hub_url() == hub_url:
+            return
+        path = record_hub_url(hub_url)
+    except ClientError as error:
+        _warn(f"{hub_url} was not recorded as the default hub: {error.message}")
+        return
+    click.echo(f"hub: {hub_url} is now the default hub (recorded in {path})", err=True)
 
 
 @app.command("search")
@@ -153,26 +257,41 @@ def rank_command(
     extractor: str | None,
     descending: bool | None,
 ) -> None:
-    """Rank the newest releases by a metric; prints model id, value and title per line."""
-    client = _client(ctx)
-    if reference is None:
-        for card in client.rank(metric, descending=bool(descending)):
-            click.echo(f"{card.model_id}\t{_metric_value(card, metric)}\t{card.title}")
-        return
-    for item in client.rank_by_hub_metric(
+    """Rank the newest releases by a metric; prints model id, value and title per line.
+
+    Without --reference the values are those the model cards report themselves; a warning on
+    stderr says so, and names the modalities or extractors when the ranked values mix them. A
+    reference set no release was evaluated against is an error naming the known sets.
+    """
+    ranking = _client(ctx).ranking(
         metric, reference=reference, extractor=extractor, descending=descending
-    ):
-        value = item.value(metric)
-        shown = "-" if value is None else f"{value:.4f}"
-        source = "" if item.evaluation is None else f"\t[{item.evaluation.extractor}]"
-        click.echo(f"{item.card.model_id}\t{shown}\t{item.card.title}{source}")
+    )
+    for caveat in ranking.caveats:
+        _warn(caveat)
+    for row in ranking.rows:
+        if row.value is None:
+            shown = "-"
+        else:
+            shown = f"{row.value:g}" if ranking.self_reported else f"{row.value:.4f}"
+        source = "" if row.extractor is None else f"\t[{row.extractor}]"
+        click.echo(f"{row.card.model_id}\t{shown}\t{row.card.title}{source}")
 
 
-def _metric_value(card: Card, metric: str) -> str:
-    node: object = card.selection.performance or {}
-    for part in metric.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return "-" if node is None else str(node)
+@app.command()
+@click.argument("model", metavar=MODEL_ID)
+@click.pass_context
+def versions(ctx: click.Context, model: str) -> None:
+    """List a model's releases in the synced catalogue, newest version first.
+
+    Prints per line: version, state, publication date, the package's sha256 (first 12 hex
+    digits) and "newest" on the release ns/name resolves to. The catalogue lists published
+    releases only; `status ns/name@version` asks the hub about any release.
+    """
+    for release in _client(ctx).versions(model):
+        published = release.published_at.date().isoformat() if release.published_at else "-"
+        digest = release.package_sha256[:12] if release.package_sha256 else "-"
+        fields = [release.version, release.state, published, digest]
+        click.echo("\t".join([*fields, "newest"] if release.newest else fields))
 
 
 def _card_summary(card: Card) -> list[str]:
@@ -264,9 +383,9 @@ def _parse_args(pairs: Sequence[str]) -> dict[str, object]:
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    default=16,
-    show_default=True,
-    help="Samples per call.",
+    default=None,
+    help="Samples per call; picks the sample sequence of a seed. Default: 16, 32 for "
+    "medigan-legacy packages.",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option(
@@ -294,6 +413,12 @@ def _parse_args(pairs: Sequence[str]) -> dict[str, object]:
     "--resume", is_flag=True, help="Continue an interrupted run in the same output directory."
 )
 @click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace the previous run in the output directory: remove the files its manifest "
+    "lists (never other files), then generate.",
+)
+@click.option(
     "--isolation",
     default="auto",
     show_default=True,
@@ -318,18 +443,25 @@ def generate(
     num_samples: int,
     output_dir: Path,
     seed: int,
-    batch_size: int,
+    batch_size: int | None,
     device: str,
     arg: tuple[str, ...],
     output_format: str,
     start_index: int,
     resume: bool,
+    overwrite: bool,
     isolation: str,
     half: bool,
     workers: int | None,
     dicom_uid_root: str | None,
 ) -> None:
-    """Generate images with a release (works offline once the release is cached)."""
+    """Generate images with a release (works offline once the release is cached).
+
+    The output directory must be empty or missing, unless --resume continues the run recorded
+    in its manifest.jsonl or --overwrite replaces it.
+    """
+    if resume and overwrite:
+        raise click.UsageError("--resume and --overwrite exclude each other")
     client = _client(ctx)
     result = client.generate(
         model,
@@ -342,6 +474,7 @@ def generate(
         format=output_format,
         start_index=start_index,
         resume=resume,
+        overwrite=overwrite,
         isolation=isolation,
         half=half,
         workers=workers,
@@ -351,7 +484,10 @@ def generate(
     click.echo(
         f"wrote {result.generated} images of {result.model_id}@{result.version} to "
         f"{output_dir} (manifest {result.manifest_path.name}, device {result.device}, "
-        f"format {result.format}" + (f", {kept} already there" if kept else "") + ")"
+        f"format {result.format}"
+        + (f", {kept} already there" if kept else "")
+        + (f", {result.removed} files of the previous run removed" if result.removed else "")
+        + ")"
     )
 
 
@@ -361,16 +497,52 @@ def generate(
     metavar="PACKAGE_DIR",
     type=click.Path(path_type=Path),
 )
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="When the dry run fails, also print the full traceback.",
+)
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Wait for the hub's checks and print the release's state (in_review when they pass).",
+)
+@click.option(
+    "--wait-timeout",
+    type=click.FloatRange(min=1),
+    default=600.0,
+    show_default=True,
+    help="Seconds --wait waits for the checks.",
+)
 @click.pass_context
-def push(ctx: click.Context, package_dir: Path) -> None:
+def push(
+    ctx: click.Context, package_dir: Path, verbose: bool, wait: bool, wait_timeout: float
+) -> None:
     """Check a package locally (card, smoke generation), zip it and upload it.
 
-    PACKAGE_DIR holds card.json and __init__.py.
+    PACKAGE_DIR holds card.json and __init__.py. A failed dry run is shown in the package's
+    terms: the exception and the package's own frames (--verbose adds the full traceback).
     """
-    result = _client(ctx).push(package_dir)
+    try:
+        result = _client(ctx).push(package_dir)
+    except ClientError as exc:
+        if exc.traceback is None:
+            raise
+        # A failure of the package: its short form keeps its frame lines, one per line.
+        click.echo(f"error: {exc.message}", err=True)
+        if verbose:
+            click.echo("full traceback:", err=True)
+            click.echo(exc.traceback.rstrip("\n"), err=True)
+        ctx.exit(1)
     click.echo(f"pushed {package_dir}: state {result.state}, sha256 {result.sha256}")
     if result.release_url:
         click.echo(result.release_url)
+    if wait:
+        release = result.release_id
+        click.echo(f"waiting for the hub's checks of {release} ...", err=True)
+        status = _client(ctx).wait_for_checks(release, timeout=wait_timeout)
+        click.echo(f"{release}: {status.get('state')}")
 
 
 @app.command()
@@ -408,7 +580,46 @@ def review(ctx: click.Context, release: str, decision: str, note: str) -> None:
     click.echo(f"{release}: {answer.get('state')}")
 
 
+@app.command("init-package")
+@click.argument("directory", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--model-id", metavar=MODEL_ID, help="The model's id (default: my-lab/<DIR's name>).")
+@click.option("--modality", default="x-ray", show_default=True, help="The images' modality.")
+@click.option(
+    "--image-size",
+    type=click.IntRange(min=4, max=1024),
+    default=64,
+    show_default=True,
+    help="Height and width of the images.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write into a directory that is not empty, replacing only the skeleton's files.",
+)
+def init_package_command(
+    directory: Path, model_id: str | None, modality: str, image_size: int, force: bool
+) -> None:
+    """Write a working v2 model package skeleton into DIR; prints the files it wrote.
+
+    The skeleton (a tiny torch generator, its random weights, a card that validates, a README)
+    generates and passes the checks of push; train it and edit card.json before sharing it.
+    """
+    from medigan_client.scaffold import init_package
+
+    skeleton = init_package(
+        directory, model_id=model_id, modality=modality, image_size=image_size, force=force
+    )
+    for path in skeleton.files:
+        click.echo(str(path))
+    click.echo(
+        f"wrote the package skeleton of {skeleton.model_id} to {directory}; next: read its "
+        "README.md",
+        err=True,
+    )
+
+
 app.add_command(cache_group)
+app.add_command(import_medigan_command)
 
 
 def _one_line(message: str) -> str:

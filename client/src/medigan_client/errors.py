@@ -13,20 +13,33 @@ both (``CardInvalidError``, ``ArchiveUnsafeError``, ``ChecksumMismatchError``,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from medigan_catalog.errors import ErrorCode
 
 
 class ClientError(Exception):
-    """Base of every error the client raises on purpose; carries the hub's code, message, detail."""
+    """Base of every error the client raises on purpose; carries the hub's code, message, detail.
+
+    ``message`` is what a person reads: for a failed model package, its short form (the
+    exception and the package's own frames, see :mod:`medigan_client.runtime.failures`).
+    ``traceback``, when set, is the full traceback behind it, for logs and ``--verbose``.
+    """
 
     code: ErrorCode = ErrorCode.BAD_REQUEST
 
-    def __init__(self, message: str, *, detail: object = None, code: ErrorCode | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        detail: object = None,
+        code: ErrorCode | None = None,
+        traceback: str | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.detail = detail
+        self.traceback = traceback
         if code is not None:
             self.code = code
 
@@ -214,3 +227,38 @@ def error_from_body(status: int, body: object) -> ClientError:
     if message is None:
         message = f"the hub answered HTTP {status}" + (f" ({code})" if code else "")
     return cls(message, detail=detail)
+
+
+class OutputExistsError(BadRequestError):
+    """``generate`` was pointed at a folder that already holds files, without resume or overwrite.
+
+    Its code is ``bad_request``; ``detail`` is ``{"reason": "output_not_empty", "output_dir",
+    "files"}`` with the files in the way (the first few).
+    """
+
+
+# medigan raised KeyError for an unknown model id; scripts written for it say `except KeyError`.
+class ModelNotFoundError(NotFoundError, KeyError):
+    """No model has this id (code ``not_found``); a ``KeyError`` as in medigan."""
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class AmbiguousModelIdError(BadRequestError, KeyError):
+    """A medigan-style id (``00102_...``, ``102``) names models of several namespaces.
+
+    Its code is ``bad_request``; ``detail`` is ``{"model_id": ..., "candidates": [...]}``,
+    the ``namespace/name`` ids to choose from.
+    """
+
+    def __init__(self, model_id: str, candidates: Sequence[str]):
+        listed = ", ".join(candidates)
+        super().__init__(
+            f"{model_id!r} names {len(candidates)} models: {listed}; write namespace/name",
+            detail={"model_id": model_id, "candidates": list(candidates)},
+        )
+        self.candidates = tuple(candidates)
+
+    def __str__(self) -> str:
+        return self.message

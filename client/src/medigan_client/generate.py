@@ -24,6 +24,14 @@ Output: ``<index:06d><ext>`` per sample in the chosen format (:mod:`medigan_clie
 index, batch_seed, batch_start, batch_size, args}`` plus, where they apply, ``sample_seed``,
 ``precision``, ``mask``, ``label``, ``extras`` and ``dicom`` (the file's UIDs). ``resume=True``
 continues a run from its manifest.
+
+The output folder: a run writes into a folder that is missing or empty. A folder that holds
+anything is refused (:class:`OutputExistsError`, code ``bad_request``) before any download,
+unless ``resume`` continues the run whose manifest is there, or ``overwrite`` replaces that run:
+it removes exactly the files the previous run's manifest lists (images, masks, extra arrays), the
+hidden temporary files of an interrupted write of those, and the manifest. A folder that holds
+anything else, or no manifest, is refused even with ``overwrite``: files the client did not list
+as its own are never removed (:func:`check_output_dir`).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import sys
 import threading
 from collections import deque
@@ -52,12 +61,18 @@ from medigan_client.batching import (
     DEFAULT_BATCH_SIZE,
     SEED_SCHEME,
     BatchPlan,
+    default_batch_size,
     generate_batches,
 )
 from medigan_client.cache import Cache
 from medigan_client.download import cached_sha256, download_release, ensure_package
 from medigan_client.download import package_artifact as _package_artifact
-from medigan_client.errors import BadRequestError, GenerationFailedError, MediganClientError
+from medigan_client.errors import (
+    BadRequestError,
+    GenerationFailedError,
+    MediganClientError,
+    OutputExistsError,
+)
 from medigan_client.http import HubSession
 from medigan_client.outputs import (
     DicomSeries,
@@ -80,6 +95,10 @@ from medigan_client.sync import Snapshot, find_release, has_snapshot, load_snaps
 
 MANIFEST_NAME = "manifest.jsonl"
 HALF_PRECISION = "float16"
+# How many of the files in the way an OutputExistsError names.
+_NAMED_FILES = 5
+# The hidden temporary name outputs.write_atomically gives a sample file while it is written.
+_TEMPORARY_OUTPUT = re.compile(r"^\.(?P<target>.+)\.\d+-\d+\.tmp$")
 
 
 @dataclass(frozen=True)
@@ -102,6 +121,8 @@ class GenerationResult:
     count: int
     generated: int
     manifest_path: Path
+    # How many files of a previous run ``overwrite`` removed (its manifest included).
+    removed: int = 0
 
     def file_for(self, index: int) -> Path:
         """The image file of sample ``index`` (which must lie in this run's range)."""
@@ -439,14 +460,15 @@ class GenerationOptions:
     ``workers`` writer threads (default: the CPUs of this process) write while at most
     ``max_in_flight`` batches wait; ``dicom_uid_root`` is the root of the DICOM UIDs (default
     UUID-derived ``2.25.`` UIDs); ``resume`` keeps the samples already in the folder's manifest
-    and continues after them; ``png_compress_level`` (0 to 9) is zlib's level for PNG files
-    (``None``: Pillow's 6, the bytes of every earlier run; on the DCGAN 128 template's images
-    1 encodes 3.6 times faster for files a fifth larger, the same pixels). Making one raises
-    :class:`BadRequestError` for a bad value.
+    and continues after them; ``overwrite`` replaces the previous run in the folder (see
+    :func:`check_output_dir`; not with ``resume``); ``png_compress_level`` (0 to 9) is zlib's
+    level for PNG files (``None``: Pillow's 6, the bytes of every earlier run; on the DCGAN 128
+    template's images 1 encodes 3.6 times faster for files a fifth larger, the same pixels).
+    Making one raises :class:`BadRequestError` for a bad value.
     """
 
     seed: int = 0
-    batch_size: int = DEFAULT_BATCH_SIZE
+    batch_size: int | None = None
     device: str = "auto"
     args: Mapping[str, object] = field(default_factory=dict)
     progress: bool = True
@@ -459,9 +481,15 @@ class GenerationOptions:
     max_in_flight: int | None = None
     dicom_uid_root: str | None = None
     png_compress_level: int | None = None
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
+        if self.resume and self.overwrite:
+            raise BadRequestError(
+                "resume and overwrite exclude each other: resume keeps the samples in the "
+                "folder, overwrite removes them"
+            )
+        if self.batch_size is not None and self.batch_size < 1:
             raise BadRequestError(f"batch_size must be at least 1, not {self.batch_size}")
         if self.start_index < 0:
             raise BadRequestError(f"start_index must not be negative, not {self.start_index}")
@@ -482,6 +510,15 @@ class GenerationOptions:
         if self.format == "dicom":
             object.__setattr__(self, "dicom_uid_root", normalise_uid_root(self.dicom_uid_root))
 
+    def for_card(self, card: Card) -> GenerationOptions:
+        """These options with the release's default batch size where none was asked for.
+
+        The default depends on the runtime (:func:`medigan_client.batching.default_batch_size`).
+        """
+        if self.batch_size is not None:
+            return self
+        return replace(self, batch_size=default_batch_size(card))
+
     def writer_threads(self) -> int:
         """How many writer threads write the samples."""
         return self.workers or default_worker_count()
@@ -490,7 +527,114 @@ class GenerationOptions:
         """How many batches may wait for or be in writing."""
         # At least two batches, so one is written while the next is generated, and enough small
         # batches to keep every writer busy.
-        return self.max_in_flight or max(2, math.ceil(2 * self.writer_threads() / self.batch_size))
+        batch_size = self.batch_size or DEFAULT_BATCH_SIZE
+        return self.max_in_flight or max(2, math.ceil(2 * self.writer_threads() / batch_size))
+
+
+def _manifest_files(manifest_path: Path) -> set[str] | None:
+    """The names of the files a run's manifest lists, or ``None`` when there is no manifest.
+
+    Only plain names count (a run writes into its folder, nothing below or above it); a line cut
+    off by an interruption, or that is not a record, lists nothing.
+    """
+    try:
+        raw_lines = manifest_path.read_bytes().splitlines()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise BadRequestError(f"cannot read {manifest_path}: {exc}") from exc
+    names: set[str] = set()
+    for raw in raw_lines:
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            continue
+        if not isinstance(line, dict):
+            continue
+        extras = line.get("extras")
+        listed = [line.get("file"), line.get("mask")]
+        listed += list(extras.values()) if isinstance(extras, dict) else []
+        names.update(
+            name
+            for name in listed
+            if isinstance(name, str)
+            and name
+            and Path(name).name == name
+            and name not in {".", ".."}
+        )
+    return names
+
+
+def check_output_dir(
+    output_dir: Path, *, resume: bool = False, overwrite: bool = False
+) -> list[Path]:
+    """Check that a run may write into ``output_dir``; return what ``overwrite`` must remove first.
+
+    A missing or empty folder is fine, and so is any folder with ``resume`` (the manifest decides
+    what is kept). Otherwise, without ``overwrite``, :class:`OutputExistsError`. With it, the
+    files the folder's manifest lists, the hidden temporary files of an interrupted write of
+    those, and the manifest are returned; anything else in the folder (or a folder without a
+    manifest) is refused with :class:`OutputExistsError` as well, since those files are not the
+    client's to remove. Nothing is removed here.
+    """
+    if resume or not output_dir.is_dir():
+        return []
+    try:
+        present = sorted(output_dir.iterdir())
+    except OSError as exc:
+        raise BadRequestError(f"cannot list the output folder {output_dir}: {exc}") from exc
+    if not present:
+        return []
+    manifest_path = output_dir / MANIFEST_NAME
+
+    def refuse(message: str, in_the_way: list[Path]) -> OutputExistsError:
+        named = [path.name for path in in_the_way[:_NAMED_FILES]]
+        more = len(in_the_way) - len(named)
+        listing = ", ".join(named) + (f" and {more} more" if more > 0 else "")
+        return OutputExistsError(
+            f"{message} ({listing})",
+            detail={"reason": "output_not_empty", "output_dir": str(output_dir), "files": named},
+        )
+
+    if not overwrite:
+        raise refuse(
+            f"the output folder {output_dir} is not empty: choose an empty folder, resume the run "
+            f"whose {MANIFEST_NAME} is there (--resume), or replace that run (--overwrite)",
+            present,
+        )
+    listed = _manifest_files(manifest_path)
+    if listed is None:
+        raise refuse(
+            f"cannot overwrite in {output_dir}: it has no {MANIFEST_NAME}, so none of its files "
+            "is known to be a previous run's; choose an empty folder",
+            present,
+        )
+
+    def is_run_file(path: Path) -> bool:
+        if path.name == MANIFEST_NAME or path.name in listed:
+            return path.is_file() and not path.is_symlink()
+        match = _TEMPORARY_OUTPUT.match(path.name)
+        return bool(match and match["target"] in listed and path.is_file())
+
+    unrelated = [path for path in present if not is_run_file(path)]
+    if unrelated:
+        raise refuse(
+            f"cannot overwrite in {output_dir}: besides the previous run's files it holds files "
+            f"its {MANIFEST_NAME} does not list, which are never removed; move them or choose an "
+            "empty folder",
+            unrelated,
+        )
+    # The manifest last: should a removal fail, the files left are still listed in it.
+    return [path for path in present if path.name != MANIFEST_NAME] + [manifest_path]
+
+
+def _remove_previous_run(files: list[Path]) -> int:
+    for path in files:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise BadRequestError(f"cannot remove {path} of the previous run: {exc}") from exc
+    return len(files)
 
 
 def _check_count(num_samples: int) -> None:
@@ -520,6 +664,8 @@ def generate(
     if options.half:
         check_half_precision(card)
     resolve_arguments(card, options.args)  # bad arguments are reported before any download
+    # So is a folder the run may not write into (checked again, and cleared, before writing).
+    check_output_dir(Path(output_dir), resume=options.resume, overwrite=options.overwrite)
     cache = Cache(settings.cache_dir)
     namespace, name = card.model_id.split("/", 1)
     # A shared lease on the release for the whole run: `cache prune` skips leased releases.
@@ -618,13 +764,15 @@ def _run(
     runner: Runner | None,
 ) -> GenerationResult:
     """Generate and write the run's samples; ``options`` and ``num_samples`` are checked."""
+    options = options.for_card(card)
+    batch_size = options.batch_size or default_batch_size(card)
     resolved = resolve_arguments(card, options.args)
     call_args = dict(resolved)
     if options.half:
         call_args[_precision_keyword(card)] = HALF_PRECISION
     # Torch is imported here at the earliest, after any download problem was reported.
     device = resolve_device(options.device)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    previous_run = check_output_dir(output_dir, resume=options.resume, overwrite=options.overwrite)
     manifest_path = output_dir / MANIFEST_NAME
     provenance = RunProvenance(
         model_id=card.model_id,
@@ -639,6 +787,9 @@ def _run(
             runner = stack.enter_context(
                 open_runner(package_dir, card, isolation=options.isolation, settings=settings)
             )
+        # Only now that the package runs is the previous run's output given up.
+        removed = _remove_previous_run(previous_run)
+        output_dir.mkdir(parents=True, exist_ok=True)
         point = _ResumePoint(0, None)
         if options.resume:
             point = _resume_point(
@@ -681,7 +832,7 @@ def _run(
                     runner,
                     card,
                     seed=options.seed,
-                    batch_size=options.batch_size,
+                    batch_size=batch_size,
                     first=options.start_index + done,
                     stop=options.start_index + num_samples,
                     device=device,
@@ -705,4 +856,5 @@ def _run(
         count=num_samples,
         generated=num_samples - done,
         manifest_path=manifest_path,
+        removed=removed,
     )

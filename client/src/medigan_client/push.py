@@ -5,6 +5,11 @@ must validate, a smoke generation of two samples must succeed in the sandboxed c
 match the card's ``output``; then the directory is zipped deterministically (same files, same
 bytes, same sha256) and sent as ``POST /api/v1/releases`` (multipart ``card``, ``package``,
 ``sha256``). The hub answers 202 with the release status.
+
+A failed dry run raises :class:`~medigan_client.errors.GenerationFailedError` whose ``message``
+is the failure's short form, as the hub's ``smoke_generation`` check would word it (the
+exception, the package's own frames, paths relative to the package), and whose ``traceback`` is
+the full traceback (``medigan-client push --verbose`` prints it).
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ from medigan_client.errors import (
     ArchiveUnsafeError,
     AuthenticationRequiredError,
     CardInvalidError,
+    GenerationFailedError,
     OfflineError,
     ServerError,
 )
 from medigan_client.generate import resolve_arguments
 from medigan_client.http import HubSession
+from medigan_client.runtime.environments import dry_run_environment
 from medigan_client.runtime.sandbox import generate_in_subprocess
 from medigan_client.settings import ClientSettings
 
@@ -45,6 +52,8 @@ class PushResult:
     state: str | None
     sha256: str
     status: Mapping[str, object] = field(default_factory=dict)
+    release_id: str = ""
+    """``namespace/name@version`` of the pushed release."""
 
 
 def read_package_card(package_dir: Path) -> tuple[Card, str]:
@@ -90,17 +99,26 @@ def push(
         )
     card, card_text = read_package_card(package_dir)
     arguments = resolve_arguments(card, {})
-    samples = generate_in_subprocess(
-        package_dir,
-        card,
-        SMOKE_SAMPLES,
-        seed=0,
-        device="cpu",
-        args=arguments,
-        timeout_seconds=smoke_timeout_seconds,
-        memory_limit_bytes=smoke_memory_limit_bytes,
-    )
-    check_samples(card, samples, SMOKE_SAMPLES)
+    try:
+        samples = generate_in_subprocess(
+            package_dir,
+            card,
+            SMOKE_SAMPLES,
+            seed=0,
+            device="cpu",
+            args=arguments,
+            timeout_seconds=smoke_timeout_seconds,
+            memory_limit_bytes=smoke_memory_limit_bytes,
+            # As on the hub: only what the card declares (MEDIGAN_PUSH_USE_CURRENT_ENV=1 opts out).
+            environment=dry_run_environment(card, settings),
+        )
+        check_samples(card, samples, SMOKE_SAMPLES)
+    except GenerationFailedError as exc:
+        raise GenerationFailedError(
+            f"the dry run failed, so nothing was uploaded: {exc.message}",
+            detail=exc.detail,
+            traceback=exc.traceback,
+        ) from exc
 
     with tempfile.TemporaryDirectory(prefix="medigan-push-") as scratch:
         archive = Path(scratch) / f"{card.name}-{card.version}.zip"
@@ -137,4 +155,5 @@ def push(
         state=str(state) if state else None,
         sha256=info.sha256,
         status=status,
+        release_id=card.release_id,
     )

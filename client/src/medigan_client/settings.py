@@ -4,7 +4,13 @@ Precedence, highest first: arguments given to :meth:`ClientSettings.load` (or th
 options), the environment (``MEDIGAN_HUB_URL``, ``MEDIGAN_TOKEN``, ``MEDIGAN_CACHE_DIR``,
 ``MEDIGAN_OFFLINE``, ``MEDIGAN_TIMEOUT``), a TOML config file (``MEDIGAN_CONFIG`` or
 ``<user config dir>/medigan-client/config.toml`` with keys ``hub_url``, ``token``, ``cache_dir``,
-``offline``, ``timeout``), then the defaults below.
+``offline``, ``timeout``), then the defaults below. :attr:`ClientSettings.hub_url_source` says
+which of these gave the hub URL, so that a command can say which hub it uses and why.
+
+The config file is also where ``medigan-client sync --hub URL`` records the hub it synced from
+(:func:`record_hub_url`): the ``hub_url`` key is replaced (or added) in place, every other line
+of the file is kept, and the file is replaced atomically. Later commands and ``Client()`` without
+a hub URL then use that hub, unless the environment names another.
 
 The index that ``venv`` isolation installs a model's pinned requirements from:
 ``MEDIGAN_PIP_INDEX_URL``, ``MEDIGAN_PIP_EXTRA_INDEX_URLS`` (separated by whitespace),
@@ -15,11 +21,15 @@ and ``pip_no_index``. When none is set, pip's own configuration applies.
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import tempfile
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 
@@ -28,6 +38,9 @@ from medigan_client.errors import BadRequestError
 DEFAULT_HUB_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT_SECONDS = 30.0
 APP_NAME = "medigan-client"
+
+# Where the hub URL of a ClientSettings came from, highest precedence first.
+HubUrlSource = Literal["argument", "environment", "config", "default"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -60,6 +73,9 @@ class ClientSettings:
     pip_extra_index_urls: tuple[str, ...] = ()
     pip_find_links: tuple[str, ...] = ()
     pip_no_index: bool = False
+    # Which setting named the hub: an argument (the CLI's --hub), MEDIGAN_HUB_URL, the config
+    # file, or DEFAULT_HUB_URL. Settings made directly count as given by argument.
+    hub_url_source: HubUrlSource = field(default="argument", compare=False)
 
     def __post_init__(self) -> None:
         # A trailing slash would double up when paths are joined onto the base URL.
@@ -114,8 +130,16 @@ class ClientSettings:
         raw_links = pick(pip_find_links, "MEDIGAN_PIP_FIND_LINKS", "pip_find_links")
         if pip_find_links is None and env.get("MEDIGAN_PIP_FIND_LINKS"):
             raw_links = env["MEDIGAN_PIP_FIND_LINKS"].split(os.pathsep)
+        hub_source: HubUrlSource = "default"
+        if hub_url is not None:
+            hub_source = "argument"
+        elif env.get("MEDIGAN_HUB_URL"):
+            hub_source = "environment"
+        elif file_values.get("hub_url"):
+            hub_source = "config"
         return cls(
             hub_url=str(raw_hub) if raw_hub else DEFAULT_HUB_URL,
+            hub_url_source=hub_source if raw_hub else "default",
             token=str(raw_token) if raw_token else None,
             cache_dir=Path(str(raw_cache)) if raw_cache else default_cache_dir(),
             offline=_as_bool(raw_offline, "offline") if raw_offline is not None else False,
@@ -127,6 +151,90 @@ class ClientSettings:
                 _as_bool(raw_no_index, "pip_no_index") if raw_no_index is not None else False
             ),
         )
+
+
+def recorded_hub_url(*, config_path: Path | None = None) -> str | None:
+    """The hub URL the config file names (``None`` when it names none or does not exist)."""
+    path = config_path if config_path is not None else default_config_path()
+    value = _read_config_file(path).get("hub_url")
+    return str(value).rstrip("/") if value else None
+
+
+_HUB_URL_LINE = re.compile(r"^[ \t]*hub_url[ \t]*=.*$", re.MULTILINE)
+
+
+def record_hub_url(hub_url: str, *, config_path: Path | None = None) -> Path:
+    """Make ``hub_url`` the default hub in the config file; return the file's path.
+
+    The ``hub_url`` line is replaced, or added when there is none; every other line (keys and
+    comments) is kept as it was. The new text is checked to read back with the same other keys,
+    written to a temporary file beside the config file and renamed over it, so a reader sees the
+    old file or the new one, never half of one. ``config_path`` defaults to
+    :func:`default_config_path`. A config file that cannot be read or written raises
+    ``BadRequestError``.
+    """
+    url = hub_url.strip().rstrip("/")
+    if not url:
+        raise BadRequestError("cannot record an empty hub URL")
+    path = config_path if config_path is not None else default_config_path()
+    before = _read_config_file(path)
+    try:
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadRequestError(f"cannot read the config file {path}: {exc}") from exc
+    # A JSON string is a valid TOML basic string (the same escapes, never "\/" from json.dumps).
+    line = f"hub_url = {json.dumps(url)}"
+    if _HUB_URL_LINE.search(text):
+        updated = _HUB_URL_LINE.sub(lambda _match: line, text, count=1)
+    else:
+        updated = (text if not text or text.endswith("\n") else text + "\n") + line + "\n"
+    try:
+        after = tomllib.loads(updated)
+    except tomllib.TOMLDecodeError:
+        after = {}
+    if after != {**before, "hub_url": url}:
+        # The key sat somewhere a line edit cannot reach (a multi-line value, an inline table):
+        # the file is written again from its values instead, which keeps every key.
+        updated = _render_toml({**before, "hub_url": url})
+    _write_text_atomically(path, updated)
+    return path
+
+
+def _render_toml(values: Mapping[str, object]) -> str:
+    lines = []
+    for key, value in values.items():
+        if isinstance(value, bool):
+            rendered = "true" if value else "false"
+        elif isinstance(value, int | float):
+            rendered = repr(value)
+        elif isinstance(value, list | tuple):
+            rendered = "[" + ", ".join(json.dumps(str(item)) for item in value) + "]"
+        else:
+            rendered = json.dumps(str(value))
+        lines.append(f"{key} = {rendered}")
+    return "\n".join(lines) + "\n"
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # mkstemp creates the file readable by its owner only, which suits a file with a token.
+        descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        temporary = Path(name)
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if path.exists():
+                # Keep the mode of the file being replaced.
+                temporary.chmod(path.stat().st_mode & 0o777)
+            temporary.replace(path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise BadRequestError(f"cannot write the config file {path}: {exc}") from exc
 
 
 def _read_config_file(path: Path) -> dict[str, object]:

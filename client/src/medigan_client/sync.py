@@ -257,10 +257,14 @@ def latest_releases(snapshot: Snapshot) -> list[SnapshotRelease]:
 def find_release(snapshot: Snapshot, model: str) -> Card:
     """The card of ``ns/name@version``, or of the newest release of ``ns/name``.
 
-    Raises :class:`NotFoundError` naming close matches when the model or version is unknown.
+    A medigan-style id (``00102_NAME``, ``102``, maybe with ``@version``) names the model of any
+    namespace it matches (:mod:`medigan_client.model_refs`). Raises :class:`NotFoundError`
+    naming close matches when the model or version is unknown.
     """
     from medigan_catalog.snapshot import newest, version_key
+    from medigan_client.model_refs import resolve_model_ref
 
+    model = resolve_model_ref(model, (release.model_id for release in snapshot.releases))
     model_id, version = split_model_ref(model)
     candidates = [
         r.card for r in snapshot.releases if f"{r.card.namespace}/{r.card.name}" == model_id

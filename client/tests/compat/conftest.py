@@ -5,7 +5,8 @@ fake hub, imported into cards the way the hub imports it. ``publish_legacy`` wri
 publishes a package written in medigan's documented template (``generate(model_file,
 num_samples, output_path, save_images, **custom)`` in ``__init__.py`` beside a weights file),
 described by a medigan ``global.json`` entry. ``make_generators`` builds ``Generators`` on the
-fake hub, with progress bars off.
+fake hub, with progress bars off. ``account_hub`` is the fake hub answering ``GET /api/v1/me``
+as the hub does for its token's user ``alice``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from medigan_catalog.medigan_compat import card_from_medigan_entry, load_global_json
+from medigan_catalog.snapshot import ME_PATH
 from medigan_client.compat import Generators, ModelMatchCandidate
 from medigan_client.settings import ClientSettings
 
@@ -179,6 +181,29 @@ def medigan_hub(hub: FakeHub) -> FakeHub:
             }
         )
     hub.state.serial += 1
+    return hub
+
+
+ACCOUNT = {"username": "alice", "namespace": "alice", "reserved_namespaces": ["medigan", "zoo"]}
+
+
+@pytest.fixture
+def account_hub(hub: FakeHub) -> FakeHub:
+    """The fake hub, also answering ``GET /api/v1/me`` (:data:`ACCOUNT`) for its token."""
+    base: Any = hub.server.RequestHandlerClass
+
+    class AccountHandler(base):  # type: ignore[misc,valid-type]
+        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+            if self.path != ME_PATH:
+                super().do_GET()
+                return
+            self._record()
+            if not self._authorised():
+                self._error(401, "authentication_required", "a token is required")
+                return
+            self._json(200, ACCOUNT)
+
+    hub.server.RequestHandlerClass = AccountHandler
     return hub
 
 

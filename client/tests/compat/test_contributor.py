@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -11,10 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from medigan_client.errors import BadRequestError, NotFoundError
+from medigan_client.compat import Generators
+from medigan_client.compat.importer import CardFieldsMissingError
+from medigan_client.errors import AuthenticationRequiredError, BadRequestError, NotFoundError
 
 if TYPE_CHECKING:
     from conftest import FakeHub, MakeGenerators
+
+    from medigan_client.settings import ClientSettings
 
 IMAGES_INIT_SOURCE = '''
 """A contributed medigan-style model: grey squares."""
@@ -86,6 +91,7 @@ def test_readme_contribute_pushes_the_package_and_its_card_to_the_hub(
         github_access_token="not used",
         namespace="community",
         image_size=[16, 16],
+        answers={"licence": "MIT"},
     )
     assert url == f"{hub.url}/api/v1/models/community/{MODEL_ID}/releases/0.0.1"
     assert len(hub.state.pushes) == 1
@@ -94,6 +100,7 @@ def test_readme_contribute_pushes_the_package_and_its_card_to_the_hub(
     assert card["model_id"] == f"community/{MODEL_ID}"
     assert card["runtime"]["kind"] == "medigan-legacy"
     assert card["provenance"]["authors"] == ["Test Creator"]
+    assert card["provenance"]["licence"] == "MIT"
     assert card["artifacts"] == []
     with zipfile.ZipFile(io.BytesIO(pushed["package"])) as archive:
         assert {"__init__.py", "10000.pt", "card.json"} <= set(archive.namelist())
@@ -182,3 +189,86 @@ def test_contributions_need_medigan_ids_and_an_init_file(
         generators.add_model_contributor(MODEL_ID, str(local_package / "missing.py"))
     with pytest.raises(NotFoundError, match="add_model_contributor"):
         generators.add_metadata_from_file("00200_NOT_ADDED_YET", str(local_package))
+
+
+def _with_dataset(package: Path) -> dict[str, Any]:
+    metadata = _metadata(package)
+    metadata[MODEL_ID]["selection"]["dataset"] = ["BCDR"]
+    return metadata
+
+
+def test_contribute_pushes_into_the_tokens_own_namespace_by_default(
+    account_hub: FakeHub, make_generators: MakeGenerators, local_package: Path
+) -> None:
+    (local_package / "metadata.json").write_text(json.dumps(_metadata(local_package)))
+    url = make_generators().contribute(
+        model_id=MODEL_ID,
+        init_py_path=str(local_package / "__init__.py"),
+        github_access_token="not used",
+        zenodo_access_token="not used",
+        metadata_file_path=str(local_package),
+    )
+    assert url == f"{account_hub.url}/api/v1/models/alice/{MODEL_ID}/releases/1.0.0"
+    assert json.loads(account_hub.state.pushes[0]["card"])["model_id"] == f"alice/{MODEL_ID}"
+    assert len(account_hub.state.requests_to("/api/v1/me")) == 1
+
+
+def test_a_missing_training_data_licence_is_named_before_anything_is_uploaded(
+    hub: FakeHub, make_generators: MakeGenerators, local_package: Path
+) -> None:
+    (local_package / "metadata.json").write_text(json.dumps(_with_dataset(local_package)))
+    generators = make_generators()
+    with pytest.raises(CardFieldsMissingError) as raised:
+        generators.contribute(
+            model_id=MODEL_ID,
+            init_py_path=str(local_package / "__init__.py"),
+            github_access_token="not used",
+            zenodo_access_token="not used",
+            metadata_file_path=str(local_package),
+            namespace="community",
+        )
+    assert raised.value.code.value == "card_invalid"
+    assert raised.value.missing_fields == ("provenance.training_data.0.licence",)
+    assert "provenance.training_data.0.licence" in str(raised.value)
+    assert "BCDR" in str(raised.value)
+    assert hub.state.pushes == []
+    # Nothing ran either: the card is made before the model is tested.
+    assert MODEL_ID not in generators.list_models()
+
+
+def test_answers_give_the_fields_medigan_lacks(
+    hub: FakeHub, make_generators: MakeGenerators, local_package: Path
+) -> None:
+    (local_package / "metadata.json").write_text(json.dumps(_with_dataset(local_package)))
+    make_generators().contribute(
+        model_id=MODEL_ID,
+        init_py_path=str(local_package / "__init__.py"),
+        github_access_token="not used",
+        zenodo_access_token="not used",
+        metadata_file_path=str(local_package),
+        namespace="community",
+        answers={"training_data.licence": "CC-BY-4.0"},
+    )
+    card = json.loads(hub.state.pushes[0]["card"])
+    assert card["provenance"]["training_data"] == [
+        {
+            "name": "BCDR",
+            "licence": "CC-BY-4.0",
+            "citation": None,
+            "url": None,
+            "split": None,
+            "image_count": None,
+        }
+    ]
+
+
+def test_the_default_namespace_needs_a_token(
+    hub: FakeHub, settings: ClientSettings, local_package: Path
+) -> None:
+    (local_package / "metadata.json").write_text(json.dumps(_metadata(local_package)))
+    with Generators(settings=dataclasses.replace(settings, token=None), progress=False) as gens:
+        gens.add_model_contributor(MODEL_ID, str(local_package / "__init__.py"))
+        gens.add_metadata_from_file(MODEL_ID, str(local_package))
+        with pytest.raises(AuthenticationRequiredError, match="namespace"):
+            gens.push_to_github(MODEL_ID, github_access_token="not used")
+    assert hub.state.log == []

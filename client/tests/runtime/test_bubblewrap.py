@@ -141,8 +141,15 @@ def test_the_package_output_is_quoted_with_its_own_frames_only(
 
     message = info.value.message
     assert "loading weights.safetensors" in message
-    assert 'File "/sandbox/package/__init__.py", line 4' in message
+    assert message.startswith(
+        "generation of "
+        f"{package.card.release_id} failed: FileNotFoundError: weights.safetensors not found "
+        "(package: __init__.py, line 4, in generate)"
+    )
+    assert "/sandbox" not in message and "^" not in message
     assert "loader.py" not in message and str(package.directory) not in message
+    assert info.value.traceback is not None
+    assert 'File "/sandbox/package/__init__.py", line 4' in info.value.traceback
 
 
 def test_a_missing_bubblewrap_fails_closed(make_package: MakePackage, tmp_path: Path) -> None:

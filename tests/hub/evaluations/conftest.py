@@ -1,4 +1,4 @@
-"""Fixtures of the evaluations tests: the demo reference sets from the shared data."""
+"""Fixtures of the evaluations tests: the demo reference sets, as the project ships them."""
 
 from __future__ import annotations
 
@@ -21,6 +21,6 @@ def shared_data() -> Path:
 
 
 @pytest.fixture
-def reference_sets(shared_data: Path, db: None) -> None:
-    """The demo reference sets, loaded by the management command."""
+def reference_sets(db: None) -> None:
+    """The demo reference sets, loaded by the management command from the shipped files."""
     call_command("reference_sets_load", stdout=StringIO())

@@ -8,6 +8,11 @@ the ``medigan`` namespace is known by its medigan id (``medigan/00001_DCGAN_MMG_
 medigan's shape (:func:`medigan_catalog.medigan_compat.card_to_medigan_entry`), which for a model
 imported from medigan equals its ``global.json`` entry exactly. Local models added with
 ``add_model_to_config`` live beside the hub's, in this process only.
+
+Order: medigan's models first, in the hub catalogue's order (``global.json``'s), then every
+other model sorted by namespace and name, then local models in the order they were added.
+A model of another namespace also answers to its medigan-style id (``00102_...`` or ``102``)
+when no other model claims it (:mod:`medigan_client.compat.model_ids`).
 """
 
 from __future__ import annotations
@@ -21,10 +26,9 @@ from typing import Any
 
 from medigan_catalog.medigan_compat import MEDIGAN_NAMESPACE, card_to_medigan_entry
 from medigan_catalog.schema import Card
-from medigan_client.errors import BadRequestError, NotFoundError
-
-# medigan matches ids of up to five characters against the five-digit prefix of its ids.
-SHORT_ID_LENGTH = 5
+from medigan_client.compat.errors import ConfigKeyNotFoundError, ModelNotFoundError
+from medigan_client.errors import BadRequestError
+from medigan_client.model_refs import find_model_id
 
 
 def compat_id_of(card: Card) -> str:
@@ -44,17 +48,27 @@ class CatalogueModel:
 class MediganCatalogue:
     """medigan's ``ConfigManager`` over the hub's newest releases (plus local models).
 
-    ``model_ids`` and ``config_dict`` are what medigan's ``ConfigManager`` holds; the order is the
-    hub catalogue's (the hub lists medigan's imported models in ``global.json`` order).
+    ``model_ids`` and ``config_dict`` are what medigan's ``ConfigManager`` holds. Order:
+    medigan's models first in the hub catalogue's order (``global.json``'s), then the other
+    namespaces' models sorted by ``namespace/name``; local models follow as they are added.
     """
 
     def __init__(self, cards: Sequence[Card]):
         self._models: dict[str, CatalogueModel] = {}
         self._entries: dict[str, dict[str, Any]] = {}
-        for card in cards:
+        # namespace/name -> the id of the view, for resolving medigan-style ids of any namespace
+        self._by_full_id: dict[str, str] = {}
+        medigan = [card for card in cards if card.namespace == MEDIGAN_NAMESPACE]
+        others = sorted(
+            (card for card in cards if card.namespace != MEDIGAN_NAMESPACE),
+            key=lambda card: (card.namespace, card.name),
+        )
+        for card in [*medigan, *others]:
             model_id = compat_id_of(card)
-            # The first (hub) entry wins when two namespaces would give the same id.
-            self._models.setdefault(model_id, CatalogueModel(model_id, card))
+            # The first entry of an id wins (one release per model is expected).
+            if model_id not in self._models:
+                self._models[model_id] = CatalogueModel(model_id, card)
+                self._by_full_id[card.model_id] = model_id
         self.is_config_loaded = True
 
     def __repr__(self) -> str:
@@ -82,10 +96,14 @@ class MediganCatalogue:
         return {model_id: self.entry(model_id) for model_id in self._models}
 
     def model(self, model_id: str) -> CatalogueModel:
-        """The model known by exactly ``model_id`` (no matching); :class:`NotFoundError` if none."""
+        """The model known by exactly ``model_id`` (no matching); a ``KeyError`` if none.
+
+        The error is :class:`~medigan_client.compat.errors.ModelNotFoundError`, a
+        ``NotFoundError`` and a ``KeyError`` as medigan raised.
+        """
         found = self._models.get(model_id)
         if found is None:
-            raise NotFoundError(self._unknown_message(model_id))
+            raise ModelNotFoundError(self._unknown_message(model_id), detail={"model_id": model_id})
         return found
 
     def entry(self, model_id: str) -> dict[str, Any]:
@@ -106,15 +124,20 @@ class MediganCatalogue:
         """Add (or replace) a local model whose package lies in ``package_dir``."""
         self._models[model_id] = CatalogueModel(model_id, card, local_package_dir=package_dir)
         self._entries[model_id] = copy.deepcopy(entry)
+        self._by_full_id[card.model_id] = model_id
 
     def match_model_id(self, provided_model_id: object) -> str:
         """The id of the model ``provided_model_id`` names, as medigan's ``match_model_id`` does.
 
-        Accepted: an id of :attr:`model_ids`; a short id of up to five characters (``1``,
-        ``"1"``, ``"00001"``) matched against the first five characters of medigan's ids after
-        zero-padding; a medigan id written with its namespace (``medigan/00001_...``); any
-        ``namespace/name``. Unknown ids raise :class:`NotFoundError` naming close matches
-        (medigan returned the id unchanged and failed later with a ``KeyError``).
+        Accepted: an id of :attr:`model_ids`; any ``namespace/name`` (``medigan/00001_...``
+        included); a model's name without its namespace (``00102_MY_GAN``) and a short id of up
+        to five characters (``1``, ``"1"``, ``"00102"``) matched against the first five
+        characters of names after zero-padding, in any namespace: ``medigan``'s model wins,
+        otherwise the match must be unique (:mod:`medigan_client.compat.model_ids`). Unknown
+        ids raise :class:`~medigan_client.compat.errors.ModelNotFoundError` naming close
+        matches, ambiguous ones :class:`~medigan_client.compat.errors.AmbiguousModelIdError`
+        listing the candidates; both are ``KeyError`` (medigan returned an unknown id unchanged
+        and failed later with a ``KeyError``).
         """
         if isinstance(provided_model_id, bool) or not isinstance(provided_model_id, str | int):
             raise BadRequestError(
@@ -125,15 +148,14 @@ class MediganCatalogue:
             raise BadRequestError("the model id is empty")
         if text in self._models:
             return text
-        if len(text) <= SHORT_ID_LENGTH:
-            padded = text.zfill(SHORT_ID_LENGTH)
-            for model_id in self._models:
-                if model_id[:SHORT_ID_LENGTH] == padded:
-                    return model_id
-        namespace, slash, name = text.partition("/")
-        if slash and namespace == MEDIGAN_NAMESPACE and name in self._models:
-            return name
-        raise NotFoundError(self._unknown_message(text))
+        if "/" in text:
+            known = self._by_full_id.get(text)
+        else:
+            found = find_model_id(text, self._by_full_id)
+            known = None if found is None else self._by_full_id[found]
+        if known is None:
+            raise ModelNotFoundError(self._unknown_message(text), detail={"model_id": text})
+        return known
 
     def get_config_by_id(self, model_id: str, config_key: str | None = None) -> Any:
         """The entry of ``model_id``, or the part below a dotted ``config_key`` in it."""
@@ -146,7 +168,11 @@ class MediganCatalogue:
 
 
 def config_at(entry: dict[str, Any], config_key: str | None, model_id: str) -> Any:
-    """The part of a ``global.json`` entry below a dotted ``config_key`` (all of it for None)."""
+    """The part of a ``global.json`` entry below a dotted ``config_key`` (all of it for None).
+
+    A missing key raises :class:`~medigan_client.compat.errors.ConfigKeyNotFoundError`, a
+    ``KeyError`` as medigan raised.
+    """
     value: Any = entry
     if config_key is None:
         return value
@@ -154,7 +180,7 @@ def config_at(entry: dict[str, Any], config_key: str | None, model_id: str) -> A
     for key in config_key.split("."):
         walked.append(key)
         if not isinstance(value, dict) or key not in value:
-            raise NotFoundError(
+            raise ConfigKeyNotFoundError(
                 f"the config of {model_id} has no key {'.'.join(walked)!r}",
                 detail={"model_id": model_id, "config_key": config_key},
             )

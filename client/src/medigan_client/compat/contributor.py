@@ -3,10 +3,12 @@
 medigan uploaded a contributed package to Zenodo and filed a request on GitHub asking for its
 metadata to be added to ``global.json``. With a hub, sharing is one push: the package and its
 card go to the hub (:meth:`medigan_client.api.Client.push`), which validates them, has them
-reviewed, deposits approved releases on Zenodo itself and lists them in its catalogue.
-So here the medigan metadata of the model becomes a card (through
-:func:`medigan_catalog.medigan_compat.card_from_medigan_entry`), a copy of the package folder
-gets that card as ``card.json``, and the copy is pushed.
+reviewed and publishes approved releases from its own storage, listing them in its catalogue
+(it deposits nothing on Zenodo: a release has a DOI only when its card names one).
+So here the medigan metadata of the model becomes a card the way ``medigan-client
+import-medigan`` makes it (:func:`medigan_client.compat.importer.card_for_hub`: fields the hub
+requires and medigan lacks are asked for by name), a copy of the package folder gets that card
+as ``card.json``, and the copy is pushed.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medigan_catalog.errors import CatalogError
-from medigan_catalog.medigan_compat import MEDIGAN_BASE_ARGUMENTS, card_from_medigan_entry
+from medigan_catalog.medigan_compat import MEDIGAN_BASE_ARGUMENTS, parse_medigan_metadata
 from medigan_catalog.schema import Card
+from medigan_client.compat.importer import Prompt, card_for_hub
 from medigan_client.errors import BadRequestError, CardInvalidError, NotFoundError
 
 if TYPE_CHECKING:
@@ -63,11 +66,19 @@ def read_metadata_file(path: Path) -> tuple[dict[str, Any], Path]:
             "add_metadata_from_input()"
         )
     try:
-        data = json.loads(candidate.read_text(encoding="utf-8"))
+        text = candidate.read_text(encoding="utf-8")
     except (OSError, ValueError) as exc:
         raise CardInvalidError(f"cannot read the metadata file {candidate}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise CardInvalidError(f"{candidate} must hold a JSON object")
+    # medigan's template has known JSON slips (trailing commas, an unclosed object): forgiven,
+    # one warning per fix, as `medigan-client import-medigan` forgives them.
+    try:
+        data, repairs = parse_medigan_metadata(text)
+    except CatalogError as exc:
+        raise CardInvalidError(
+            f"cannot read the metadata file {candidate}: {exc.message}", detail=exc.detail
+        ) from exc
+    for repair in repairs:
+        logger.warning("%s: %s", candidate.name, repair)
     return data, candidate
 
 
@@ -185,20 +196,58 @@ class ModelContributor:
         *,
         creator_name: str = "",
         model_description: str = "",
+        answers: Mapping[str, str] | None = None,
+        prompt: Prompt | None = None,
     ) -> Card:
-        """The model's card in ``namespace``, without artifacts (the hub adds the package's)."""
+        """The model's card in ``namespace`` as the hub requires it, without artifacts.
+
+        A ``card.json`` that ``medigan-client import-medigan`` already wrote into the package
+        folder for this model and namespace is used as it is (its answers were given then).
+        Otherwise the card is built by :func:`medigan_client.compat.importer.card_for_hub`, as
+        ``import-medigan`` builds it: fields the hub requires and the metadata lacks come from
+        ``answers`` or ``prompt``, or raise
+        :class:`~medigan_client.compat.importer.CardFieldsMissingError` naming them.
+        """
+        imported = self._imported_card(namespace)
+        if imported is not None:
+            return imported
         entry = json.loads(json.dumps(self.entry()))
         description = entry.setdefault("description", {})
         if model_description and isinstance(description, dict):
             description.setdefault("comment", model_description)
+        authors = (creator_name,) if creator_name not in {"unknown name", ""} else ()
+        card, warnings = card_for_hub(
+            self.model_id,
+            entry,
+            namespace=namespace,
+            answers=answers,
+            prompt=prompt,
+            authors=authors,
+        )
+        for warning in warnings:
+            logger.warning("%s", warning)
+        return card
+
+    def _imported_card(self, namespace: str) -> Card | None:
+        """The package folder's ``card.json`` when it describes this model in ``namespace``."""
+        path = Path(self.package_path) / CARD_FILE
+        if not path.is_file():
+            return None
         try:
-            card, _ = card_from_medigan_entry(self.model_id, entry, namespace=namespace)
-        except CatalogError as exc:
-            raise CardInvalidError(exc.message, detail=exc.detail) from exc
-        provenance = card.provenance
-        if creator_name and creator_name not in {"unknown name", ""}:
-            provenance = provenance.model_copy(update={"authors": (creator_name,)})
-        return card.model_copy(update={"artifacts": (), "provenance": provenance})
+            card = Card.model_validate_json(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise CardInvalidError(f"{path} is not a valid card: {exc}") from exc
+        if card.model_id != f"{namespace}/{self.model_id}":
+            logger.warning(
+                "%s describes %s, not %s/%s; building the card from the metadata instead",
+                path,
+                card.model_id,
+                namespace,
+                self.model_id,
+            )
+            return None
+        logger.info("%s: using the card import-medigan wrote, %s", self.model_id, path)
+        return card
 
     def package_for_push(self, card: Card, destination: Path) -> Path:
         """Copy the package folder to ``destination`` and write ``card.json`` into the copy."""
@@ -210,17 +259,9 @@ class ModelContributor:
 
 
 def push_contribution(
-    contributor: ModelContributor,
-    push: Callable[[Path], PushResult],
-    *,
-    namespace: str,
-    creator_name: str = "",
-    model_description: str = "",
+    contributor: ModelContributor, card: Card, push: Callable[[Path], PushResult]
 ) -> str | None:
-    """Push the contributor's package with its card through ``push(dir)``; the release's URL."""
-    card = contributor.card(
-        namespace, creator_name=creator_name, model_description=model_description
-    )
+    """Push a copy of the contributor's package with ``card`` through ``push(dir)``; its URL."""
     with tempfile.TemporaryDirectory(prefix="medigan-contribute-") as scratch:
         package = contributor.package_for_push(card, Path(scratch))
         result = push(package)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import secrets
 import shutil
+import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,9 @@ from medigan_client.compat.contributor import (
     push_contribution,
 )
 from medigan_client.compat.dataset import SyntheticDataset, torch_dataloader, torch_dataset
+from medigan_client.compat.errors import ModelNotFoundError
 from medigan_client.compat.executor import ExecutionOptions, ModelExecutor
+from medigan_client.compat.importer import hub_namespace
 from medigan_client.compat.selection import ModelMatchCandidate, ModelSelector
 from medigan_client.errors import (
     BadRequestError,
@@ -47,6 +50,7 @@ from medigan_client.settings import ClientSettings
 if TYPE_CHECKING:
     from torch.utils.data import DataLoader
 
+    from medigan_catalog.schema import Card
     from medigan_client.visualize import Visualiser
 
 logger = logging.getLogger(__name__)
@@ -54,8 +58,6 @@ logger = logging.getLogger(__name__)
 MODEL_ID_KEY = "model_id"
 # Local models added with add_model_to_config get cards in this namespace.
 LOCAL_NAMESPACE = "local"
-# Where contribute() and push_to_github() push unless told otherwise.
-DEFAULT_CONTRIBUTION_NAMESPACE = "medigan"
 _EXECUTION_KEYS = (
     "package_link",
     "extension",
@@ -163,8 +165,11 @@ class Generators:
             base, _, version = model_id.strip().partition("@")
             model = self.config_manager.model(self.config_manager.match_model_id(base))
             if model.local_package_dir is not None:
-                raise NotFoundError(f"{base} is a local model; it has no hub releases")
-            card = self.client.show(f"{model.card.model_id}@{version}")
+                raise ModelNotFoundError(f"{base} is a local model; it has no hub releases")
+            try:
+                card = self.client.show(f"{model.card.model_id}@{version}")
+            except NotFoundError as exc:
+                raise ModelNotFoundError(exc.message, detail=exc.detail) from exc
             return CatalogueModel(f"{model.model_id}@{version}", card)
         return self.config_manager.model(self.config_manager.match_model_id(model_id))
 
@@ -603,11 +608,11 @@ class Generators:
         creator_affiliation: str = "unknown affiliation",
         model_description: str = "",
     ) -> str | None:
-        """Upload nothing and return ``None``: the hub deposits approved releases on Zenodo."""
+        """Upload nothing and return ``None``: the hub publishes from its storage, not Zenodo."""
         self._contributor(model_id)
         logger.warning(
-            "%s: nothing was uploaded to Zenodo; the hub deposits a release there when a "
-            "reviewer approves it. Use contribute() or push_to_github() to push to the hub.",
+            "%s: nothing was uploaded to Zenodo; the hub publishes a release from its own storage "
+            "when a reviewer approves it. Use contribute() or push_to_github() to push to the hub.",
             model_id,
         )
         return None
@@ -621,26 +626,37 @@ class Generators:
         creator_affiliation: str = "",
         model_description: str = "",
         *,
-        namespace: str = DEFAULT_CONTRIBUTION_NAMESPACE,
+        namespace: str | None = None,
+        answers: Mapping[str, str] | None = None,
     ) -> str | None:
         """Push the contributed package to the hub for review; return the release's URL.
 
         Nothing is filed on GitHub (the hub's review replaces it); ``github_access_token`` is not
-        used: the push authenticates with the client's hub token.
+        used: the push authenticates with the client's hub token. ``namespace`` defaults to
+        the token's own on the hub (``GET /api/v1/me``); ``answers`` give card fields the hub
+        requires and medigan's metadata lacks (see :meth:`contribute`).
         """
         contributor = self._contributor(model_id)
+        card = contributor.card(
+            self._contribution_namespace(namespace),
+            creator_name=creator_name,
+            model_description=model_description,
+            answers=answers,
+            prompt=None,
+        )
+        return self._push(contributor, card)
+
+    def _contribution_namespace(self, namespace: str | None) -> str:
+        """``namespace``, or the one the hub gives this client's token."""
+        return namespace if namespace else hub_namespace(self.client)
+
+    def _push(self, contributor: ModelContributor, card: Card) -> str | None:
         try:
-            return push_contribution(
-                contributor,
-                self.client.push,
-                namespace=namespace,
-                creator_name=creator_name,
-                model_description=model_description,
-            )
+            return push_contribution(contributor, card, self.client.push)
         except PermissionDeniedError as exc:
             raise PermissionDeniedError(
                 f"{exc.message} (pass namespace='<your namespace>' to push elsewhere than "
-                f"{namespace!r})",
+                f"{card.namespace!r})",
                 detail=exc.detail,
             ) from exc
 
@@ -695,14 +711,25 @@ class Generators:
         model_description: str = "",
         install_dependencies: bool = False,
         *,
-        namespace: str = DEFAULT_CONTRIBUTION_NAMESPACE,
+        namespace: str | None = None,
         image_size: Sequence[int] | None = None,
+        answers: Mapping[str, str] | None = None,
     ) -> str | None:
         """Describe, test and push a local model to the hub; return the release's URL.
 
         medigan uploaded to Zenodo and filed a request on GitHub; here the package and its card are
-        pushed to the hub (with the client's token), which reviews them, deposits approved
-        releases on Zenodo and publishes them. The GitHub and Zenodo tokens are not used.
+        pushed to the hub (with the client's token), which reviews them and publishes approved
+        releases from its own storage (nothing goes to Zenodo). The GitHub and Zenodo tokens are
+        not used.
+
+        The model is published as ``<namespace>/<model_id>``; ``namespace`` defaults to the
+        token's own on the hub (``GET /api/v1/me``). The card is made first, as ``medigan-client
+        import-medigan`` makes it: card fields the hub requires and medigan's metadata lacks
+        (a licence, each training data set's licence) come from ``answers``
+        (``{"provenance.training_data.0.licence": "CC-BY-4.0"}``), are asked for on a terminal
+        when ``fill_more_fields_interactively``, or raise
+        :class:`~medigan_client.compat.importer.CardFieldsMissingError` naming each field,
+        before the model is tested or anything is uploaded.
         """
         self.add_model_contributor(model_id=model_id, init_py_path=init_py_path)
         if metadata_file_path is not None:
@@ -718,20 +745,21 @@ class Generators:
                 output_path=output_path,
                 image_size=image_size,
             )
+        interactive = fill_more_fields_interactively and sys.stdin.isatty()
+        card = self._contributor(model_id).card(
+            self._contribution_namespace(namespace),
+            creator_name=creator_name,
+            model_description=model_description,
+            answers=answers,
+            prompt=_terminal_prompt if interactive else None,
+        )
         self.test_model(
             model_id=model_id,
             is_local_model=True,
             overwrite_existing_metadata=overwrite_existing_metadata,
             install_dependencies=install_dependencies,
         )
-        return self.push_to_github(
-            model_id=model_id,
-            github_access_token=github_access_token,
-            creator_name=creator_name,
-            creator_affiliation=creator_affiliation,
-            model_description=model_description,
-            namespace=namespace,
-        )
+        return self._push(self._contributor(model_id), card)
 
     # -- datasets and visualisation --------------------------------------------------------
 
@@ -862,3 +890,9 @@ class Generators:
 
     def __getitem__(self, index: int) -> ModelExecutor:
         return self.model_executors[index]
+
+
+def _terminal_prompt(field: str, why: str) -> str | None:
+    """Ask for one card field on the terminal (medigan asked for metadata this way)."""
+    answer = input(f"{field} ({why}); empty to skip: ").strip()
+    return answer or None

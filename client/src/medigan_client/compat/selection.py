@@ -25,7 +25,8 @@ from medigan_catalog.schema import Card
 from medigan_catalog.search import medigan_rank
 from medigan_catalog.search_index import OPERATORS, SearchIndex
 from medigan_client.compat.catalogue import CatalogueModel, MediganCatalogue
-from medigan_client.errors import BadRequestError, NotFoundError
+from medigan_client.compat.errors import ConfigKeyNotFoundError
+from medigan_client.errors import BadRequestError
 
 MODEL_ID_KEY = "model_id"
 SELECTION_KEY = "selection"
@@ -297,12 +298,16 @@ class ModelSelector:
 
         Across models, a model without the key contributes ``None`` (medigan raised
         ``KeyError`` when any model lacked a level of the path); for one model a missing key is
-        a :class:`NotFoundError` (medigan ignored dots there).
+        a :class:`~medigan_client.compat.errors.ConfigKeyNotFoundError`, which is a
+        ``KeyError`` (medigan ignored dots there).
         """
         if model_id is not None:
             value = _dotted_lookup(self.get_selection_criteria_by_id(model_id), key)
             if value is _MISSING:
-                raise NotFoundError(f"the selection of {model_id} has no key {key!r}")
+                raise ConfigKeyNotFoundError(
+                    f"the selection of {model_id} has no key {key!r}",
+                    detail={"model_id": model_id, "config_key": key},
+                )
             return [value]
         return [_dotted_get(selection, key) for selection in self.get_selection_criteria_by_ids()]
 

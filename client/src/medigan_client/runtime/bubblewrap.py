@@ -6,6 +6,12 @@ read-only at ``/sandbox/package``, one size-capped tmpfs at ``/sandbox/scratch``
 ``/tmp``, its working directory), a minimal ``/dev`` and a ``/proc`` of its own pid namespace.
 Nothing else of the host exists inside: no hub data, settings, logs or database.
 
+With a package environment (:mod:`.environments`, what the hub always uses) the runtime is that
+environment, mounted at ``/sandbox/environments/envs/<key>``, and the shared base's links, each
+resolved and mounted on its own under ``/sandbox/environments/base-<digest>/site/``: exactly the
+files of the shared distributions, nothing else of the running environment (its other
+distributions, the hub's own code) and no library source folder on ``PYTHONPATH``.
+
 Two shapes of the same tree:
 
 * **Root worker.** An outer bubblewrap, run as root, builds the tree in new pid, network, ipc,
@@ -25,8 +31,12 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from medigan_client.errors import SandboxUnavailableError
+
+if TYPE_CHECKING:
+    from medigan_client.runtime.environments import PackageEnvironment
 
 INSIDE = PurePosixPath("/sandbox")
 INSIDE_PACKAGE = INSIDE / "package"
@@ -35,6 +45,7 @@ INSIDE_HOME = INSIDE_SCRATCH / "home"
 INSIDE_TMP = INSIDE_SCRATCH / "tmp"
 INSIDE_WORK = INSIDE_SCRATCH / "work"
 INSIDE_VENV = INSIDE / "venv"
+INSIDE_ENVIRONMENTS = INSIDE / "environments"
 # The sandbox's own /tmp, inside its tree; never the host's.
 SANDBOX_TMP = "/tmp"  # noqa: S108
 INSIDE_LIB = INSIDE / "lib"
@@ -61,13 +72,16 @@ class SandboxLayout:
     scratch_bytes: int
     devices: tuple[Path, ...] = ()
     expose_sys: bool = False
+    venv_inside: str = str(INSIDE_VENV)
+    # Further read-only mounts (host path, path inside): a package environment's shared base.
+    extra_binds: tuple[tuple[Path, str], ...] = ()
 
     @property
     def python_inside(self) -> str:
         """The interpreter's path inside the sandbox."""
         executable = Path(self.python_executable)
         if self.venv is not None and executable.is_relative_to(self.venv):
-            return str(INSIDE_VENV / executable.relative_to(self.venv))
+            return str(PurePosixPath(self.venv_inside) / executable.relative_to(self.venv))
         return str(executable)
 
     @property
@@ -81,10 +95,11 @@ class SandboxLayout:
         if not any(self.python_base.is_relative_to(d) for d in map(Path, _SYSTEM_DIRS)):
             binds.append((self.python_base, str(self.python_base)))
         if self.venv is not None:
-            binds.append((self.venv, str(INSIDE_VENV)))
+            binds.append((self.venv, self.venv_inside))
         binds.extend(
             (source, str(INSIDE_LIB / str(index))) for index, source in enumerate(self.source_dirs)
         )
+        binds.extend(self.extra_binds)
         return binds
 
 
@@ -100,12 +115,23 @@ def layout_for(
     scratch_bytes: int,
     gpu: bool = False,
     forbidden: Sequence[Path] = (),
+    environment: PackageEnvironment | None = None,
 ) -> SandboxLayout:
     """The layout that runs ``package_dir`` with this interpreter and its libraries.
+
+    With ``environment``, the package environment's interpreter and only its files (see the
+    module docstring) instead of this interpreter's environment.
 
     Raises :class:`LayoutError` when a path to mount would contain one of ``forbidden`` (the
     hub's data, settings or database): the sandbox would rather not run than expose them.
     """
+    devices: tuple[Path, ...] = ()
+    if gpu:
+        devices = tuple(sorted(Path("/dev").glob("nvidia*")))
+    if environment is not None:
+        layout = _environment_layout(package_dir, environment, scratch_bytes, devices, gpu)
+        _refuse_exposure(layout, forbidden)
+        return layout
     import medigan_catalog
     import medigan_client
 
@@ -121,9 +147,6 @@ def layout_for(
             continue
         if root not in sources:
             sources.append(root)
-    devices: tuple[Path, ...] = ()
-    if gpu:
-        devices = tuple(sorted(Path("/dev").glob("nvidia*")))
     layout = SandboxLayout(
         package_dir=Path(package_dir).resolve(),
         python_base=base,
@@ -136,6 +159,35 @@ def layout_for(
     )
     _refuse_exposure(layout, forbidden)
     return layout
+
+
+def _environment_layout(
+    package_dir: Path,
+    environment: PackageEnvironment,
+    scratch_bytes: int,
+    devices: tuple[Path, ...],
+    gpu: bool,
+) -> SandboxLayout:
+    # The tree below the environments' root keeps its shape inside, so the relative line of the
+    # environment's .pth file finds the base there as it does on the host.
+    def inside(path: Path) -> PurePosixPath:
+        return INSIDE_ENVIRONMENTS / path.relative_to(environment.root).as_posix()
+
+    site = inside(environment.base.site)
+    return SandboxLayout(
+        package_dir=Path(package_dir).resolve(),
+        python_base=Path(sys.base_prefix).resolve(),
+        python_executable=str(environment.python),
+        venv=environment.directory,
+        source_dirs=(),
+        scratch_bytes=scratch_bytes,
+        devices=devices,
+        expose_sys=gpu,
+        venv_inside=str(inside(environment.directory)),
+        extra_binds=tuple(
+            (target.resolve(), str(site / name)) for name, target in environment.base.links
+        ),
+    )
 
 
 def _refuse_exposure(layout: SandboxLayout, forbidden: Sequence[Path]) -> None:

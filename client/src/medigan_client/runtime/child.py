@@ -10,8 +10,9 @@ samples ``[start_index, start_index + num_samples)`` of the sample sequence of `
 batch_size)`` through :mod:`medigan_client.batching`, as ``Client.generate`` does (the hub's
 evaluations). The package's own prints go to stderr: before the package is imported, stdout is
 moved to a private descriptor and descriptor 1 points at stderr. Any failure ends the process
-with status 1 after printing the traceback and a last line ``error: <message>`` on stderr, which
-the parent reports as the package's own output.
+with status 1 after a last line on stderr that reports it in both forms, the short one in the
+package's terms and the full traceback (:func:`medigan_client.runtime.failures.report_line`);
+the parent reads it back and quotes the lines before it as the package's own output.
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ import json
 import os
 import resource
 import sys
-import traceback
 from pathlib import Path
 
 import numpy as np
 
 from medigan_catalog.schema import card_from_json
 from medigan_client.batching import generate_batches
+from medigan_client.runtime.failures import PackageFailure, describe_exception, report_line
 from medigan_client.runtime.inprocess import InProcessRunner
 from medigan_client.runtime.loader import resolve_device
 
@@ -113,24 +114,13 @@ def run(request: dict[str, object], samples_out: int) -> None:
         handle.write(buffer.getbuffer())
 
 
-def print_package_traceback(error: BaseException, package_dir: str) -> None:
-    """Print the traceback of the package's own failure: its frames only, ours left out.
+def package_failure(error: BaseException, package_dir: str) -> PackageFailure:
+    """Both forms of the failure that ended the run (see :mod:`.failures`).
 
-    The contributor debugs their code, not the runtime's; the frames of the loader and this
-    module would only bury the line that failed.
+    The loader's and this module's frames are left out of the short form: the contributor
+    debugs their code, not the runtime's.
     """
-    root: BaseException = error
-    while root.__cause__ is not None:
-        root = root.__cause__
-    frames = traceback.extract_tb(root.__traceback__)
-    if package_dir:
-        frames = traceback.StackSummary.from_list(
-            [frame for frame in frames if frame.filename.startswith(package_dir)]
-        )
-    if frames:
-        print("Traceback (the package's frames):", file=sys.stderr)
-        print("".join(frames.format()), end="", file=sys.stderr)
-    print("".join(traceback.format_exception_only(root)), end="", file=sys.stderr, flush=True)
+    return describe_exception(error, (package_dir,) if package_dir else ())
 
 
 def main() -> int:
@@ -147,9 +137,7 @@ def main() -> int:
         package_dir = str(request.get("package_dir") or "")
         run(request, samples_out)
     except Exception as exc:
-        print_package_traceback(exc, package_dir)
-        message = str(exc).replace("\n", " ") or type(exc).__name__
-        print(f"error: {type(exc).__name__}: {message}", file=sys.stderr, flush=True)
+        print(report_line(package_failure(exc, package_dir)), file=sys.stderr, flush=True)
         return 1
     return 0
 

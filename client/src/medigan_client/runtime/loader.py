@@ -7,7 +7,9 @@ imports inside the package work, and neither ``sys.path`` nor the working direct
 ``medigan-legacy`` packages through medigan's convention
 ``generate(model_file, num_samples, output_path, save_images=False, **custom)``. Importing,
 seeding, calling and reading the results are :mod:`.worker`'s functions, the same that a child
-process runs, so the ``inprocess`` mode behaves like the others.
+process runs, so the ``inprocess`` mode behaves like the others; a failure of the package reads
+the same in every mode too (:mod:`.failures`: its short form in the message, the full traceback
+in ``GenerationFailedError.traceback``).
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from medigan_catalog.schema import Card, RuntimeKind
 from medigan_client.errors import BadRequestError, GenerationFailedError
 from medigan_client.runtime.base import GeneratedBatch
 from medigan_client.runtime.batches import batch_from_output, prepare_batch
+from medigan_client.runtime.failures import PackageFailure, describe_exception
 from medigan_client.runtime.legacy import legacy_model_file
 from medigan_client.runtime.worker import (
-    PackageOutputError,
     PackageSpec,
     accepts_sample_seeds,
     call_package,
@@ -101,14 +103,17 @@ def resolve_device(device: str) -> str:
     return wanted
 
 
-def _import_by_path(spec: PackageSpec, card: Card) -> ModuleType:
+def _import_by_path(spec: PackageSpec, card: Card, package_dir: Path) -> ModuleType:
     try:
         return import_package(spec)
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:
+        failure = describe_exception(exc, (package_dir, spec.root))
         raise GenerationFailedError(
-            f"importing the package of {card.release_id} failed: {type(exc).__name__}: {exc}"
+            import_failure_message(card, failure),
+            detail={"isolation": "inprocess", "traceback": failure.traceback},
+            traceback=failure.traceback,
         ) from exc
 
 
@@ -127,17 +132,14 @@ def package_spec(card: Card, root: Path) -> PackageSpec:
     )
 
 
-def failure_message(card: Card, num_samples: int, exc: BaseException) -> str:
+def import_failure_message(card: Card, failure: PackageFailure) -> str:
+    """How a failed import of the package reads, in every isolation mode."""
+    return f"importing the package of {card.release_id} failed: {failure.message}"
+
+
+def failure_message(card: Card, num_samples: int, failure: PackageFailure) -> str:
     """How a failed call of the package reads, in every isolation mode."""
-    if isinstance(exc, PackageOutputError):
-        return f"{card.release_id} failed to generate {num_samples} samples: the package {exc}"
-    if isinstance(exc, SystemExit):
-        return (
-            f"{card.release_id} failed to generate {num_samples} samples: "
-            f"the package called sys.exit({exc.code!r})"
-        )
-    prefix = f"{card.release_id} failed to generate {num_samples} samples"
-    return f"{prefix}: {type(exc).__name__}: {exc}"
+    return f"{card.release_id} failed to generate {num_samples} samples: {failure.message}"
 
 
 @dataclass
@@ -196,7 +198,12 @@ class LoadedPackage:
             except (KeyboardInterrupt, GenerationFailedError):
                 raise
             except BaseException as exc:  # SystemExit too: a package must not end the caller
-                raise GenerationFailedError(failure_message(self.card, num_samples, exc)) from exc
+                failure = describe_exception(exc, (self.package_dir or self.root, self.root))
+                raise GenerationFailedError(
+                    failure_message(self.card, num_samples, failure),
+                    detail={"isolation": "inprocess", "traceback": failure.traceback},
+                    traceback=failure.traceback,
+                ) from exc
             return batch_from_output(output, self.card.release_id, request)
 
     def generate_batch(
@@ -217,7 +224,7 @@ def load_package(package_dir: Path, card: Card) -> LoadedPackage:
     the entry point named by ``card.runtime.entry_point`` is not a function.
     """
     root = locate_package_root(Path(package_dir), card)
-    module = _import_by_path(package_spec(card, root), card)
+    module = _import_by_path(package_spec(card, root), card, Path(package_dir))
     entry_name = card.runtime.entry_point or "generate"
     entry = getattr(module, entry_name, None)
     if not callable(entry):

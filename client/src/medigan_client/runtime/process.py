@@ -13,9 +13,11 @@ an answer that points outside the lent slot stops the child.
 The child's stdout and stderr go to log files, because packages print; the last lines of
 stderr are quoted when it fails. A package that raises, calls ``sys.exit`` or returns something
 that is not samples is reported as :class:`GenerationFailedError` while the child keeps
-serving; a child that dies (a segfault, ``os._exit``, the OOM killer) is reported with its
-signal or exit status, and the next batch starts a fresh child. The ``venv`` runtime is this
-runner with another interpreter (see :mod:`.venv`).
+serving (the message is the failure's short form, in the package's terms, and
+``GenerationFailedError.traceback`` the full traceback; see :mod:`.failures`); a child that
+dies (a segfault, ``os._exit``, the OOM killer) is reported with its signal or exit status,
+and the next batch starts a fresh child. The ``venv`` runtime is this runner with another
+interpreter (see :mod:`.venv`).
 """
 
 from __future__ import annotations
@@ -47,8 +49,14 @@ from medigan_client.errors import BadRequestError, GenerationFailedError
 from medigan_client.runtime import worker
 from medigan_client.runtime.base import GeneratedBatch
 from medigan_client.runtime.batches import batch_from_output, prepare_batch
+from medigan_client.runtime.failures import PackageFailure, describe_record, rewrite_paths
 from medigan_client.runtime.legacy import link_models_folder, medigan_model_ids
-from medigan_client.runtime.loader import locate_package_root, package_spec
+from medigan_client.runtime.loader import (
+    failure_message,
+    import_failure_message,
+    locate_package_root,
+    package_spec,
+)
 from medigan_client.runtime.worker import BatchRequest, PackageOutput, PackageSpec
 
 WORKER_SCRIPT = Path(worker.__file__).resolve()
@@ -473,9 +481,11 @@ class ProcessRunner:
             raise
         if not answer.get("ok"):
             resources.stop_child(graceful=True)
+            failure = self._failure(answer)
             raise GenerationFailedError(
-                f"importing the package of {self.card.release_id} failed: {answer.get('error')}",
-                detail=self._detail(traceback=answer.get("traceback")),
+                import_failure_message(self.card, failure),
+                detail=self._detail(traceback=failure.traceback),
+                traceback=failure.traceback,
             )
         resources.child.supports_sample_seeds = bool(answer.get("supports_sample_seeds"))
 
@@ -709,12 +719,25 @@ class ProcessRunner:
             detail=self._detail(timeout_seconds=self.timeout_seconds),
         )
 
+    def _failure(self, answer: Mapping[str, object]) -> PackageFailure:
+        """Both forms of a failure the child reported (see :mod:`.failures`)."""
+        record = answer.get("failure")
+        if isinstance(record, dict):
+            return describe_record(record, (self.package_dir, self.root))
+        # The worker always sends a record; an answer without one still gets a message.
+        error = str(answer.get("error") or "unknown error")
+        shown = ("the package " if answer.get("output_error") else "") + error
+        return PackageFailure(
+            message=rewrite_paths(shown, (self.package_dir, self.root)),
+            traceback=str(answer.get("traceback") or ""),
+        )
+
     def _package_failed(
         self, num_samples: int, header: Mapping[str, object]
     ) -> GenerationFailedError:
-        error = str(header.get("error") or "unknown error")
-        prefix = f"{self.card.release_id} failed to generate {num_samples} samples: "
-        message = prefix + ("the package " if header.get("output_error") else "") + error
+        failure = self._failure(header)
         return GenerationFailedError(
-            message, detail=self._detail(traceback=header.get("traceback"))
+            failure_message(self.card, num_samples, failure),
+            detail=self._detail(traceback=failure.traceback),
+            traceback=failure.traceback,
         )

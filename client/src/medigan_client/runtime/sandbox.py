@@ -15,6 +15,10 @@ the request goes in as JSON on stdin, the samples come back as one ``.npy`` docu
 * :attr:`Isolation.PROCESS` (:func:`generate_in_subprocess`) is for one's own code, as in the
   dry run of ``medigan-client push``: a child with a scrubbed environment, resource limits, its
   own session and, where the kernel allows, an empty network namespace.
+
+Both take an ``environment`` (:class:`~.environments.PackageEnvironment`): the child then runs
+with that environment's interpreter and sees only the card's requirements and the shared base,
+not the caller's environment; the hub always passes one, and so does ``push``.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -48,6 +53,10 @@ from medigan_client.runtime.cgroups import (
     RunCgroup,
     run_cgroup_create,
 )
+from medigan_client.runtime.failures import reported_failure
+
+if TYPE_CHECKING:
+    from medigan_client.runtime.environments import PackageEnvironment
 
 DEFAULT_FILE_SIZE_LIMIT_BYTES = 1 << 30
 DEFAULT_CPU_SECONDS = 600
@@ -326,7 +335,13 @@ def _request(
 
 
 def _samples_from(
-    outcome: _Outcome, label: str, num_samples: int, limits: SandboxLimits, *, oom: bool
+    outcome: _Outcome,
+    label: str,
+    num_samples: int,
+    limits: SandboxLimits,
+    *,
+    oom: bool,
+    package_dirs: Sequence[str | Path] = (),
 ) -> np.ndarray:
     shown = " | ".join(outcome.stderr_tail[-MESSAGE_LINES:]) if outcome.stderr_tail else "(nothing)"
     detail: dict[str, object] = {"stderr": outcome.stderr_tail}
@@ -343,6 +358,13 @@ def _samples_from(
             detail=detail,
         )
     assert outcome.returncode is not None
+    reported = None if oom else reported_failure(outcome.stderr_tail, package_dirs)
+    if outcome.returncode != 0 and reported is not None:
+        raise GenerationFailedError(
+            f"generation of {label} failed: {reported.with_output()}",
+            detail={**detail, "returncode": outcome.returncode, "traceback": reported.traceback},
+            traceback=reported.traceback,
+        )
     if outcome.returncode != 0 or oom:
         reason = _describe_exit(outcome.returncode, limits, oom=oom)
         raise GenerationFailedError(
@@ -373,10 +395,12 @@ def generate_in_subprocess(
     isolate_network: bool = True,
     start_index: int = 0,
     batch_size: int | None = None,
+    environment: PackageEnvironment | None = None,
 ) -> np.ndarray:
     """Generate ``num_samples`` samples of the package in ``package_dir`` in a limited child.
 
-    For one's own code (:attr:`Isolation.PROCESS`). ``args`` must already be resolved (typed,
+    For one's own code (:attr:`Isolation.PROCESS`). With ``environment`` the child is that
+    package environment's Python, else this one. ``args`` must already be resolved (typed,
     defaulted) generation arguments. Without ``batch_size`` the package is called once with
     ``seed``; with it, the samples are ``[start_index, start_index + num_samples)`` of the
     client's sample sequence of ``(seed, batch_size)`` (:mod:`medigan_client.batching`), the
@@ -411,8 +435,9 @@ def generate_in_subprocess(
             start_index=start_index,
             batch_size=batch_size,
         )
+        python = str(environment.python) if environment is not None else sys.executable
         outcome = _run(
-            [sys.executable, "-s", "-P", "-m", _CHILD_MODULE],
+            [python, "-s", "-P", "-m", _CHILD_MODULE],
             request=request,
             env=child_environment(home),
             cwd=work,
@@ -420,7 +445,9 @@ def generate_in_subprocess(
             output_bytes=limits.output_bytes,
             cgroup=None,
         )
-    return _samples_from(outcome, card.release_id, num_samples, limits, oom=False)
+    return _samples_from(
+        outcome, card.release_id, num_samples, limits, oom=False, package_dirs=(package_dir,)
+    )
 
 
 def _tool(name: str, configured: str | None) -> str:
@@ -462,11 +489,20 @@ def _command(
 
 
 def _layout(
-    package_dir: Path, limits: SandboxLimits, options: SandboxOptions, *, gpu: bool
+    package_dir: Path,
+    limits: SandboxLimits,
+    options: SandboxOptions,
+    *,
+    gpu: bool,
+    environment: PackageEnvironment | None = None,
 ) -> bubblewrap.SandboxLayout:
     try:
         return bubblewrap.layout_for(
-            package_dir, scratch_bytes=limits.scratch_bytes, gpu=gpu, forbidden=options.forbidden
+            package_dir,
+            scratch_bytes=limits.scratch_bytes,
+            gpu=gpu,
+            forbidden=options.forbidden,
+            environment=environment,
         )
     except bubblewrap.LayoutError as error:
         raise SandboxUnavailableError(str(error)) from error
@@ -496,11 +532,14 @@ def generate_in_sandbox(
     options: SandboxOptions | None = None,
     start_index: int = 0,
     batch_size: int | None = None,
+    environment: PackageEnvironment | None = None,
 ) -> SandboxResult:
     """Generate ``num_samples`` samples of an untrusted package under bubblewrap.
 
     ``seed``, ``start_index`` and ``batch_size`` mean what they do for
-    :func:`generate_in_subprocess`.
+    :func:`generate_in_subprocess`. With ``environment`` the package runs with that package
+    environment's interpreter, and only its files are mounted (:mod:`.bubblewrap`); without
+    one, with this interpreter and its environment.
 
     Raises :class:`SandboxUnavailableError` (and runs nothing) when the isolation cannot be set
     up, and :class:`GenerationFailedError` when the package fails, exceeds a limit or runs past
@@ -509,7 +548,7 @@ def generate_in_sandbox(
     limits = limits or SandboxLimits()
     options = options or SandboxOptions()
     gpu = device.startswith("cuda") or device == "auto"
-    layout = _layout(package_dir, limits, options, gpu=gpu)
+    layout = _layout(package_dir, limits, options, gpu=gpu, environment=environment)
     argv = [layout.python_inside, "-s", "-P", "-m", _CHILD_MODULE]
     command, uid = _command(layout, options, argv)
     cgroup, cgroup_note = _cgroup(limits, options)
@@ -549,7 +588,14 @@ def generate_in_sandbox(
         if cgroup is not None:
             cgroup.remove()
     _raise_if_not_isolated(outcome)
-    samples = _samples_from(outcome, card.release_id, num_samples, limits, oom=oom)
+    samples = _samples_from(
+        outcome,
+        card.release_id,
+        num_samples,
+        limits,
+        oom=oom,
+        package_dirs=(str(bubblewrap.INSIDE_PACKAGE), package_dir),
+    )
     identity = f"uid {uid}" if uid is not None else "the worker's uid in a user namespace"
     bounds = (
         f"{cgroup_note}: {limits.memory_bytes} bytes, {limits.max_processes} processes"

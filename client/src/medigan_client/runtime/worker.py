@@ -11,9 +11,11 @@ first sends ``{"op": "load", "package": {...}}`` (plain values: root, module nam
 point, legacy model file); the worker imports the package once and answers ``{"ok": true,
 "supports_sample_seeds": ...}``. Each ``{"op": "generate", ...}`` is answered with a header
 ``{"ok": true, "arrays": [{"name", "dtype", "shape"}...], "files": [...]}`` followed by each
-array's raw C-ordered bytes, or with ``{"ok": false, "error": ..., "traceback": ...}``. The
-package's own prints go to stdout and stderr, which the parent sends to log files: the result
-pipe carries nothing but the protocol. End of the request pipe ends the worker.
+array's raw C-ordered bytes, or with ``{"ok": false, "error": ..., "traceback": ...,
+"failure": ...}`` (``failure``: :func:`failure_record`, which the parent turns into the message
+users read, see :mod:`medigan_client.runtime.failures`). The package's own prints go to stdout
+and stderr, which the parent sends to log files: the result pipe carries nothing but the
+protocol. End of the request pipe ends the worker.
 
 Shared memory: the ``SLOT_FD`` descriptors are memory files the parent created, sized and sealed
 against shrinking, and handed over at start (nothing else is shared, and the worker opens no
@@ -577,20 +579,99 @@ def send_output(
             write_all(fd, array.data.cast("B"))
 
 
+# Bounds of a failure record: the exceptions of a chain, the frames of one exception, the
+# characters of a message and of the full traceback (its end is kept: that is where it failed).
+MAX_CHAINED_EXCEPTIONS = 8
+MAX_RECORDED_FRAMES = 200
+MAX_MESSAGE_CHARS = 2000
+MAX_TRACEBACK_CHARS = 32_000
+
+
+def failure_record(exc: BaseException) -> dict[str, object]:
+    """What is known of a failure, as plain JSON values: its chain of exceptions and traceback.
+
+    The record holds no judgement: :mod:`medigan_client.runtime.failures` turns it into the
+    short form users read (the package's frames only) and keeps the full traceback for logs. It
+    is made here, where the exception happened, because only this process has the frames and
+    their source lines; it is plain data because this file runs where the client is not
+    installed. ``chain`` lists the exception, then what caused it (``relation`` ``cause``: ``raise
+    ... from``) or what it interrupted (``context``). Consecutive identical frames, as a runaway
+    recursion leaves them, are recorded once with their ``repeated`` count.
+    """
+    chain: list[dict[str, object]] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    relation: str | None = None
+    while current is not None and id(current) not in seen:
+        if len(chain) >= MAX_CHAINED_EXCEPTIONS:
+            break
+        seen.add(id(current))
+        chain.append(_exception_record(current, relation))
+        if current.__cause__ is not None:
+            current, relation = current.__cause__, "cause"
+        elif current.__context__ is not None and not current.__suppress_context__:
+            current, relation = current.__context__, "context"
+        else:
+            current = None
+    full = "".join(traceback.format_exception(exc))
+    if len(full) > MAX_TRACEBACK_CHARS:
+        full = "[...]\n" + full[-MAX_TRACEBACK_CHARS:]
+    return {"chain": chain, "traceback": full}
+
+
+def _exception_record(exc: BaseException, relation: str | None) -> dict[str, object]:
+    frames: list[list[object]] = []
+    for frame in traceback.extract_tb(exc.__traceback__):
+        entry: list[object] = [frame.filename, frame.lineno or 0, frame.name, frame.line or "", 0]
+        if frames and frames[-1][:4] == entry[:4]:
+            previous = frames[-1]
+            previous[4] = int(str(previous[4])) + 1
+            continue
+        frames.append(entry)
+    if len(frames) > MAX_RECORDED_FRAMES:
+        # The outermost frames say where the package was entered, the innermost where it failed.
+        frames = frames[:10] + frames[-(MAX_RECORDED_FRAMES - 10) :]
+    record: dict[str, object] = {
+        "type": type(exc).__name__,
+        "message": _exception_text(exc)[:MAX_MESSAGE_CHARS],
+        "relation": relation,
+        "frames": frames,
+        "output_error": isinstance(exc, PackageOutputError),
+    }
+    if isinstance(exc, SystemExit):
+        record["exit_code"] = repr(exc.code)
+    if isinstance(exc, SyntaxError) and exc.filename:
+        # A syntax error has no frame of the broken file: the error itself says where.
+        record["location"] = [exc.filename, exc.lineno or 0, (exc.text or "").strip()]
+    return record
+
+
+def _exception_text(exc: BaseException) -> str:
+    if isinstance(exc, SyntaxError):
+        return str(exc.msg or "")
+    try:
+        text = str(exc)
+    except Exception:  # a package's own __str__ may fail in turn
+        text = ""
+    return " ".join(text.split())
+
+
 def _failure(exc: BaseException) -> dict[str, object]:
-    message = str(exc).replace("\n", " ").strip()
+    message = _exception_text(exc)
     if isinstance(exc, SystemExit):
         text = f"the package called sys.exit({exc.code!r})"
     elif isinstance(exc, PackageOutputError):
         text = message
     else:
         text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    record = failure_record(exc)
     return {
         "ok": False,
         "error": text,
         "error_type": type(exc).__name__,
         "output_error": isinstance(exc, PackageOutputError),
-        "traceback": traceback.format_exc(limit=20),
+        "traceback": record["traceback"],
+        "failure": record,
     }
 
 

@@ -1,9 +1,11 @@
-"""``manage.py reference_sets_load``: the demo's reference sets, the held-out splits of shared/data.
+"""``manage.py reference_sets_load``: the demo's reference sets, the held-out splits it ships.
 
-Which sets exist (slugs, files, splits, match terms, attribution) is
-``evaluation.references.REFERENCE_SETS``, shared with the zoo's table; this command stores them.
-Idempotent. Each set keeps the attribution and licence of its data set. Without the data folder
-the command says so and loads nothing.
+Which sets exist (slugs, files, splits, match terms, attribution, pinned pixel hashes) is
+``evaluation.references.REFERENCE_SETS``, shared with the zoo's table. By default their images
+come from the files that ship with the project (``evaluation/reference_data``), so a fresh clone
+needs no data folder; ``--shared-dir`` cuts the same pixels out of ``<shared>/data`` instead (the
+hash each set pins makes both sources agree). Idempotent. Loading a set queues the evaluation of
+every published release that fits it and has none yet (``reference_set_load``).
 """
 
 from __future__ import annotations
@@ -12,12 +14,17 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from evaluation.references import REFERENCE_SETS, busi_heldout_mask
-from hub.evaluations.services import reference_set_create
+from evaluation.references import (
+    REFERENCE_SETS,
+    PackagedReferenceSet,
+    packaged_reference_path,
+    packaged_reference_set,
+    reference_set_extract,
+)
+from hub.evaluations.services import reference_set_load
 
 
 def default_shared_dir() -> Path:
@@ -25,40 +32,57 @@ def default_shared_dir() -> Path:
     return Path(os.environ.get("MEDIGAN_SHARED_DIR", Path(settings.BASE_DIR).parent / "shared"))
 
 
-def _split_images(path: Path, split: str) -> tuple[np.ndarray[Any, Any], list[str]]:
-    with np.load(path, allow_pickle=False) as data:
-        images = np.asarray(data["images"])
-        sources = [str(value) for value in data["source_paths"]]
-        if split == "heldout":
-            mask = busi_heldout_mask(len(images))
-        else:
-            mask = np.asarray(data["splits"]) == split
-    return images[mask], [source for source, keep in zip(sources, mask, strict=True) if keep]
-
-
 class Command(BaseCommand):
-    help = "Load the demo reference sets (held-out splits of the shared data sets)."
+    help = (
+        "Load the demo reference sets (the held-out splits shipped in evaluation/reference_data) "
+        "and queue the evaluations of the published releases that fit them."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--shared-dir", type=Path, default=None)
+        parser.add_argument(
+            "--shared-dir",
+            type=Path,
+            default=None,
+            help="take the images from <shared-dir>/data instead of the shipped files",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        data_dir = (options["shared_dir"] or default_shared_dir()) / "data"
-        if not data_dir.is_dir():
-            self.stdout.write(f"no data sets at {data_dir}: no reference sets loaded")
-            return
+        shared_dir: Path | None = options["shared_dir"]
+        data_dir = shared_dir / "data" if shared_dir is not None else None
+        if data_dir is not None:
+            # Every file first: a missing one loads no set rather than some of them.
+            missing = [spec for spec in REFERENCE_SETS if not (data_dir / spec.file).is_file()]
+            if missing:
+                raise CommandError(
+                    "; ".join(f"{spec.id}: no {data_dir / spec.file}" for spec in missing)
+                )
         for spec in REFERENCE_SETS:
-            images, sources = _split_images(data_dir / spec.file, spec.split)
-            reference_set = reference_set_create(
-                slug=spec.id,
-                title=spec.title,
-                modality=spec.modality,
-                match_terms=spec.match_terms,
-                split=spec.split,
-                licence=spec.licence,
-                citation=spec.citation,
-                source=f"shared/data/{spec.file}",
-                images=images,
-                source_paths=sources,
-            )
-            self.stdout.write(f"{spec.id}: {reference_set.image_count} images")
+            if data_dir is None:
+                loaded = packaged_reference_set(spec)
+                source = (
+                    f"{spec.file}, split {spec.split}, as shipped in "
+                    f"evaluation/reference_data/{packaged_reference_path(spec).name}"
+                )
+            else:
+                loaded = reference_set_extract(spec, data_dir)
+                source = f"{spec.file}, split {spec.split}"
+            self._load(loaded, source)
+
+    def _load(self, loaded: PackagedReferenceSet, source: str) -> None:
+        spec = loaded.spec
+        reference_set, queued = reference_set_load(
+            slug=spec.id,
+            title=spec.title,
+            modality=spec.modality,
+            match_terms=spec.match_terms,
+            split=spec.split,
+            licence=spec.licence,
+            citation=spec.citation,
+            source=source,
+            images=loaded.images.images,
+            source_paths=loaded.source_paths,
+        )
+        self.stdout.write(
+            f"{spec.id}: {reference_set.image_count} images ({spec.licence}); "
+            f"{len(queued)} evaluation(s) queued"
+        )
