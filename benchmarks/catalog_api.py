@@ -109,7 +109,9 @@ def _populate(data_dir: Path, releases: int, port: int) -> tuple[bytes, bytes]:
                     )
                 )
             Release.objects.bulk_create(rows, batch_size=500)
-        services.catalog_serial_bump()
+        services.catalog_serial_bump(
+            kind="release_published", generative_model=GenerativeModel.objects.first()
+        )
     rendered = snapshot.snapshot_rendered(base_url=f"http://127.0.0.1:{port}/")
     connection.close()
     assert rendered.gzipped is not None

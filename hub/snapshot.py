@@ -40,6 +40,7 @@ from rest_framework.views import APIView
 
 from evaluation.features import EXTRACTOR_IDS
 from evaluation.preprocessing import PreprocessOptions
+from hub.access import PUBLIC_SCOPE, CatalogScope, request_viewer
 from hub.api import parameters
 from hub.api.errors import ApiError
 from hub.api.openapi import error_responses
@@ -49,14 +50,21 @@ from hub.evaluations import services as evaluation_services
 from hub.evaluations.models import Evaluation
 from hub.registry import selectors as registry_selectors
 from hub.registry.models import Release
+from hub.registry.selectors import SerialState
+from medigan_catalog.access import Visibility
 from medigan_catalog.errors import ErrorCode
-from medigan_catalog.snapshot import CATALOG_PATH, CatalogSnapshot, HubInfo, SnapshotRelease
+from medigan_catalog.snapshot import (
+    CATALOG_PATH,
+    SERIAL_HEADER,
+    CatalogSnapshot,
+    HubInfo,
+    SnapshotRelease,
+)
 
-# Every viewer sees the same catalogue today (published releases only). Private models will
-# give viewers other scopes; the cache and the ETag already tell scopes apart.
-PUBLIC_SCOPE: Final = "public"
-# Worker processes keep this many rendered snapshots (scope and hub URL pairs), newest used last.
+# Worker processes keep this many rendered snapshots (scope and hub URL pairs), newest used last,
+# and the serial states of this many viewer scopes.
 CACHE_ENTRIES: Final = 8
+SCOPE_STATES_KEPT: Final = 256
 # A document this small is sent as it is: compressing it saves nothing worth the header.
 GZIP_MIN_BYTES: Final = 1024
 _GZIP_LEVEL = 6
@@ -68,16 +76,19 @@ SEED_MAX: Final = 2**63 - 1
 # --- the snapshot ---------------------------------------------------------------------------
 
 
-def catalog_snapshot(*, base_url: str, serial: int | None = None) -> CatalogSnapshot:
-    """The catalogue snapshot: every published release with its card and the hub's evaluations.
+def catalog_snapshot(
+    *, base_url: str, scope: CatalogScope = PUBLIC_SCOPE, serial: int | None = None
+) -> CatalogSnapshot:
+    """The catalogue snapshot of a viewer scope: every published release it may see, with its
+    card, its model's visibility and the hub's evaluations.
 
-    Four queries at any size: the serial (unless given), the releases, the stored artifacts and
-    the evaluations.
+    Four queries at any size: the scope's serial (unless given), the releases, the stored
+    artifacts and the evaluations.
     """
     if serial is None:
-        serial = registry_selectors.catalog_serial_get()
+        serial = registry_selectors.catalog_scope_state(scope).serial
     stored: dict[int, set[str]] = {}
-    for release_id, filename in registry_selectors.artifacts_stored_in_catalogue():
+    for release_id, filename in registry_selectors.artifacts_stored_in_catalogue(scope):
         stored.setdefault(release_id, set()).add(filename)
     summaries = evaluation_selectors.evaluation_summaries_of_catalogue()
     releases = [
@@ -85,12 +96,13 @@ def catalog_snapshot(*, base_url: str, serial: int | None = None) -> CatalogSnap
             model_id=release.model_id,
             version=release.version,
             published_at=release.published_at,
+            visibility=Visibility(release.generative_model.visibility),
             card=registry_selectors.release_card_for_clients(
                 release, base_url=base_url, stored=stored.get(release.pk, ())
             ),
             evaluations=tuple(summaries.get(release.pk, ())),
         )
-        for release in registry_selectors.release_list_catalogue()
+        for release in registry_selectors.release_list_catalogue(scope)
     ]
     return CatalogSnapshot(
         serial=serial,
@@ -100,12 +112,13 @@ def catalog_snapshot(*, base_url: str, serial: int | None = None) -> CatalogSnap
     )
 
 
-def snapshot_etag(serial: int, scope: str = PUBLIC_SCOPE, *, gzipped: bool = False) -> str:
-    """The ETag of the snapshot at ``serial`` for ``scope``, plain or gzip-encoded.
+def snapshot_etag(serial: int, scope: CatalogScope = PUBLIC_SCOPE, *, gzipped: bool = False) -> str:
+    """The ETag of a scope's snapshot at its ``serial``, plain or gzip-encoded.
 
-    Derived from the serial alone, so a revalidation needs nothing but the serial.
+    Derived from the serial and the scope alone, so a revalidation needs nothing but those; two
+    viewers of different scopes never share a tag, even at the same serial.
     """
-    scope_part = "" if scope == PUBLIC_SCOPE else f"-{scope}"
+    scope_part = "" if scope == PUBLIC_SCOPE else f"-{scope.tag}"
     return f'"catalog-{serial}{scope_part}{"-gzip" if gzipped else ""}"'
 
 
@@ -120,21 +133,42 @@ class RenderedSnapshot:
 
 
 _rendered: OrderedDict[tuple[str, str], RenderedSnapshot] = OrderedDict()
+# Scope key -> (the hub's serial state, the scope's serial state) when last read.
+_scope_states: OrderedDict[str, tuple[SerialState, SerialState]] = OrderedDict()
 _render_lock = threading.Lock()
 
 
-def snapshot_rendered(*, base_url: str, scope: str = PUBLIC_SCOPE) -> RenderedSnapshot:
-    """The snapshot's bytes for ``scope`` and ``base_url``, rendered only when the serial moved.
+def scope_serial_state(scope: CatalogScope) -> SerialState:
+    """A scope's serial and its change time; read again only when the hub's serial moved.
 
-    Reads the serial (one query); renders under a lock, so the threads of one worker that all
-    see a new serial render it once.
+    The hub's serial is one precompiled query; the scope's (the newest change it may see) is
+    read only when that moved since this worker last asked, so polling costs the same for every
+    scope.
     """
-    state = registry_selectors.catalog_serial_state()
+    hub_state = registry_selectors.catalog_serial_state()
+    kept = _scope_states.get(scope.key)
+    if kept is not None and kept[0] == hub_state:
+        return kept[1]
+    state = registry_selectors.catalog_scope_state(scope)
+    with _render_lock:
+        _scope_states[scope.key] = (hub_state, state)
+        _scope_states.move_to_end(scope.key)
+        while len(_scope_states) > SCOPE_STATES_KEPT:
+            _scope_states.popitem(last=False)
+    return state
+
+
+def snapshot_rendered(*, base_url: str, scope: CatalogScope = PUBLIC_SCOPE) -> RenderedSnapshot:
+    """The snapshot's bytes for ``scope`` and ``base_url``, rendered only when its serial moved.
+
+    Renders under a lock, so the threads of one worker that all see a new serial render it once.
+    """
+    state = scope_serial_state(scope)
     if state.changed_at is None:
-        # Nothing was ever published (no serial row yet): the document is empty and cheap, and
-        # without a change time two databases at serial 0 could not be told apart.
-        return _render(state, base_url=base_url)
-    key = (scope, base_url)
+        # Nothing this scope sees ever changed: the document is empty and cheap, and without a
+        # change time two databases at serial 0 could not be told apart.
+        return _render(state, base_url=base_url, scope=scope)
+    key = (scope.key, base_url)
     kept = _rendered.get(key)
     if kept is not None and (kept.serial, kept.changed_at) == (state.serial, state.changed_at):
         return kept
@@ -145,7 +179,7 @@ def snapshot_rendered(*, base_url: str, scope: str = PUBLIC_SCOPE) -> RenderedSn
             state.changed_at,
         ):
             return kept
-        rendered = _render(state, base_url=base_url)
+        rendered = _render(state, base_url=base_url, scope=scope)
         _rendered[key] = rendered
         _rendered.move_to_end(key)
         while len(_rendered) > CACHE_ENTRIES:
@@ -153,8 +187,8 @@ def snapshot_rendered(*, base_url: str, scope: str = PUBLIC_SCOPE) -> RenderedSn
         return rendered
 
 
-def _render(state: registry_selectors.SerialState, *, base_url: str) -> RenderedSnapshot:
-    snapshot = catalog_snapshot(base_url=base_url, serial=state.serial)
+def _render(state: SerialState, *, base_url: str, scope: CatalogScope) -> RenderedSnapshot:
+    snapshot = catalog_snapshot(base_url=base_url, scope=scope, serial=state.serial)
     body = snapshot.model_dump_json(by_alias=True).encode()
     zipped = gzip.compress(body, _GZIP_LEVEL, mtime=0) if len(body) >= GZIP_MIN_BYTES else None
     # Kept under the serial read before rendering: a change that lands while rendering is in
@@ -163,9 +197,10 @@ def _render(state: registry_selectors.SerialState, *, base_url: str) -> Rendered
 
 
 def snapshot_cache_clear() -> None:
-    """Forget every rendered snapshot of this process (tests; an operator's shell)."""
+    """Forget every rendered snapshot and scope serial of this process (tests; a shell)."""
     with _render_lock:
         _rendered.clear()
+        _scope_states.clear()
 
 
 _GZIP_ACCEPTED = re.compile(r"(?:^|,)\s*(?:gzip|\*)\s*(?:;\s*q\s*=\s*(?P<q>[0-9.]+))?\s*(?=,|$)")
@@ -182,7 +217,7 @@ def _accepts_gzip(header: str) -> bool:
     return False
 
 
-def _etag_matches(header: str, serial: int, scope: str) -> bool:
+def _etag_matches(header: str, serial: int, scope: CatalogScope) -> bool:
     if header.strip() == "*":
         return True
     current = {snapshot_etag(serial, scope), snapshot_etag(serial, scope, gzipped=True)}
@@ -191,24 +226,21 @@ def _etag_matches(header: str, serial: int, scope: str) -> bool:
     return not current.isdisjoint(offered)
 
 
-def _viewer_scope(request: Request) -> str:
-    # Every viewer sees published releases only, whoever they are.
-    return PUBLIC_SCOPE
-
-
-def catalog_response(request: HttpRequest, scope: str) -> HttpResponse:
+def catalog_response(request: HttpRequest, scope: CatalogScope) -> HttpResponse:
     """The snapshot answer for ``scope``: 304 to a current ``If-None-Match``, else the bytes.
 
-    A revalidation reads the serial and nothing else; a download renders only when the serial
-    moved since this worker last rendered.
+    A revalidation reads the serial and nothing else; a download renders only when the scope's
+    serial moved since this worker last rendered.
     """
     if_none_match = request.headers.get("If-None-Match", "")
     accepts_gzip = _accepts_gzip(request.headers.get("Accept-Encoding", ""))
     if if_none_match:
-        serial = registry_selectors.catalog_serial_get()
+        serial = scope_serial_state(scope).serial
         if _etag_matches(if_none_match, serial, scope):
             response = HttpResponse(status=status.HTTP_304_NOT_MODIFIED)
-            return _cache_headers(response, snapshot_etag(serial, scope, gzipped=accepts_gzip))
+            return _cache_headers(
+                response, snapshot_etag(serial, scope, gzipped=accepts_gzip), serial, scope
+            )
     rendered = snapshot_rendered(base_url=request.build_absolute_uri("/"), scope=scope)
     gzipped = rendered.gzipped is not None and accepts_gzip
     response = HttpResponse(
@@ -218,7 +250,9 @@ def catalog_response(request: HttpRequest, scope: str) -> HttpResponse:
     if gzipped:
         response["Content-Encoding"] = "gzip"
     response["Content-Length"] = str(len(response.content))
-    return _cache_headers(response, snapshot_etag(rendered.serial, scope, gzipped=gzipped))
+    return _cache_headers(
+        response, snapshot_etag(rendered.serial, scope, gzipped=gzipped), rendered.serial, scope
+    )
 
 
 class CatalogSnapshotApi(APIView):
@@ -234,7 +268,7 @@ class CatalogSnapshotApi(APIView):
         parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER)],
     )
     def get(self, request: Request) -> HttpResponse:
-        return catalog_response(request, _viewer_scope(request))
+        return catalog_response(request, request_viewer(request).catalog_scope())
 
 
 class AnonymousCatalogMiddleware:
@@ -265,12 +299,16 @@ class AnonymousCatalogMiddleware:
         return self.get_response(request)
 
 
-def _cache_headers(response: HttpResponse, etag: str) -> HttpResponse:
+def _cache_headers(
+    response: HttpResponse, etag: str, serial: int, scope: CatalogScope
+) -> HttpResponse:
     response["ETag"] = etag
-    # Every use revalidates: the serial can move at any time, and a 304 is cheap.
-    response["Cache-Control"] = "no-cache"
-    # The body depends on Accept-Encoding; it will depend on the viewer once scopes differ.
-    response["Vary"] = "Accept-Encoding"
+    response[SERIAL_HEADER] = str(serial)
+    # Every use revalidates: the serial can move at any time, and a 304 is cheap. A catalogue
+    # beyond the public one is its viewer's alone: no shared cache may keep it.
+    response["Cache-Control"] = "no-cache" if scope == PUBLIC_SCOPE else "private, no-cache"
+    # The body depends on the encoding and on who asks (a token, or a session's cookie).
+    response["Vary"] = "Accept-Encoding, Authorization, Cookie"
     return response
 
 
@@ -302,7 +340,7 @@ def _evaluation_status(evaluation: Evaluation) -> dict[str, Any]:
 def _visible_release_or_404(request: Request, namespace: str, name: str, version: str) -> Release:
     parameters.path_ids_check(namespace=namespace, name=name, version=version)
     release = registry_selectors.release_get_visible(
-        namespace=namespace, name=name, version=version, user=request.user
+        namespace=namespace, name=name, version=version, viewer=request_viewer(request)
     )
     if release is None:
         raise ApiError(ErrorCode.NOT_FOUND, f"no release {namespace}/{name}@{version}")

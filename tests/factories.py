@@ -125,11 +125,23 @@ def user(username: str, *, reviewer: bool = False, staff: bool = False) -> Any:
     )
 
 
-def token(for_user: Any) -> str:
-    """A fresh API token key for ``for_user``."""
+def token(
+    for_user: Any,
+    *,
+    scopes: tuple[str, ...] = ("read", "push", "review", "admin"),
+    namespace: str | None = None,
+    expires_in_days: int | None = 90,
+) -> str:
+    """A fresh API token key for ``for_user``: every scope unless told otherwise."""
     from hub.accounts.services import api_token_create
 
-    _, raw_key = api_token_create(user=for_user, name="test")
+    _, raw_key = api_token_create(
+        user=for_user,
+        name="test",
+        scopes=scopes,
+        namespace=namespace,
+        expires_in_days=expires_in_days,
+    )
     return raw_key
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from medigan_catalog.access import AccountInfo
 from medigan_catalog.errors import CardInvalidError
 from medigan_catalog.medigan_compat import (
     ImportResult,
     card_from_medigan_entry,
     parse_medigan_metadata,
 )
-from medigan_catalog.snapshot import AccountInfo, me_path
+from medigan_catalog.snapshot import me_path
 from medigan_catalog.validation import licence_problems
 
 # medigan's templates/examples/metadata.json ends like this: "}," and the outer "}" missing.
@@ -63,7 +64,7 @@ def test_medigans_own_catalogue_names_a_dataset_licence_nowhere(
 
 def test_the_account_answer_reads_a_newer_hubs_fields() -> None:
     account = AccountInfo.model_validate(
-        {"username": "alice", "namespace": "alice", "organisations": ["lab"]}
+        {"username": "alice", "namespace": "alice", "quota_bytes": 10**9, "badges": ["lab"]}
     )
     assert (account.username, account.namespace, account.reserved_namespaces) == (
         "alice",

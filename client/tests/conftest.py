@@ -2,28 +2,43 @@
 
 ``FakeHub`` is a ``ThreadingHTTPServer`` that speaks the contract's hub API (catalog with ETag
 and 304, artifacts with Range and ``X-Checksum-Sha256``, push answering 202, release status and
-review). Tests change its state directly and read its request log to count traffic.
+review), and the access API: tokens (HTTP Basic sign-in, scopes, namespace restriction, expiry,
+revocation), ``/me``, organisations and members, namespaces, visibility with its review. The
+catalogue is filtered per viewer (a release entry's ``visibility``) with a serial and an ETag
+per viewer. Tests change its state directly and read its request log to count traffic.
 """
 
 from __future__ import annotations
 
+import base64
 import email.parser
 import email.policy
 import hashlib
 import json
 import re
+import secrets
 import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from medigan_catalog.snapshot import CATALOG_PATH, RELEASES_PATH, artifact_path
+from medigan_catalog.snapshot import (
+    CATALOG_PATH,
+    ME_PATH,
+    NAMESPACES_PATH,
+    ORGANISATIONS_PATH,
+    RELEASES_PATH,
+    SERIAL_HEADER,
+    TOKENS_PATH,
+    artifact_path,
+)
 from medigan_client.settings import ClientSettings
 
 # The example snapshot of docs/schema/, which the hub's API test validates against the hub too.
@@ -40,6 +55,49 @@ class Received:
     body: bytes = b""
 
 
+# The user of the fake hub's built-in token (FakeHubState.token), which has every scope.
+DEFAULT_USER = "tester"
+ALL_SCOPES = ("read", "push", "review", "admin")
+RESERVED_NAMESPACES = frozenset({"zoo", "medigan"})
+
+
+@dataclass
+class FakeToken:
+    """A token of the fake hub."""
+
+    id: int
+    key: str
+    name: str
+    username: str
+    scopes: tuple[str, ...] = ALL_SCOPES
+    namespace: str | None = None
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def info(self) -> dict[str, Any]:
+        """The token as ``TokenInfo`` (never the key)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "key_prefix": self.key[:8],
+            "scopes": list(self.scopes),
+            "namespace": self.namespace,
+            "created_at": self.created_at.isoformat(),
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "last_used_at": None,
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+        }
+
+
+@dataclass
+class FakeOrganisation:
+    """An organisation of the fake hub: its title and ``username -> role``."""
+
+    title: str = ""
+    members: dict[str, str] = field(default_factory=dict)
+
+
 @dataclass
 class FakeHubState:
     """What the fake hub serves; tests mutate it."""
@@ -51,6 +109,8 @@ class FakeHubState:
     support_range: bool = True
     token: str = "secret-token"
     fail_next: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    # The error code of the answers fail_next injects.
+    injected_code: str = "server_error"
     pushes: list[dict[str, Any]] = field(default_factory=list)
     states: dict[str, str] = field(default_factory=dict)
     log: list[Received] = field(default_factory=list)
@@ -62,16 +122,69 @@ class FakeHubState:
     # Throttle: artifact bodies go out in chunks of this many bytes with a pause after each.
     artifact_chunk_bytes: int = 0
     artifact_chunk_delay_seconds: float = 0.0
+    # Access: passwords by username, tokens by key, organisations and extra user namespaces by
+    # name, hub reviewers, model visibility, and the serial each viewer sees (None: anonymous).
+    users: dict[str, str] = field(default_factory=lambda: {DEFAULT_USER: "tester-password"})
+    tokens: dict[str, FakeToken] = field(default_factory=dict)
+    organisations: dict[str, FakeOrganisation] = field(default_factory=dict)
+    user_namespaces: dict[str, str] = field(default_factory=dict)
+    hub_reviewers: set[str] = field(default_factory=set)
+    visibilities: dict[str, dict[str, Any]] = field(default_factory=dict)
+    viewer_serials: dict[str | None, int] = field(default_factory=dict)
+    # When set, sign-ins (HTTP Basic) answer 429 throttled with this Retry-After.
+    throttle_sign_in_seconds: int | None = None
 
-    def etag(self) -> str:
-        return f'"catalog-{self.serial}"'
+    def __post_init__(self) -> None:
+        self.tokens[self.token] = FakeToken(
+            id=1, key=self.token, name="built-in", username=DEFAULT_USER
+        )
 
-    def catalog(self, base_url: str) -> dict[str, Any]:
+    def add_token(self, username: str, **options: Any) -> FakeToken:
+        """A new token for ``username`` (``scopes``, ``namespace``, ``expires_at``, ``name``)."""
+        with self.lock:
+            token = FakeToken(
+                id=max(t.id for t in self.tokens.values()) + 1,
+                key=f"key-{secrets.token_hex(12)}",
+                name=options.pop("name", "test"),
+                username=username,
+                **options,
+            )
+            self.tokens[token.key] = token
+        return token
+
+    def add_organisation(self, name: str, members: dict[str, str], title: str = "") -> None:
+        """An organisation (and its namespace) with ``username -> role`` members."""
+        self.organisations[name] = FakeOrganisation(title, dict(members))
+
+    def serial_for(self, viewer: str | None) -> int:
+        return self.viewer_serials.get(viewer, self.serial)
+
+    def etag(self, viewer: str | None = DEFAULT_USER) -> str:
+        return f'"catalog-{self.serial_for(viewer)}-{viewer or "anonymous"}"'
+
+    def role_in(self, username: str | None, namespace: str) -> str | None:
+        """``username``'s role in the owner of ``namespace`` (``owner`` of their own)."""
+        if username is None:
+            return None
+        if namespace == username or self.user_namespaces.get(namespace) == username:
+            return "owner"
+        organisation = self.organisations.get(namespace)
+        return organisation.members.get(username) if organisation else None
+
+    def can_see(self, viewer: str | None, release: dict[str, Any]) -> bool:
+        visibility = release.get("visibility", "public")
+        if visibility == "public":
+            return True
+        if visibility == "internal":
+            return viewer is not None
+        return self.role_in(viewer, str(release["model_id"]).split("/")[0]) is not None
+
+    def catalog(self, base_url: str, viewer: str | None = DEFAULT_USER) -> dict[str, Any]:
         return {
-            "serial": self.serial,
+            "serial": self.serial_for(viewer),
             "generated_at": "2025-01-01T00:00:00+00:00",
             "hub": {"url": base_url},
-            "releases": self.releases,
+            "releases": [r for r in self.releases if self.can_see(viewer, r)],
         }
 
     def requests_to(self, prefix: str) -> list[Received]:
@@ -131,22 +244,58 @@ class _Handler(BaseHTTPRequestHandler):
         if status == 0:  # drop the connection without any answer
             self.close_connection = True
             return True
-        self._json(status, {"code": "server_error", "message": "injected", "detail": None}, headers)
+        body = {"code": self.state.injected_code, "message": "injected", "detail": None}
+        self._json(status, body, headers)
         return True
 
+    def _token(self) -> FakeToken | None:
+        """The live token the request names, or None (no token, unknown, revoked, expired)."""
+        header = self.headers.get("Authorization") or ""
+        if not header.startswith("Token "):
+            return None
+        token = self.state.tokens.get(header.removeprefix("Token "))
+        if token is None or token.revoked_at is not None:
+            return None
+        if token.expires_at is not None and token.expires_at <= datetime.now(UTC):
+            return None
+        return token
+
     def _authorised(self) -> bool:
-        return self.headers.get("Authorization") == f"Token {self.state.token}"
+        return self._token() is not None
+
+    def _caller(self) -> FakeToken | None:
+        """The calling token, or None after answering 401 as the hub does."""
+        token = self._token()
+        if token is None:
+            header = self.headers.get("Authorization") or ""
+            known = self.state.tokens.get(header.removeprefix("Token "))
+            if known is not None and known.expires_at is not None and known.revoked_at is None:
+                self._error(401, "token_expired", "the token expired; sign in again")
+            else:
+                self._error(401, "authentication_required", "a token is required")
+        return token
 
     def do_GET(self) -> None:
         self._record()
         if self._injected_failure():
             return
         if self.path == CATALOG_PATH:
-            if self.headers.get("If-None-Match") == self.state.etag():
-                self._send(304, b"", {"ETag": self.state.etag()})
+            # Unknown tokens read the catalogue as anonymous, so old tests keep their answers.
+            token = self._token()
+            viewer = token.username if token else None
+            etag = self.state.etag(viewer)
+            headers = {
+                "ETag": etag,
+                "Vary": "Authorization",
+                SERIAL_HEADER: str(self.state.serial_for(viewer)),
+            }
+            if self.headers.get("If-None-Match") == etag:
+                self._send(304, b"", headers)
                 return
             base = f"http://127.0.0.1:{self.server.server_address[1]}"
-            self._json(200, self.state.catalog(base), {"ETag": self.state.etag()})
+            self._json(200, self.state.catalog(base, viewer), headers)
+            return
+        if self._access_get():
             return
         match = _RELEASE_PATH.match(self.path)
         if match and match["rest"] and match["rest"].startswith("/artifacts/"):
@@ -229,8 +378,14 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._record()
         if self._injected_failure():
             return
-        if not self._authorised():
-            self._error(401, "authentication_required", "a token is required")
+        authorization = self.headers.get("Authorization") or ""
+        if self.path == TOKENS_PATH and authorization.startswith("Basic "):
+            self._sign_in(body)
+            return
+        caller = self._caller()
+        if caller is None:
+            return
+        if self._access_post(caller, body):
             return
         if self.path == RELEASES_PATH:
             message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
@@ -242,12 +397,27 @@ class _Handler(BaseHTTPRequestHandler):
                 fields[str(name)] = part.get_payload(decode=True)
             card = json.loads(fields["card"])
             release = f"{card['model_id']}@{card['version']}"
+            namespace = card["model_id"].split("/")[0]
+            if "push" not in caller.scopes:
+                self._error(403, "scope_missing", "pushing needs a token with the push scope")
+                return
+            if caller.namespace is not None and caller.namespace != namespace:
+                self._error(403, "permission_denied", f"the token is for {caller.namespace} only")
+                return
             if release in self.state.states:
                 self._error(409, "release_exists", f"{release} was already pushed")
                 return
             with self.state.lock:
                 self.state.pushes.append(fields)
                 self.state.states[release] = "submitted"
+                if card["model_id"] not in self.state.visibilities:
+                    chosen = fields.get("visibility")
+                    self.state.visibilities[card["model_id"]] = {
+                        "model_id": card["model_id"],
+                        "visibility": chosen.decode() if chosen else "public",
+                        "requested": None,
+                        "requested_by": None,
+                    }
             self._json(202, self._status(release))
             return
         match = _RELEASE_PATH.match(self.path)
@@ -261,6 +431,263 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, self._status(release))
             return
         self._error(404, "not_found", f"nothing at {self.path}")
+
+    # -- access ----------------------------------------------------------------------------
+
+    def _organisation_document(self, name: str, username: str) -> dict[str, Any]:
+        organisation = self.state.organisations[name]
+        return {
+            "name": name,
+            "title": organisation.title,
+            "role": organisation.members.get(username),
+            "members": [
+                {"username": user, "role": role} for user, role in organisation.members.items()
+            ],
+        }
+
+    def _account(self, token: FakeToken) -> dict[str, Any]:
+        user = token.username
+        organisations = [
+            {"name": name, "title": org.title, "role": org.members[user]}
+            for name, org in self.state.organisations.items()
+            if user in org.members
+        ]
+        return {
+            "username": user,
+            "namespace": user,
+            "namespaces": self._push_namespaces(user),
+            "reserved_namespaces": sorted(RESERVED_NAMESPACES),
+            "organisations": organisations,
+            "hub_reviewer": user in self.state.hub_reviewers,
+            "token": {
+                "id": token.id,
+                "scopes": list(token.scopes),
+                "namespace": token.namespace,
+                "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+            },
+        }
+
+    def _push_namespaces(self, user: str) -> list[str]:
+        owned = [user, *(ns for ns, owner in self.state.user_namespaces.items() if owner == user)]
+        maintained = [
+            name
+            for name, org in self.state.organisations.items()
+            if org.members.get(user) in ("owner", "maintainer")
+        ]
+        return owned + maintained
+
+    def _visibility_match(self) -> re.Match[str] | None:
+        return _VISIBILITY_PATH.match(self.path)
+
+    def _visibility_state(self, model_id: str) -> dict[str, Any]:
+        return self.state.visibilities.setdefault(
+            model_id,
+            {"model_id": model_id, "visibility": "public", "requested": None, "requested_by": None},
+        )
+
+    def _access_get(self) -> bool:
+        """Answer a GET of the access API; False when the path is not one of it."""
+        match = self._visibility_match()
+        known = {ME_PATH, TOKENS_PATH, ORGANISATIONS_PATH, NAMESPACES_PATH}
+        organisation = _ORGANISATION_PATH.match(self.path)
+        if self.path not in known and not organisation and not (match and not match["review"]):
+            return False
+        caller = self._caller()
+        if caller is None:
+            return True
+        user = caller.username
+        if self.path == ME_PATH:
+            self._json(200, self._account(caller))
+        elif self.path == TOKENS_PATH:
+            mine = [t.info() for t in self.state.tokens.values() if t.username == user]
+            self._json(200, {"tokens": sorted(mine, key=lambda t: -int(t["id"]))})
+        elif self.path == ORGANISATIONS_PATH:
+            self._json(200, {"organisations": self._account(caller)["organisations"]})
+        elif self.path == NAMESPACES_PATH:
+            self._json(
+                200,
+                {
+                    "namespaces": [
+                        {"name": name, "user": user, "can_push": True}
+                        if name not in self.state.organisations
+                        else {"name": name, "organisation": name, "can_push": True}
+                        for name in self._push_namespaces(user)
+                    ]
+                },
+            )
+        elif organisation:
+            name = organisation["name"]
+            org = self.state.organisations.get(name)
+            if org is None or user not in org.members or organisation["rest"]:
+                self._error(404, "not_found", f"no organisation {name}")
+            else:
+                self._json(200, self._organisation_document(name, user))
+        else:
+            assert match is not None
+            model_id = f"{match['ns']}/{match['name']}"
+            self._json(200, self._visibility_state(model_id))
+        return True
+
+    def _sign_in(self, body: bytes) -> None:
+        """``POST /api/v1/tokens`` with HTTP Basic: a new token for a username and password."""
+        if self.state.throttle_sign_in_seconds is not None:
+            self._json(
+                429,
+                {"code": "throttled", "message": "too many failed sign-ins", "detail": None},
+                {"Retry-After": str(self.state.throttle_sign_in_seconds)},
+            )
+            return
+        encoded = (self.headers.get("Authorization") or "").removeprefix("Basic ")
+        username, _, password = base64.b64decode(encoded).decode().partition(":")
+        if self.state.users.get(username) != password or not password:
+            self._error(401, "authentication_required", "invalid username or password")
+            return
+        self._new_token(username, json.loads(body), ceiling=None)
+
+    def _new_token(self, username: str, request: dict[str, Any], ceiling: FakeToken | None) -> None:
+        scopes = tuple(request.get("scopes") or ("read", "push"))
+        namespace = request.get("namespace")
+        expires_at = datetime.now(UTC) + timedelta(days=int(request.get("expires_in_days", 90)))
+        if ceiling is not None:
+            if not set(scopes) <= set(ceiling.scopes):
+                self._error(403, "scope_missing", "a token cannot grant scopes its creator lacks")
+                return
+            if ceiling.namespace is not None and namespace != ceiling.namespace:
+                self._error(403, "permission_denied", f"the token is for {ceiling.namespace}")
+                return
+            if ceiling.expires_at is not None:
+                expires_at = min(expires_at, ceiling.expires_at)
+        token = self.state.add_token(
+            username,
+            name=request["name"],
+            scopes=scopes,
+            namespace=namespace,
+            expires_at=expires_at,
+        )
+        self._json(201, {**token.info(), "key": token.key})
+
+    def _access_post(self, caller: FakeToken, body: bytes) -> bool:
+        """Answer a POST of the access API with a token; False when the path is not one of it."""
+        user = caller.username
+        organisation = _ORGANISATION_PATH.match(self.path)
+        match = self._visibility_match()
+        if self.path == TOKENS_PATH:
+            self._new_token(user, json.loads(body), ceiling=caller)
+        elif self.path == ORGANISATIONS_PATH:
+            request = json.loads(body)
+            name = request["name"]
+            if "admin" not in caller.scopes:
+                self._error(403, "scope_missing", "creating an organisation needs admin")
+            elif name in RESERVED_NAMESPACES:
+                self._error(403, "permission_denied", f"{name} is reserved")
+            elif self._taken(name):
+                self._error(409, "namespace_taken", f"{name} is taken")
+            else:
+                self.state.organisations[name] = FakeOrganisation(
+                    request.get("title", ""), {user: "owner"}
+                )
+                self._json(201, self._organisation_document(name, user))
+        elif organisation and organisation["rest"] == "/members":
+            name = organisation["name"]
+            org = self.state.organisations.get(name)
+            if org is None or user not in org.members:
+                self._error(404, "not_found", f"no organisation {name}")
+            elif org.members[user] != "owner":
+                self._error(403, "permission_denied", f"only owners of {name} manage members")
+            else:
+                request = json.loads(body)
+                if request["username"] not in self.state.users:
+                    self._error(404, "not_found", f"no user {request['username']}")
+                    return True
+                org.members[request["username"]] = request.get("role", "reader")
+                self._json(200, self._organisation_document(name, user))
+        elif self.path == NAMESPACES_PATH:
+            name = json.loads(body)["name"]
+            if self._taken(name) or name in RESERVED_NAMESPACES:
+                self._error(409, "namespace_taken", f"{name} is taken")
+            else:
+                self.state.user_namespaces[name] = user
+                self._json(201, {"name": name, "user": user, "can_push": True})
+        elif match:
+            self._change_visibility(caller, match, json.loads(body))
+        else:
+            return False
+        return True
+
+    def _taken(self, name: str) -> bool:
+        return (
+            name in self.state.organisations
+            or name in self.state.users
+            or name in self.state.user_namespaces
+        )
+
+    def _change_visibility(
+        self, caller: FakeToken, match: re.Match[str], request: dict[str, Any]
+    ) -> None:
+        model_id = f"{match['ns']}/{match['name']}"
+        state = self._visibility_state(model_id)
+        user = caller.username
+        if match["review"]:
+            if "review" not in caller.scopes:
+                self._error(403, "scope_missing", "reviewing needs the review scope")
+            elif user not in self.state.hub_reviewers or state["requested"] is None:
+                self._error(403, "permission_denied", "only hub reviewers decide")
+            else:
+                if request["decision"] == "approve":
+                    state["visibility"] = state["requested"]
+                state["requested"] = state["requested_by"] = None
+                self._json(200, state)
+            return
+        if "admin" not in caller.scopes:
+            self._error(403, "scope_missing", "changing visibility needs the admin scope")
+            return
+        if self.state.role_in(user, match["ns"]) not in ("owner", "maintainer"):
+            self._error(403, "permission_denied", f"you may not change {model_id}")
+            return
+        wanted = request["visibility"]
+        if wanted == "public" and user not in self.state.hub_reviewers:
+            state["requested"], state["requested_by"] = wanted, user
+            self._json(202, state)
+            return
+        state["visibility"], state["requested"], state["requested_by"] = wanted, None, None
+        self._json(200, state)
+
+    def do_DELETE(self) -> None:
+        self._record()
+        if self._injected_failure():
+            return
+        caller = self._caller()
+        if caller is None:
+            return
+        token_match = re.match(rf"^{TOKENS_PATH}/(?P<id>[0-9]+)$", self.path)
+        member = _ORGANISATION_PATH.match(self.path)
+        if token_match:
+            found = [
+                t
+                for t in self.state.tokens.values()
+                if t.id == int(token_match["id"]) and t.username == caller.username
+            ]
+            if not found:
+                self._error(404, "not_found", "no such token")
+                return
+            found[0].revoked_at = datetime.now(UTC)
+            self._send(204, b"")
+        elif member and (member["rest"] or "").startswith("/members/"):
+            name = member["name"]
+            org = self.state.organisations.get(name)
+            if org is None or org.members.get(caller.username) != "owner":
+                self._error(403, "permission_denied", f"only owners of {name} manage members")
+                return
+            org.members.pop(member["rest"].removeprefix("/members/"), None)
+            self._json(200, self._organisation_document(name, caller.username))
+        else:
+            self._error(404, "not_found", f"nothing at {self.path}")
+
+
+_VISIBILITY_PATH = re.compile(
+    r"^/api/v1/models/(?P<ns>[^/]+)/(?P<name>[^/]+)/visibility(?P<review>/review)?$"
+)
+_ORGANISATION_PATH = re.compile(r"^/api/v1/organisations/(?P<name>[^/]+)(?P<rest>/.*)?$")
 
 
 class _Server(ThreadingHTTPServer):

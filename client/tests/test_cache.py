@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from filelock import Timeout
 
-from medigan_client.cache import Cache, hub_key, write_atomic
+from medigan_client import Client
+from medigan_client.cache import Cache, create_private_file, hub_key, write_atomic
+from medigan_client.settings import ClientSettings
+
+if TYPE_CHECKING:
+    from conftest import FakeHub
 
 
 def test_hub_key_is_a_sanitized_host_and_port() -> None:
@@ -105,3 +112,89 @@ def test_mark_used_refreshes_the_directory_time_and_ignores_missing_items(
     assert item.stat().st_mtime > 1_000
     cache.mark_used(tmp_path / "missing")
     assert not (tmp_path / "missing").exists()
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def _default_modes(scratch: Path) -> tuple[int, int]:
+    """The modes this process gives a new folder and a new file (the umask's doing)."""
+    scratch.mkdir()
+    (scratch / "file").write_bytes(b"")
+    return _mode(scratch), _mode(scratch / "file")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
+def test_private_releases_are_cached_for_their_user_only_and_public_ones_as_usual(
+    settings: ClientSettings,
+    hub: FakeHub,
+    tmp_path: Path,
+    publish: Callable[[dict[str, Any]], dict[str, Any]],
+    make_card: Callable[..., dict[str, Any]],
+) -> None:
+    publish(make_card(model_id="zoo/open"))
+    publish(make_card(model_id="my-lab/secret"))
+    hub.state.releases[-1]["visibility"] = "private"
+    hub.state.add_organisation("my-lab", {"tester": "reader"})
+    default_dir, default_file = _default_modes(tmp_path / "defaults")
+    cache = Cache(settings.cache_dir)
+    with Client(settings=settings, progress=False) as client:
+        client.sync()
+        open_package = client.package("zoo/open")
+        secret_package = client.package("my-lab/secret")
+        open_zip, secret_zip = client.download("zoo/open"), client.download("my-lab/secret")
+
+    secret_release = cache.release_dir("my-lab", "secret", "1.0.0")
+    assert _mode(secret_release) == 0o700
+    assert _mode(secret_release.parent) == 0o700
+    assert _mode(secret_zip) == 0o600
+    assert _mode(secret_package) == 0o700
+    extracted = list(secret_package.rglob("*"))
+    assert extracted and {_mode(p) for p in extracted if p.is_file()} == {0o600}
+    assert {_mode(p) for p in secret_release.iterdir() if p.is_file()} == {0o600}
+    assert _mode(cache.snapshot_path(settings.hub_url)) == 0o600
+
+    open_release = cache.release_dir("zoo", "open", "1.0.0")
+    assert _mode(open_release) == default_dir
+    assert _mode(open_zip) == default_file
+    assert {_mode(p) for p in open_package.rglob("*") if p.is_file()} == {0o644}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
+def test_a_release_cached_while_public_is_narrowed_once_it_is_not(
+    settings: ClientSettings,
+    hub: FakeHub,
+    publish: Callable[[dict[str, Any]], dict[str, Any]],
+    make_card: Callable[..., dict[str, Any]],
+) -> None:
+    publish(make_card(model_id="zoo/open"))
+    with Client(settings=settings, progress=False) as client:
+        client.sync()
+        client.download("zoo/open")
+        hub.state.releases[-1]["visibility"] = "internal"
+        hub.state.serial += 1
+        client.sync()
+        client.download("zoo/open")
+    assert _mode(Cache(settings.cache_dir).release_dir("zoo", "open", "1.0.0")) == 0o700
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
+def test_private_folders_and_files_are_created_private_and_existing_ones_narrowed(
+    tmp_path: Path,
+) -> None:
+    cache = Cache(tmp_path / "cache")
+    release = cache.make_release_dir("ns", "model", "1.0.0", private=True)
+    assert (_mode(release), _mode(release.parent)) == (0o700, 0o700)
+    partial = tmp_path / "partial"
+    create_private_file(partial)
+    assert _mode(partial) == 0o600
+    wide = tmp_path / "wide"
+    wide.write_bytes(b"x")
+    wide.chmod(0o644)
+    create_private_file(wide)
+    assert (_mode(wide), wide.read_bytes()) == (0o600, b"x")
+    public = cache.make_release_dir("ns", "other", "1.0.0", private=False)
+    public.chmod(0o755)
+    cache.make_release_dir("ns", "other", "1.0.0", private=True)
+    assert _mode(public) == 0o700

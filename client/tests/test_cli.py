@@ -459,3 +459,205 @@ def test_init_package_writes_a_skeleton_and_refuses_a_non_empty_folder(
     assert main(["init-package", str(target), "--force", "--model-id", "lab/other"]) == 0
     assert json.loads((target / "card.json").read_text(encoding="utf-8"))["model_id"] == "lab/other"
     assert (target / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+# --- signing in, tokens, organisations, namespaces, visibility -----------------------------
+
+
+def _config_in_new_folders(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    path = tmp_path / "home" / "medigan-client" / "config.toml"
+    monkeypatch.setenv("MEDIGAN_CONFIG", str(path))
+    return path
+
+
+def _invoke(hub: FakeHub, tmp_path: Path, *args: str, stdin: str = "") -> Any:
+    """Run the CLI through click's runner (for prompts and stdin) against the fake hub."""
+    from click.testing import CliRunner
+
+    from medigan_client.cli import app
+
+    base = ["--hub", hub.url, "--cache-dir", str(tmp_path / "cache")]
+    return CliRunner().invoke(app, [*base, *args], input=stdin)
+
+
+def test_login_asks_for_the_password_and_stores_the_token_in_a_private_config_file(
+    hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _config_in_new_folders(monkeypatch, tmp_path)
+    result = _invoke(
+        hub, tmp_path, "login", "--token-name", "laptop", "--days", "30",
+        stdin="tester\ntester-password\n",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Password: " in result.stderr and "tester-password" not in result.output
+    assert result.stdout.startswith(f"signed in to {hub.url} as tester (token 'laptop': ")
+    created = next(t for t in hub.state.tokens.values() if t.name == "laptop")
+    from medigan_client.settings import recorded_hub_url, recorded_token
+
+    assert recorded_token(config_path=config) == created.key
+    assert recorded_hub_url(config_path=config) == hub.url
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert config.parent.stat().st_mode & 0o777 == 0o700
+    # The next command needs neither --hub nor --token.
+    assert main(["--cache-dir", str(tmp_path / "cache"), "whoami"]) == 0
+
+
+def test_login_with_a_wrong_password_stores_nothing(
+    hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _config_in_new_folders(monkeypatch, tmp_path)
+    result = _invoke(hub, tmp_path, "login", "--username", "tester", stdin="nope\n")
+    assert result.exit_code != 0
+    assert not config.exists()
+
+
+def test_login_with_token_checks_the_token_and_stores_it(
+    hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _config_in_new_folders(monkeypatch, tmp_path)
+    key = hub.state.add_token("tester", scopes=("read",), name="ci").key
+    result = _invoke(hub, tmp_path, "login", "--with-token", stdin=f"{key}\n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"signed in to {hub.url} as tester (scopes read; ")
+    assert f'token = "{key}"' in config.read_text(encoding="utf-8")
+    assert config.stat().st_mode & 0o777 == 0o600
+    refused = _invoke(hub, tmp_path, "login", "--with-token", stdin="not-a-token\n")
+    assert refused.exit_code != 0
+    assert f'token = "{key}"' in config.read_text(encoding="utf-8")
+
+
+def test_logout_revokes_the_stored_token_and_removes_it(
+    hub: FakeHub,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = _config_in_new_folders(monkeypatch, tmp_path)
+    token = hub.state.add_token("tester", name="laptop")
+    config.parent.mkdir(parents=True)
+    config.write_text(f'hub_url = "{hub.url}"\ntoken = "{token.key}"\n', encoding="utf-8")
+    assert main(["logout", "--revoke"]) == 0
+    assert capsys.readouterr().out == f"signed out: the token was removed from {config}\n"
+    assert token.revoked_at is not None
+    assert config.read_text(encoding="utf-8") == f'hub_url = "{hub.url}"\n'
+
+
+def test_whoami_prints_user_hub_namespaces_organisations_and_the_token(
+    hub: FakeHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hub.state.add_organisation("my-lab", {"tester": "maintainer"})
+    key = hub.state.add_token("tester", scopes=("read", "push"), namespace="my-lab").key
+    code = main(["--hub", hub.url, "--token", key, "whoami"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.splitlines()[:5] == [
+        "user:          tester",
+        f"hub:           {hub.url}",
+        "namespace:     tester (where pushes go by default)",
+        "namespaces:    tester, my-lab (where you may push)",
+        "organisations: my-lab (maintainer)",
+    ]
+    assert out.splitlines()[5].startswith("token:         scopes read, push; namespace my-lab; ")
+
+
+def test_token_create_prints_the_key_alone_on_stdout(
+    hub: FakeHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(
+        capsys, hub, tmp_path / "cache", "token", "create", "ci", "--scope", "read", "--days", "7"
+    )
+    assert code == 0, err
+    created = next(t for t in hub.state.tokens.values() if t.name == "ci")
+    assert out == f"{created.key}\n"
+    assert created.scopes == ("read",)
+    assert "its key is shown this once" in err
+    code, out, _ = _run(capsys, hub, tmp_path / "cache", "token", "list")
+    assert f"{created.id}\tci\t{created.key[:8]}...\tread\t-\t" in out
+    assert _run(capsys, hub, tmp_path / "cache", "token", "revoke", str(created.id))[0] == 0
+    assert created.revoked_at is not None
+
+
+def test_a_push_refused_for_a_missing_scope_prints_the_code_and_a_hint(
+    hub: FakeHub,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    make_card: Callable[..., dict[str, Any]],
+    write_package: Callable[..., Path],
+) -> None:
+    package = write_package(tmp_path / "pkg", make_card(model_id="tester/noise"))
+    key = hub.state.add_token("tester", scopes=("read",)).key
+    code = main(
+        ["--hub", hub.url, "--token", key, "--cache-dir", str(tmp_path / "c"), "push", str(package)]
+    )
+    err = _without_hub_line(capsys.readouterr().err)
+    assert code == 1
+    assert err.startswith("error: pushing needs a token with the push scope (scope_missing); ")
+    assert "medigan-client token create NAME --scope SCOPE" in err
+    assert hub.state.pushes == []
+
+
+def test_push_sends_the_visibility_chosen(
+    hub: FakeHub,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    make_card: Callable[..., dict[str, Any]],
+    write_package: Callable[..., Path],
+) -> None:
+    package = write_package(tmp_path / "pkg", make_card(model_id="tester/noise"))
+    code, _, err = _run(
+        capsys, hub, tmp_path / "c", "push", str(package), "--visibility", "private"
+    )
+    assert code == 0, err
+    assert hub.state.pushes[0]["visibility"] == b"private"
+    assert hub.state.visibilities["tester/noise"]["visibility"] == "private"
+
+
+def test_org_and_namespace_commands(
+    hub: FakeHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hub.state.users["bob"] = "bob-password"
+    cache = tmp_path / "cache"
+    assert _run(capsys, hub, cache, "org", "create", "my-lab", "--title", "My lab")[0] == 0
+    code, out, _ = _run(
+        capsys, hub, cache, "org", "member", "add", "my-lab", "bob", "--role", "maintainer"
+    )
+    assert code == 0
+    assert "  member:    bob\tmaintainer" in out.splitlines()
+    assert _run(capsys, hub, cache, "org", "list")[1] == "my-lab\towner\tMy lab\n"
+    code, out, _ = _run(capsys, hub, cache, "org", "member", "remove", "my-lab", "bob")
+    assert "bob" not in out
+    code, _, err = _run(capsys, hub, cache, "org", "create", "my-lab")
+    assert (code, err) == (1, "error: my-lab is taken (namespace_taken)\n")
+    assert _run(capsys, hub, cache, "namespace", "create", "scratch")[0] == 0
+    code, out, _ = _run(capsys, hub, cache, "namespace", "list")
+    assert out.splitlines() == [
+        "tester\tuser tester",
+        "scratch\tuser tester",
+        "my-lab\torganisation my-lab",
+    ]
+
+
+def test_visibility_shows_sets_and_says_when_a_change_waits_for_a_reviewer(
+    hub: FakeHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "cache"
+    hub.state.add_organisation("my-lab", {"tester": "owner"})
+    assert _run(capsys, hub, cache, "visibility", "my-lab/model")[1] == "my-lab/model: public\n"
+    code, out, _ = _run(capsys, hub, cache, "visibility", "my-lab/model", "private")
+    assert (code, out) == (0, "my-lab/model: private\n")
+    code, out, err = _run(
+        capsys, hub, cache, "visibility", "my-lab/model", "public", "--note", "published"
+    )
+    assert code == 0
+    assert "waits for a hub reviewer; until then it stays private" in err
+    assert out.splitlines()[0] == "my-lab/model: private"
+    assert out.splitlines()[1].startswith("  requested: public by tester; waits for a hub reviewer")
+
+
+def test_the_access_choices_are_the_wire_values() -> None:
+    from medigan_catalog.access import OrgRole, TokenScope, Visibility
+    from medigan_client.cli import ROLE_NAMES, SCOPE_NAMES, VISIBILITY_NAMES
+
+    assert tuple(TokenScope) == SCOPE_NAMES
+    assert tuple(OrgRole) == ROLE_NAMES
+    assert tuple(Visibility) == VISIBILITY_NAMES

@@ -1,5 +1,5 @@
 """Settings precedence: explicit arguments > environment > config file > defaults; recording
-the default hub in the config file."""
+the default hub and the token in the config file."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from medigan_client.settings import (
     DEFAULT_HUB_URL,
     ClientSettings,
     record_hub_url,
+    record_token,
     recorded_hub_url,
+    recorded_token,
 )
 
 
@@ -181,3 +183,35 @@ def test_a_client_without_a_hub_url_uses_the_recorded_one(
     with Client(cache_dir=tmp_path / "c") as recorded, Client(hub_url="http://h:9") as explicit:
         assert recorded.settings.hub_url == "http://127.0.0.1:8123"
         assert explicit.settings.hub_url == "http://h:9"
+
+
+def test_recording_a_token_keeps_the_other_lines_and_makes_the_file_private(
+    tmp_path: Path,
+) -> None:
+    path = _config(tmp_path, '# my settings\ncache_dir = "/tmp/c"\n')
+    path.chmod(0o644)
+    record_token("new-token", hub_url="http://hub:1/", config_path=path)
+    assert path.read_text(encoding="utf-8") == (
+        '# my settings\ncache_dir = "/tmp/c"\ntoken = "new-token"\nhub_url = "http://hub:1"\n'
+    )
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert recorded_token(config_path=path) == "new-token"
+    record_token("newer-token", config_path=path)
+    assert path.read_text(encoding="utf-8").count("token =") == 1
+    assert recorded_token(config_path=path) == "newer-token"
+
+
+def test_removing_the_token_removes_its_line_only(tmp_path: Path) -> None:
+    path = _config(tmp_path, 'hub_url = "http://hub:1"\ntoken = "old"\noffline = false\n')
+    record_token(None, config_path=path)
+    assert path.read_text(encoding="utf-8") == 'hub_url = "http://hub:1"\noffline = false\n'
+    assert recorded_token(config_path=path) is None
+
+
+def test_a_token_recorded_into_new_folders_is_private_from_the_start(tmp_path: Path) -> None:
+    path = tmp_path / "home" / "config" / "medigan-client" / "config.toml"
+    record_token("secret", config_path=path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    for folder in (path.parent, path.parent.parent, path.parent.parent.parent):
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
+    assert ClientSettings.load(environ={}, config_path=path).token == "secret"

@@ -38,6 +38,11 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.PAYLOAD_TOO_LARGE: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     ErrorCode.HUB_BUSY: status.HTTP_503_SERVICE_UNAVAILABLE,
     ErrorCode.SANDBOX_UNAVAILABLE: status.HTTP_503_SERVICE_UNAVAILABLE,
+    ErrorCode.SCOPE_MISSING: status.HTTP_403_FORBIDDEN,
+    ErrorCode.TOKEN_EXPIRED: status.HTTP_401_UNAUTHORIZED,
+    ErrorCode.THROTTLED: status.HTTP_429_TOO_MANY_REQUESTS,
+    ErrorCode.NAMESPACE_NOT_FOUND: status.HTTP_404_NOT_FOUND,
+    ErrorCode.NAMESPACE_TAKEN: status.HTTP_409_CONFLICT,
 }
 
 
@@ -121,6 +126,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, SuspiciousOperation):
         # Django refusing the request itself (too many query parameters, a disallowed host...).
         return error_response(ErrorCode.BAD_REQUEST, "the hub refused this request as malformed")
+    if isinstance(exc, exceptions.Throttled):
+        wait = max(1, int(getattr(exc, "wait", None) or 1))
+        response = error_response(
+            ErrorCode.THROTTLED, str(exc.detail), {"retry_after_seconds": wait}
+        )
+        response["Retry-After"] = str(wait)
+        return response
     if isinstance(exc, exceptions.APIException):
         code, message, detail = _drf_error(exc)
         response = Response({"code": code.value, "message": message, "detail": detail})
@@ -129,7 +141,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             if code is ErrorCode.AUTHENTICATION_REQUIRED
             else exc.status_code
         )
-        if code is ErrorCode.AUTHENTICATION_REQUIRED:
+        if response.status_code == status.HTTP_401_UNAUTHORIZED:
             response["WWW-Authenticate"] = "Token"
         return response
     # A bug: log it with its traceback, and still answer in the API's error shape.

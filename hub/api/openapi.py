@@ -27,14 +27,18 @@ class ApiErrorSerializer(serializers.Serializer[Any]):
 
 _WHEN = {
     400: "the request is malformed: a bad id, parameter, body or card (bad_request, card_invalid)",
-    401: "the token is missing, malformed or revoked (authentication_required)",
-    403: "the caller may not do this (permission_denied)",
-    404: "nothing the caller may see is there (not_found, artifact_unreachable)",
-    409: "the release exists already, or its state does not allow this (release_exists, "
-    "transition_not_allowed)",
+    401: "the token is missing, malformed or revoked (authentication_required), or expired "
+    "(token_expired)",
+    403: "the caller may not do this (permission_denied), or the token lacks the scope "
+    "(scope_missing)",
+    404: "nothing the caller may see is there (not_found, artifact_unreachable, "
+    "namespace_not_found)",
+    409: "the release or namespace exists already, or its state does not allow this "
+    "(release_exists, namespace_taken, transition_not_allowed)",
     413: "the body, a field or the package is over its limit (payload_too_large)",
     415: "the body is not of a media type this operation reads (bad_request)",
     416: "the Range lies outside the artifact (bad_request); Content-Range gives its size",
+    429: "too many failed sign-ins from this address; retry after Retry-After seconds (throttled)",
     503: "the database is momentarily locked; retry after Retry-After seconds (hub_busy)",
 }
 

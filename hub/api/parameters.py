@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from drf_spectacular.utils import OpenApiParameter
+from pydantic import BaseModel, ValidationError
 from rest_framework.request import Request
 
 from hub.api.errors import ApiError
+from medigan_catalog.access import Visibility
 from medigan_catalog.errors import ErrorCode, FieldProblem
 from medigan_catalog.schema import (
     ARTIFACT_FILENAME_PATTERN,
@@ -119,6 +121,36 @@ def query_choice(request: Request, name: str, choices: Iterable[str], default: s
             [{"loc": f"query.{name}", "msg": f"must be one of {', '.join(allowed)}"}],
         )
     return value
+
+
+_Document = TypeVar("_Document", bound=BaseModel)
+
+
+def body_document(document: type[_Document], data: object) -> _Document:
+    """A request body read as one of the wire format's documents (``medigan_catalog``); its
+    problems answered as ``400 bad_request`` with a ``{loc, msg}`` per field."""
+    try:
+        return document.model_validate(data)
+    except ValidationError as error:
+        problems = [
+            {"loc": ".".join(str(part) for part in problem["loc"]), "msg": problem["msg"]}
+            for problem in error.errors()
+        ]
+        raise ApiError(ErrorCode.BAD_REQUEST, "the request is not valid", problems) from error
+
+
+def visibility_choice(value: object) -> Visibility | None:
+    """A form or body field naming a visibility; None when absent."""
+    if value is None or value == "":
+        return None
+    allowed = [visibility.value for visibility in Visibility]
+    if value not in allowed:
+        raise ApiError(
+            ErrorCode.BAD_REQUEST,
+            f"visibility must be one of {', '.join(allowed)}",
+            [{"loc": "visibility", "msg": f"must be one of {', '.join(allowed)}"}],
+        )
+    return Visibility(str(value))
 
 
 def query_id(request: Request, name: str, rule: str) -> str | None:

@@ -11,6 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from evaluation.preprocessing import PreprocessOptions
+from hub.access import release_visible_to, request_viewer
 from hub.evaluations import selectors, services
 from hub.evaluations.models import Evaluation, ReferenceSet
 from medigan_catalog.errors import CatalogError
@@ -94,7 +95,10 @@ class EvaluationAdmin(admin.ModelAdmin[Evaluation]):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Evaluation]:
         queryset: QuerySet[Evaluation] = super().get_queryset(request)
-        return queryset.select_related("release__generative_model", "reference_set")
+        # Only evaluations of releases the signed-in user may see (hub.access).
+        return queryset.filter(
+            release_visible_to(request_viewer(request), via="release__")
+        ).select_related("release__generative_model", "reference_set")
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_staff)

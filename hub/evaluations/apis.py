@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from evaluation.features import EXTRACTOR_IDS
+from hub.access import request_viewer
 from hub.api import parameters
 from hub.api.errors import ApiError
 from hub.api.openapi import error_responses
@@ -43,6 +44,7 @@ def _leaderboard_response(request: Request, reference: str | None) -> Response:
     order = parameters.query_choice(request, "order", ["asc", "desc"], "")
     extractor = parameters.query_choice(request, "extractor", EXTRACTOR_IDS, "")
     rows = selectors.leaderboard(
+        viewer=request_viewer(request),
         reference=reference,
         extractor=extractor or None,
         sort=sort,

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from evaluation.references import reference_set_fits, selection_words
+from hub.access import Viewer, model_visible_to
 from hub.evaluations.models import Evaluation, ReferenceSet
 from medigan_catalog.lifecycle import CATALOGUE_STATES, ReleaseState
 from medigan_catalog.schema import card_from_json
@@ -213,6 +214,7 @@ def evaluation_summaries_of_catalogue() -> dict[int, list[EvaluationSummary]]:
 
 def leaderboard(
     *,
+    viewer: Viewer,
     reference: str | None = None,
     extractor: str | None = None,
     sort: str = "fid_rs",
@@ -220,12 +222,16 @@ def leaderboard(
 ) -> list[LeaderboardRow]:
     """Rows of the leaderboard: one per release, reference set, extractor and preprocessing.
 
-    Sorted by ``sort`` (a metric of ``medigan_catalog.snapshot.METRICS``, or an alias) in its
-    natural direction unless told otherwise; rows without the metric come last. Raises
-    ``UnknownMetricError`` for another name.
+    Only releases of models ``viewer`` sees (:mod:`hub.access`). Sorted by ``sort`` (a metric of
+    ``medigan_catalog.snapshot.METRICS``, or an alias) in its natural direction unless told
+    otherwise; rows without the metric come last. Raises ``UnknownMetricError`` for another name.
     """
     metric = metric_named(sort)
-    queryset = evaluations_succeeded().select_related("release__generative_model")
+    queryset = (
+        evaluations_succeeded()
+        .filter(model_visible_to(viewer, via="release__generative_model__"))
+        .select_related("release__generative_model")
+    )
     if reference:
         queryset = queryset.filter(reference_set__slug=reference)
     if extractor:

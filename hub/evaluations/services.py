@@ -544,7 +544,12 @@ def evaluation_run(
         )
         # The snapshot carries hub-computed metrics: a new number is a catalogue change, and
         # the registry, the serial's owner, bumps it inside this transaction.
-        signals.evaluation_finished.send(sender=Evaluation, evaluation_id=evaluation_id)
+        release_id = (
+            Evaluation.objects.filter(pk=evaluation_id).values_list("release_id", flat=True).get()
+        )
+        signals.evaluation_finished.send(
+            sender=Evaluation, evaluation_id=evaluation_id, release_id=release_id
+        )
     return Evaluation.objects.get(pk=evaluation_id)
 
 

@@ -24,11 +24,17 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from hub import sandbox
+from hub.access import (
+    model_visible_or_pending_q,
+    release_visible_to,
+    request_viewer,
+)
 from hub.accounts.selectors import user_is_reviewer
 from hub.registry import selectors, services
 from hub.registry.models import (
     Artifact,
     GenerativeModel,
+    ModelEvent,
     Release,
     ReleaseCheck,
     ReleaseEvent,
@@ -146,8 +152,16 @@ class ReleaseAdmin(admin.ModelAdmin[Release]):
     def card_pretty(self, release: Release) -> SafeString:
         return format_html("<pre>{}</pre>", json.dumps(release.card, indent=2))
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Release]:
+        # The admin shows staff what they may see, by the same rule as the API (hub.access).
+        queryset: QuerySet[Release] = super().get_queryset(request)
+        return queryset.filter(release_visible_to(request_viewer(request))).select_related(
+            "generative_model"
+        )
+
     def has_review_permission(self, request: HttpRequest) -> bool:
-        return user_is_reviewer(request.user)
+        # Staff who may review some release; services.release_review decides for each.
+        return user_is_reviewer(request.user) or bool(request_viewer(request).org_roles)
 
     def _review(
         self, request: HttpRequest, queryset: QuerySet[Release], decision: str
@@ -197,8 +211,74 @@ class ReleaseAdmin(admin.ModelAdmin[Release]):
         return self._review(request, queryset, "reject")
 
 
+class ModelEventInline(admin.TabularInline[ModelEvent, GenerativeModel]):
+    model = ModelEvent
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("created_at", "actor", "kind", "from_value", "to_value", "note")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(GenerativeModel)
 class GenerativeModelAdmin(admin.ModelAdmin[GenerativeModel]):
-    list_display = ["model_id", "owner", "created_at"]
+    list_display = ["model_id", "visibility", "requested_visibility", "owner", "created_at"]
     search_fields = ["namespace", "name"]
-    list_filter = ["namespace"]
+    list_filter = ["visibility", "namespace"]
+    # Visibility changes only through services.model_visibility_* (audited, reviewed); the
+    # actions below lead there.
+    readonly_fields = [
+        "namespace",
+        "name",
+        "owner",
+        "visibility",
+        "requested_visibility",
+        "requested_by",
+        "created_at",
+    ]
+    inlines = [ModelEventInline]
+    actions = ["approve_visibility", "reject_visibility"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[GenerativeModel]:
+        queryset: QuerySet[GenerativeModel] = super().get_queryset(request)
+        viewer = request_viewer(request)
+        return queryset.filter(model_visible_or_pending_q(viewer))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_review_permission(self, request: HttpRequest) -> bool:
+        return user_is_reviewer(request.user)
+
+    def _decide(
+        self, request: HttpRequest, queryset: QuerySet[GenerativeModel], decision: str
+    ) -> None:
+        for model in queryset.filter(requested_visibility__gt=""):
+            try:
+                services.model_visibility_review(
+                    model_id=model.pk,
+                    viewer=request_viewer(request),
+                    reviewer=_reviewer(request),
+                    decision=decision,
+                    note=f"{decision}d in the admin",
+                )
+            except CatalogError as error:
+                messages.error(request, f"{model.model_id}: {error.message}")
+            else:
+                messages.success(request, f"{model.model_id}: request {decision}d")
+
+    @admin.action(
+        description="Approve the requests to make these models public", permissions=["review"]
+    )
+    def approve_visibility(self, request: HttpRequest, queryset: QuerySet[GenerativeModel]) -> None:
+        self._decide(request, queryset, "approve")
+
+    @admin.action(
+        description="Reject the requests to make these models public", permissions=["review"]
+    )
+    def reject_visibility(self, request: HttpRequest, queryset: QuerySet[GenerativeModel]) -> None:
+        self._decide(request, queryset, "reject")

@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from hub import sandbox
+from hub.access import request_viewer
 from hub.api import parameters
 from hub.api.errors import ApiError, error_response
 from hub.api.openapi import error_responses
@@ -29,9 +30,9 @@ from hub.api.parsers import (
     MultipartLimits,
     strict_json_loads,
 )
-from hub.api.permissions import IsReviewer
 from hub.registry import selectors, services
-from hub.registry.models import Artifact, Release
+from hub.registry.models import Artifact, GenerativeModel, Release
+from medigan_catalog.access import Visibility, VisibilityRequest, VisibilityReview, VisibilityState
 from medigan_catalog.errors import CardInvalidError, ErrorCode
 from medigan_catalog.search import OPERATORS
 from medigan_catalog.snapshot import release_path
@@ -120,7 +121,7 @@ def _signed_in_user(request: Request) -> User:
 def _visible_release_or_404(request: Request, namespace: str, name: str, version: str) -> Release:
     parameters.path_ids_check(namespace=namespace, name=name, version=version)
     release = selectors.release_get_visible(
-        namespace=namespace, name=name, version=version, user=request.user
+        namespace=namespace, name=name, version=version, viewer=request_viewer(request)
     )
     if release is None:
         raise ApiError(ErrorCode.NOT_FOUND, f"no release {namespace}/{name}@{version}")
@@ -163,7 +164,10 @@ class ModelListApi(APIView):
             raise ApiError(ErrorCode.BAD_REQUEST, f"operator must be one of {', '.join(OPERATORS)}")
         medigan = parameters.query_choice(request, "semantics", ["hub", "medigan"], "hub")
         entries = selectors.model_search(
-            query=query, operator=operator, medigan_semantics=medigan == "medigan"
+            query=query,
+            operator=operator,
+            medigan_semantics=medigan == "medigan",
+            viewer=request_viewer(request),
         )
         return Response({"results": ModelSummarySerializer(entries, many=True).data})
 
@@ -185,13 +189,16 @@ class ModelDetailApi(APIView):
     )
     def get(self, request: Request, namespace: str, name: str) -> Response:
         parameters.path_ids_check(namespace=namespace, name=name)
-        found = selectors.model_get_visible(namespace=namespace, name=name, user=request.user)
+        found = selectors.model_get_visible(
+            namespace=namespace, name=name, viewer=request_viewer(request)
+        )
         if found is None:
             raise ApiError(ErrorCode.NOT_FOUND, f"no generative model {namespace}/{name}")
         generative_model, releases = found
         return Response(
             {
                 "model_id": generative_model.model_id,
+                "visibility": generative_model.visibility,
                 "releases": [
                     {
                         "version": release.version,
@@ -303,17 +310,24 @@ class ReleaseCreateApi(APIView):
                         "pattern": "^[0-9a-fA-F]{64}$",
                         "description": "the package's sha256 as the client computed it",
                     },
+                    "visibility": {
+                        "type": "string",
+                        "enum": [visibility.value for visibility in Visibility],
+                        "description": "who sees the model, when the push creates it "
+                        "(default public; private only in an organisation's namespace)",
+                    },
                 },
                 "required": ["card", "package"],
             }
         },
         responses={
             202: ReleaseStatusSerializer,
-            **error_responses(400, 401, 403, 409, 413, 415, 503),
+            **error_responses(400, 401, 403, 404, 409, 413, 415, 429, 503),
         },
     )
     def post(self, request: Request) -> Response:
         form: Any = request.data
+        visibility = parameters.visibility_choice(form.get("visibility"))
         declared_sha256 = form.get("sha256") or None
         if declared_sha256 is not None and not _SHA256.fullmatch(declared_sha256):
             raise ApiError(
@@ -330,6 +344,8 @@ class ReleaseCreateApi(APIView):
             card_data=card_data,
             package=package,
             declared_sha256=declared_sha256,
+            viewer=request_viewer(request),
+            visibility=visibility,
         )
         return Response(_release_status(request, release), status=status.HTTP_202_ACCEPTED)
 
@@ -340,9 +356,13 @@ class ReviewInputSerializer(serializers.Serializer[Any]):
 
 
 class ReleaseReviewApi(APIView):
-    """A reviewer approves (and so publishes) or rejects a release in review."""
+    """A reviewer approves (and so publishes) or rejects a release in review.
 
-    permission_classes = [IsAuthenticated, IsReviewer]
+    Who may is :meth:`hub.access.Viewer.may_review`: hub reviewers for public models, the
+    organisation's owners and reviewers for its private ones, either for internal ones.
+    """
+
+    permission_classes = [IsAuthenticated]
     parser_classes = [LimitedJSONParser, LimitedFormParser]
 
     @extend_schema(
@@ -362,6 +382,7 @@ class ReleaseReviewApi(APIView):
             reviewer=_signed_in_user(request),
             decision=payload.validated_data["decision"],
             note=payload.validated_data["note"],
+            viewer=request_viewer(request),
         )
         return Response(_release_status(request, release))
 
@@ -369,8 +390,8 @@ class ReleaseReviewApi(APIView):
 class ReleaseSampleGridApi(APIView):
     """The PNG grid of a release's smoke samples, for whoever may see the release.
 
-    Published releases' grids are public; a grid of a release in review or rejected is shown only
-    to its submitter, the model's owner, reviewers and staff, and is a 404 to anyone else.
+    The grid is exactly as visible as its release (:mod:`hub.access`), and a 404 to anyone else;
+    only a published release of a public model may sit in a shared cache.
     """
 
     @extend_schema(
@@ -380,7 +401,7 @@ class ReleaseSampleGridApi(APIView):
     def get(self, request: Request, namespace: str, name: str, version: str) -> HttpResponseBase:
         parameters.path_ids_check(namespace=namespace, name=name, version=version)
         release = selectors.release_sample_grid_get(
-            namespace=namespace, name=name, version=version, user=request.user
+            namespace=namespace, name=name, version=version, viewer=request_viewer(request)
         )
         if release is None:
             raise ApiError(ErrorCode.NOT_FOUND, f"no sample grid for {namespace}/{name}@{version}")
@@ -484,7 +505,11 @@ class ReleaseArtifactDownloadApi(APIView):
                 f"the Range header is longer than {RANGE_HEADER_MAX_LENGTH} characters",
             )
         artifact = selectors.artifact_get_downloadable(
-            namespace=namespace, name=name, version=version, filename=filename, user=request.user
+            namespace=namespace,
+            name=name,
+            version=version,
+            filename=filename,
+            viewer=request_viewer(request),
         )
         if artifact is None:
             raise ApiError(ErrorCode.NOT_FOUND, f"no artifact {filename} in this release")
@@ -517,6 +542,10 @@ class ReleaseArtifactDownloadApi(APIView):
         streaming["X-Checksum-Sha256"] = artifact.sha256
         streaming["ETag"] = f'"{artifact.sha256}"'
         streaming["Content-Disposition"] = f'attachment; filename="{artifact.filename}"'
+        if not selectors.release_is_public(artifact.release):
+            # Bytes only some may read must not be kept by a cache shared with others.
+            streaming["Cache-Control"] = "private, no-store"
+        streaming["Vary"] = "Authorization, Cookie"
         if byte_range:
             streaming["Content-Range"] = f"bytes {start}-{end}/{size}"
         return streaming
@@ -563,7 +592,11 @@ class HubStatusApi(APIView):
         sandbox_state = sandbox.sandbox_status()
         return Response(
             {
-                "serial": selectors.catalog_serial_get(),
+                # The caller's catalogue serial: the hub's own count would tell an outsider
+                # how often private models change.
+                "serial": selectors.catalog_scope_state(
+                    request_viewer(request).catalog_scope()
+                ).serial,
                 "sandbox": {
                     "isolation": sandbox_state.isolation.value,
                     "isolated": sandbox.sandbox_isolated(),
@@ -572,3 +605,93 @@ class HubStatusApi(APIView):
                 },
             }
         )
+
+
+def _visibility_state(model: GenerativeModel) -> dict[str, Any]:
+    requested_by = model.requested_by.get_username() if model.requested_by is not None else None
+    state = VisibilityState(
+        model_id=model.model_id,
+        visibility=Visibility(model.visibility),
+        requested=Visibility(model.requested_visibility) if model.requested_visibility else None,
+        requested_by=requested_by,
+    )
+    return state.model_dump(mode="json")
+
+
+def _model_or_404(request: Request, namespace: str, name: str) -> GenerativeModel:
+    parameters.path_ids_check(namespace=namespace, name=name)
+    model = selectors.model_get_for_settings(
+        namespace=namespace, name=name, viewer=request_viewer(request)
+    )
+    if model is None:
+        raise ApiError(ErrorCode.NOT_FOUND, f"no generative model {namespace}/{name}")
+    return model
+
+
+class ModelVisibilityApi(APIView):
+    """Who sees a model: ``GET`` it; ``POST`` a change (the namespace's owner, ``admin`` scope).
+
+    A change to ``public`` waits for a hub reviewer and answers 202 with the request; any
+    other change applies at once (200). Every step is audited.
+    """
+
+    parser_classes = [LimitedJSONParser]
+
+    def get_permissions(self) -> list[Any]:
+        return [IsAuthenticated()] if self.request.method == "POST" else []
+
+    @extend_schema(
+        parameters=parameters.MODEL_PATH,
+        responses={200: OpenApiTypes.OBJECT, **error_responses(400, 404)},
+    )
+    def get(self, request: Request, namespace: str, name: str) -> Response:
+        return Response(_visibility_state(_model_or_404(request, namespace, name)))
+
+    @extend_schema(
+        parameters=parameters.MODEL_PATH,
+        request=OpenApiTypes.OBJECT,
+        responses={
+            200: OpenApiTypes.OBJECT,
+            202: OpenApiTypes.OBJECT,
+            **error_responses(400, 401, 403, 404, 429),
+        },
+    )
+    def post(self, request: Request, namespace: str, name: str) -> Response:
+        model = _model_or_404(request, namespace, name)
+        wanted = parameters.body_document(VisibilityRequest, request.data)
+        model = services.model_visibility_request(
+            model_id=model.pk,
+            viewer=request_viewer(request),
+            actor=_signed_in_user(request),
+            target=wanted.visibility,
+            note=wanted.note,
+        )
+        pending = bool(model.requested_visibility)
+        return Response(
+            _visibility_state(model),
+            status=status.HTTP_202_ACCEPTED if pending else status.HTTP_200_OK,
+        )
+
+
+class ModelVisibilityReviewApi(APIView):
+    """A hub reviewer approves or rejects a request to make a model public."""
+
+    permission_classes = [IsAuthenticated]
+    parser_classes = [LimitedJSONParser]
+
+    @extend_schema(
+        parameters=parameters.MODEL_PATH,
+        request=OpenApiTypes.OBJECT,
+        responses={200: OpenApiTypes.OBJECT, **error_responses(400, 401, 403, 404, 409, 429)},
+    )
+    def post(self, request: Request, namespace: str, name: str) -> Response:
+        model = _model_or_404(request, namespace, name)
+        decision = parameters.body_document(VisibilityReview, request.data)
+        model = services.model_visibility_review(
+            model_id=model.pk,
+            viewer=request_viewer(request),
+            reviewer=_signed_in_user(request),
+            decision=decision.decision,
+            note=decision.note,
+        )
+        return Response(_visibility_state(model))

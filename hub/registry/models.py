@@ -9,16 +9,33 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from medigan_catalog.access import Visibility
 from medigan_catalog.lifecycle import ReleaseState
+
+VISIBILITY_CHOICES = [(visibility.value, visibility.value) for visibility in Visibility]
 
 
 class GenerativeModel(models.Model):
-    """A named entry ``namespace/name`` that owns a series of releases."""
+    """A named entry ``namespace/name`` that owns a series of releases, and who may see it.
+
+    ``namespace`` names a ``hub.accounts.Namespace``, whose owner (a user, an organisation or
+    the hub) decides who pushes. ``visibility`` is written only by ``services.model_visibility_*``;
+    ``requested_visibility`` is a change to ``public`` waiting for a hub reviewer.
+    """
 
     namespace = models.CharField(max_length=64)
     name = models.CharField(max_length=128)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    visibility = models.CharField(
+        max_length=16, choices=VISIBILITY_CHOICES, default=Visibility.PUBLIC
+    )
+    requested_visibility = models.CharField(
+        max_length=16, choices=VISIBILITY_CHOICES, blank=True, default=""
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -145,8 +162,58 @@ class ReleaseEvent(models.Model):
         return f"{self.release}: {self.from_state or '-'} -> {self.to_state}"
 
 
+class ModelEvent(models.Model):
+    """An audit record of a change to a model's settings (its visibility). Never edited."""
+
+    generative_model = models.ForeignKey(
+        GenerativeModel, on_delete=models.CASCADE, related_name="events"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # visibility_requested, visibility_changed, visibility_request_rejected
+    kind = models.CharField(max_length=32)
+    from_value = models.CharField(max_length=16, blank=True, default="")
+    to_value = models.CharField(max_length=16, blank=True, default="")
+    note = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.generative_model}: {self.kind} {self.from_value or '-'} -> {self.to_value}"
+
+
 class CatalogSerial(models.Model):
-    """The single row that counts changes of the public catalogue; clients sync against it."""
+    """The single row that counts changes of the catalogue; each change gets the next value."""
 
     serial = models.BigIntegerField(default=0)
     changed_at = models.DateTimeField(auto_now=True)
+
+
+class CatalogChange(models.Model):
+    """One change of what some viewers' catalogue holds, at the serial it was given. Append-only.
+
+    ``namespace`` and the model's visibility before and after say whose catalogue it touched,
+    so each viewer's serial (``selectors.catalog_scope_state``) is the newest change they may
+    see: a change to a private model moves no outsider's serial.
+    """
+
+    serial = models.BigIntegerField(unique=True)
+    # release_published, release_deprecated, evaluation_finished, visibility_changed, baseline
+    kind = models.CharField(max_length=32)
+    generative_model = models.ForeignKey(
+        GenerativeModel, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    release = models.ForeignKey(Release, null=True, on_delete=models.SET_NULL, related_name="+")
+    namespace = models.CharField(max_length=64, blank=True, default="")
+    visibility_before = models.CharField(max_length=16, choices=VISIBILITY_CHOICES)
+    visibility_after = models.CharField(max_length=16, choices=VISIBILITY_CHOICES)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["serial"]
+
+    def __str__(self) -> str:
+        return f"{self.serial}: {self.kind} {self.namespace}"

@@ -1,7 +1,9 @@
-"""Reads on the registry and the rules of who sees what.
+"""Reads on the registry, each filtered by who asks.
 
-Published and deprecated releases are public. A release on its way (submitted to in review) or
-turned down is seen by its submitter, the model's owner and reviewers only.
+Who sees what is decided in one place, :mod:`hub.access` (``release_visible_to``,
+``model_visible_to`` and a ``Viewer``'s methods); every read here takes the ``Viewer`` and
+applies it. Reads that answer no one in particular (the catalogue's rows before they are cut to
+a viewer's scope) say so in their names.
 """
 
 from __future__ import annotations
@@ -13,13 +15,19 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from hub.accounts.selectors import user_is_reviewer
-from hub.registry.models import Artifact, CatalogSerial, GenerativeModel, Release
+from hub.access import (
+    CatalogScope,
+    Viewer,
+    catalog_scope_q,
+    model_visible_or_pending_q,
+    release_visible_to,
+)
+from hub.registry.models import Artifact, CatalogChange, CatalogSerial, GenerativeModel, Release
+from medigan_catalog.access import Visibility
 from medigan_catalog.lifecycle import CATALOGUE_STATES, VISIBLE_STATES
 from medigan_catalog.schema import Card, card_from_json
 from medigan_catalog.search_index import SearchIndex
@@ -69,45 +77,56 @@ def catalog_serial_get() -> int:
     return catalog_serial_state().serial
 
 
-def release_list_catalogue() -> QuerySet[Release]:
-    """Every release the catalogue lists (published), in catalogue order: model id, publication."""
+def catalog_scope_state(scope: CatalogScope) -> SerialState:
+    """A viewer scope's serial: the newest catalogue change it may see, and when it happened.
+
+    A change to a private model moves only its members' serials, so an outsider polling the
+    catalogue learns nothing of it (0 and None before any change the scope sees).
+    """
+    row = (
+        CatalogChange.objects.filter(scope.changes_q())
+        .order_by("-serial")
+        .values_list("serial", "created_at")
+        .first()
+    )
+    if row is None:
+        return SerialState(0, None)
+    return SerialState(int(row[0]), row[1])
+
+
+def release_list_catalogue(scope: CatalogScope) -> QuerySet[Release]:
+    """The releases a scope's catalogue lists (published), in catalogue order: model id, then
+    publication."""
     return (
         Release.objects.filter(state__in=_CATALOGUE)
+        .filter(catalog_scope_q(scope, via="generative_model__"))
         .select_related("generative_model")
         .order_by("generative_model__namespace", "generative_model__name", "published_at", "pk")
     )
 
 
-def artifacts_stored_in_catalogue() -> set[tuple[int, str]]:
-    """(release id, filename) of every artifact this hub stores for a catalogue release.
+def artifacts_stored_in_catalogue(scope: CatalogScope) -> set[tuple[int, str]]:
+    """(release id, filename) of every artifact this hub stores for a release of a scope's
+    catalogue.
 
     One query joined on the release's state, not an ``IN`` list of every release id, so it stays
     one statement at any catalogue size.
     """
     rows = (
         Artifact.objects.filter(release__state__in=_CATALOGUE)
+        .filter(catalog_scope_q(scope, via="release__generative_model__"))
         .exclude(file="")
         .values_list("release_id", "filename")
     )
     return {(int(release_id), str(filename)) for release_id, filename in rows}
 
 
-def release_visible_q(user: AbstractBaseUser | AnonymousUser) -> Q:
-    """The filter that limits releases to what ``user`` may see."""
-    if user_is_reviewer(user) or getattr(user, "is_staff", False):
-        return Q()
-    visible = Q(state__in=_VISIBLE)
-    if user.is_authenticated:
-        visible |= Q(submitted_by=user) | Q(generative_model__owner=user)
-    return visible
-
-
 def release_get_visible(
-    *, namespace: str, name: str, version: str, user: AbstractBaseUser | AnonymousUser
+    *, namespace: str, name: str, version: str, viewer: Viewer
 ) -> Release | None:
-    """The release ``namespace/name@version`` if ``user`` may see it."""
+    """The release ``namespace/name@version`` if ``viewer`` may see it."""
     return (
-        Release.objects.filter(release_visible_q(user))
+        Release.objects.filter(release_visible_to(viewer))
         .select_related("generative_model")
         .filter(generative_model__namespace=namespace, generative_model__name=name, version=version)
         .first()
@@ -115,18 +134,28 @@ def release_get_visible(
 
 
 def model_get_visible(
-    *, namespace: str, name: str, user: AbstractBaseUser | AnonymousUser
+    *, namespace: str, name: str, viewer: Viewer
 ) -> tuple[GenerativeModel, list[Release]] | None:
-    """A generative model with the releases ``user`` may see, or None if none is visible."""
-    generative_model = GenerativeModel.objects.filter(namespace=namespace, name=name).first()
+    """A generative model with the releases ``viewer`` may see, or None if none is visible."""
+    generative_model = (
+        GenerativeModel.objects.filter(model_visible_or_pending_q(viewer))
+        .filter(namespace=namespace, name=name)
+        .first()
+    )
     if generative_model is None:
         return None
     releases = list(
-        generative_model.releases.filter(release_visible_q(user)).order_by("created_at")
+        generative_model.releases.filter(release_visible_to(viewer)).order_by("created_at")
     )
     if not releases:
         return None
     return generative_model, releases
+
+
+def model_get_for_settings(*, namespace: str, name: str, viewer: Viewer) -> GenerativeModel | None:
+    """A model ``viewer`` sees at all (any visible release), for reading or changing settings."""
+    found = model_get_visible(namespace=namespace, name=name, viewer=viewer)
+    return None if found is None else found[0]
 
 
 def artifact_get_downloadable(
@@ -135,10 +164,10 @@ def artifact_get_downloadable(
     name: str,
     version: str,
     filename: str,
-    user: AbstractBaseUser | AnonymousUser,
+    viewer: Viewer,
 ) -> Artifact | None:
-    """The artifact of a visible release, or None."""
-    release = release_get_visible(namespace=namespace, name=name, version=version, user=user)
+    """The artifact of a release ``viewer`` sees, or None."""
+    release = release_get_visible(namespace=namespace, name=name, version=version, viewer=viewer)
     if release is None:
         return None
     return release.artifacts.filter(filename=filename).first()
@@ -150,23 +179,21 @@ def artifact_download_path(release: Release, artifact_filename: str) -> str:
 
 
 def release_sample_grid_get(
-    *, namespace: str, name: str, version: str, user: AbstractBaseUser | AnonymousUser
+    *, namespace: str, name: str, version: str, viewer: Viewer
 ) -> Release | None:
-    """The release ``namespace/name@version`` if ``user`` may see its sample grid and it has one.
+    """The release ``namespace/name@version`` if ``viewer`` may see its sample grid and it has one.
 
-    The grid shows what the package generates, so it is exactly as visible as the release: anyone
-    for a published one; for one in review or rejected, its submitter, the model's owner,
-    reviewers and staff.
+    The grid shows what the package generates, so it is exactly as visible as the release.
     """
-    release = release_get_visible(namespace=namespace, name=name, version=version, user=user)
+    release = release_get_visible(namespace=namespace, name=name, version=version, viewer=viewer)
     if release is None or not release.sample_grid:
         return None
     return release
 
 
 def release_is_public(release: Release) -> bool:
-    """Whether anyone, signed in or not, may see ``release``."""
-    return release.state in _VISIBLE
+    """Whether anyone, signed in or not, may see ``release`` (a cache may share it)."""
+    return release.state in _VISIBLE and release.generative_model.visibility == Visibility.PUBLIC
 
 
 def release_sample_grid_path(release: Release) -> str | None:
@@ -214,10 +241,11 @@ class CatalogEntry:
     card: Card
 
 
-def catalog_newest_entries() -> list[CatalogEntry]:
-    """The newest catalogue release of each model (by semantic version), with its card."""
+def catalog_newest_entries(scope: CatalogScope) -> list[CatalogEntry]:
+    """The newest catalogue release of each model of a scope (by semantic version), with its
+    card."""
     newest = newest_per_model(
-        release_list_catalogue(),
+        release_list_catalogue(scope),
         model_id=lambda release: release.model_id,
         version=lambda release: release.version,
     )
@@ -239,7 +267,8 @@ _search_lock = threading.Lock()
 
 
 def catalog_search() -> CatalogSearch:
-    """The catalogue's entries and search index, built once per serial in this process.
+    """The whole catalogue's entries and search index (every scope), built once per serial in
+    this process; :func:`model_search` cuts its results to a viewer.
 
     Like the rendered snapshot (``hub.snapshot``) it is keyed by the serial and the time it last
     changed, read in one query per call; the threads of a worker that all see a new serial build
@@ -267,7 +296,10 @@ def catalog_search() -> CatalogSearch:
 
 
 def _catalog_search_build(state: SerialState) -> CatalogSearch:
-    entries = tuple(catalog_newest_entries())
+    # Each model's releases share its visibility, so the newest of the whole catalogue is the
+    # newest of every scope that sees the model, and one index serves every viewer. Scores
+    # depend on each card alone (no corpus statistics), so private cards move no public ranking.
+    entries = tuple(catalog_newest_entries(CatalogScope(everything=True)))
     index = SearchIndex.build(entry.card for entry in entries)
     return CatalogSearch(state.serial, state.changed_at, entries, index)
 
@@ -279,8 +311,10 @@ def catalog_search_clear() -> None:
         _search_kept = None
 
 
-def model_search(*, query: str, operator: str, medigan_semantics: bool) -> list[CatalogEntry]:
-    """Newest published release of each model that matches ``query``.
+def model_search(
+    *, query: str, operator: str, medigan_semantics: bool, viewer: Viewer
+) -> list[CatalogEntry]:
+    """Newest published release of each model ``viewer`` sees that matches ``query``.
 
     ``operator`` is one of ``medigan_catalog.search.OPERATORS`` (AND, OR, XOR) under either
     semantics. ``medigan_semantics`` reproduces medigan's value matching (whole values,
@@ -290,8 +324,17 @@ def model_search(*, query: str, operator: str, medigan_semantics: bool) -> list[
     found = catalog_search()
     entries = found.entries
     if not query.strip():
-        return list(entries)
-    if medigan_semantics:
+        matches = list(entries)
+    elif medigan_semantics:
         positions = found.index.medigan_find_matching(query.split(), operator)
-        return [entries[position] for position in positions]
-    return [entries[hit.position] for hit in found.index.search(query, operator=operator)]
+        matches = [entries[position] for position in positions]
+    else:
+        matches = [entries[hit.position] for hit in found.index.search(query, operator=operator)]
+    scope = viewer.catalog_scope()
+    return [
+        entry
+        for entry in matches
+        if scope.sees(
+            entry.release.generative_model.namespace, entry.release.generative_model.visibility
+        )
+    ]

@@ -34,16 +34,21 @@ from django.db.models import F
 from django.utils import timezone
 
 from hub import signals
+from hub.access import Viewer, viewer_for
+from hub.accounts.models import RESERVED_NAMESPACES, Namespace
 from hub.registry import validation
 from hub.registry.models import (
     Artifact,
+    CatalogChange,
     CatalogSerial,
     GenerativeModel,
+    ModelEvent,
     Release,
     ReleaseCheck,
     ReleaseEvent,
 )
 from hub.work import StaleWork, paths_remove_stale
+from medigan_catalog.access import TokenScope, Visibility
 from medigan_catalog.errors import CatalogError, ErrorCode, TransitionNotAllowedError
 from medigan_catalog.lifecycle import ReleaseState, check_transition
 from medigan_catalog.schema import Artifact as CardArtifact
@@ -52,9 +57,8 @@ from medigan_catalog.validation import validate_card
 
 logger = logging.getLogger(__name__)
 
-# Namespaces that only staff may publish into: the project's own zoo and the imported medigan
-# catalogue. Anyone else's push there would impersonate them.
-RESERVED_NAMESPACES = frozenset({"zoo", "medigan"})
+__all__ = ["RESERVED_NAMESPACES"]  # defined with the other account rules, kept here for callers
+
 _HASH_CHUNK_BYTES = 1024 * 1024
 
 
@@ -82,11 +86,46 @@ class SelfReviewError(CatalogError):
     code = ErrorCode.PERMISSION_DENIED
 
 
-def catalog_serial_bump() -> int:
-    """Increase the catalogue serial by one (inside the caller's transaction) and return it.
+class NamespaceNotFoundError(CatalogError):
+    """A push names a namespace that does not exist."""
 
-    The registry is the serial's only writer: publishing and deprecating call this, and a
-    finished evaluation reaches it through ``hub.signals.evaluation_finished``.
+    code = ErrorCode.NAMESPACE_NOT_FOUND
+
+
+class ScopeMissingError(CatalogError):
+    """The token lacks the scope the operation needs."""
+
+    code = ErrorCode.SCOPE_MISSING
+
+
+class ReviewForbiddenError(CatalogError):
+    """The caller sees the release or model but may not decide on it."""
+
+    code = ErrorCode.PERMISSION_DENIED
+
+
+def require_scope(viewer: Viewer, scope: TokenScope, doing: str) -> None:
+    """Refuse with ``scope_missing`` when the caller's token lacks ``scope``."""
+    if not viewer.has_scope(scope):
+        raise ScopeMissingError(
+            f"this token lacks the {scope.value!r} scope needed to {doing}",
+            {"scope": scope.value},
+        )
+
+
+def catalog_serial_bump(
+    *,
+    kind: str,
+    generative_model: GenerativeModel,
+    release: Release | None = None,
+    visibility_before: str | None = None,
+) -> int:
+    """Give a catalogue change the next serial (inside the caller's transaction) and log it.
+
+    The registry is the serial's only writer: publishing, deprecating and visibility changes
+    call this, and a finished evaluation reaches it through ``hub.signals.evaluation_finished``.
+    The change log row (``CatalogChange``) says whose catalogue changed, so each viewer's serial
+    moves only with what they may see.
     """
     row, _ = CatalogSerial.objects.select_for_update().get_or_create(pk=1)
     # ``changed_at`` goes with the number: a cached snapshot is keyed by both, so a database
@@ -95,6 +134,15 @@ def catalog_serial_bump() -> int:
         serial=F("serial") + 1, changed_at=timezone.now()
     )
     row.refresh_from_db()
+    CatalogChange.objects.create(
+        serial=row.serial,
+        kind=kind,
+        generative_model=generative_model,
+        release=release,
+        namespace=generative_model.namespace,
+        visibility_before=visibility_before or generative_model.visibility,
+        visibility_after=generative_model.visibility,
+    )
     return row.serial
 
 
@@ -124,7 +172,11 @@ def release_transition(
             release.published_at = timezone.now()
             update_fields.append("published_at")
         if target in {ReleaseState.PUBLISHED, ReleaseState.DEPRECATED}:
-            catalog_serial_bump()
+            catalog_serial_bump(
+                kind=f"release_{target.value}",
+                generative_model=release.generative_model,
+                release=release,
+            )
         if target is ReleaseState.PUBLISHED:
             published_id = release.pk
             transaction.on_commit(
@@ -142,18 +194,65 @@ def release_transition(
     return release
 
 
+def _push_namespace(namespace: str) -> Namespace:
+    """The namespace a push goes to; the reserved ones exist for the hub from their first use."""
+    if namespace in RESERVED_NAMESPACES:
+        reserved, _ = Namespace.objects.get_or_create(name=namespace)
+        return reserved
+    found = Namespace.objects.select_related("organisation").filter(name=namespace).first()
+    if found is None:
+        raise NamespaceNotFoundError(
+            f"the namespace {namespace!r} does not exist; create it first "
+            f"(`medigan-client namespace create {namespace}`, or `org create {namespace}` for "
+            "an organisation)",
+            {"namespace": namespace},
+        )
+    return found
+
+
 def _check_push_allowed(
-    *, card: Card, user: User, generative_model: GenerativeModel | None
+    *,
+    card: Card,
+    viewer: Viewer,
+    generative_model: GenerativeModel | None,
+    visibility: Visibility | None,
 ) -> None:
-    is_staff = bool(getattr(user, "is_staff", False))
-    if card.namespace in RESERVED_NAMESPACES and not is_staff:
+    require_scope(viewer, TokenScope.PUSH, "push")
+    namespace = _push_namespace(card.namespace)
+    if not viewer.within_token(card.namespace):
         raise NamespaceForbiddenError(
-            f"the namespace {card.namespace!r} is reserved for the hub's operators"
+            f"this token is restricted to the namespace {viewer.token_namespace!r}; "
+            f"it cannot push to {card.namespace!r}",
+            {"namespace": card.namespace, "token_namespace": viewer.token_namespace},
+        )
+    reserved = card.namespace in RESERVED_NAMESPACES
+    if not viewer.may_push_to(card.namespace, reserved=reserved):
+        reason = (
+            "reserved for the hub's operators"
+            if reserved
+            else "not yours: it belongs to another user"
+            if namespace.organisation_id is None
+            else f"not yours to push to: pushing needs the owner or maintainer role in the "
+            f"organisation {card.namespace!r}"
+        )
+        raise NamespaceForbiddenError(
+            f"the namespace {card.namespace!r} is {reason}", {"namespace": card.namespace}
         )
     if generative_model is None:
+        if visibility == Visibility.PRIVATE and namespace.organisation_id is None:
+            raise CatalogError(
+                "private models belong to organisations (their members see them); push to an "
+                "organisation's namespace, or choose internal",
+                {"namespace": card.namespace},
+                code=ErrorCode.BAD_REQUEST,
+            )
         return
-    if generative_model.owner_id != user.pk and not is_staff:
-        raise NamespaceForbiddenError(f"{card.model_id} belongs to another user")
+    if visibility is not None and visibility != generative_model.visibility:
+        raise CatalogError(
+            f"{card.model_id} is {generative_model.visibility}; a push does not change that "
+            f"(`medigan-client visibility {card.model_id} {visibility.value}`)",
+            code=ErrorCode.BAD_REQUEST,
+        )
     if generative_model.releases.filter(version=card.version).exists():
         raise _release_exists(card)
 
@@ -164,13 +263,18 @@ def _release_exists(card: Card) -> ReleaseExistsError:
     )
 
 
-def _model_for_push(*, card: Card, user: User) -> GenerativeModel:
-    _check_push_allowed(card=card, user=user, generative_model=None)
+def _model_for_push(
+    *, card: Card, user: User, viewer: Viewer, visibility: Visibility | None
+) -> GenerativeModel:
     generative_model, created = GenerativeModel.objects.get_or_create(
-        namespace=card.namespace, name=card.name, defaults={"owner": user}
+        namespace=card.namespace,
+        name=card.name,
+        defaults={"owner": user, "visibility": visibility or Visibility.PUBLIC},
     )
     if not created:
-        _check_push_allowed(card=card, user=user, generative_model=generative_model)
+        _check_push_allowed(
+            card=card, viewer=viewer, generative_model=generative_model, visibility=visibility
+        )
     return generative_model
 
 
@@ -205,8 +309,14 @@ def release_submit(
     card_data: Mapping[str, Any],
     package: IO[bytes],
     declared_sha256: str | None = None,
+    viewer: Viewer | None = None,
+    visibility: Visibility | None = None,
 ) -> Release:
     """Store a pushed package with its card as a new ``submitted`` release.
+
+    ``viewer`` is the caller with their token (the API's); without one, ``user`` pushes with
+    every scope of their account (the operator's commands). ``visibility`` is the new model's
+    (public unless given); a push to an existing model does not change it.
 
     The card is validated and the push's permission and version checked before anything is
     stored. The file is stored before the transaction that records it, so no database lock is
@@ -216,13 +326,15 @@ def release_submit(
     queue once the transaction commits.
     """
     card = validate_card(card_data)
+    viewer = viewer if viewer is not None else viewer_for(user)
     # Refuse what can be refused before storing anything (read only, no lock taken).
     _check_push_allowed(
         card=card,
-        user=user,
+        viewer=viewer,
         generative_model=GenerativeModel.objects.filter(
             namespace=card.namespace, name=card.name
         ).first(),
+        visibility=visibility,
     )
     filename = f"{card.name}-{card.version}.zip"
     stored_name, sha256, size = _store_upload(
@@ -235,7 +347,9 @@ def release_submit(
     try:
         with transaction.atomic():
             # Checked again under the transaction: another push may have won in between.
-            generative_model = _model_for_push(card=card, user=user)
+            generative_model = _model_for_push(
+                card=card, user=user, viewer=viewer, visibility=visibility
+            )
             release = Release.objects.create(
                 generative_model=generative_model,
                 version=card.version,
@@ -635,8 +749,48 @@ def release_reject(*, release_id: int, reviewer: User, note: str) -> Release:
     )
 
 
-def release_review(*, release_id: int, reviewer: User, decision: str, note: str = "") -> Release:
-    """Apply a reviewer's decision, ``approve`` or ``reject``."""
+def _check_may_review(*, release_id: int, viewer: Viewer) -> None:
+    release = Release.objects.select_related("generative_model").get(pk=release_id)
+    model = release.generative_model
+    require_scope(viewer, TokenScope.REVIEW, "review releases")
+    if viewer.may_review(
+        namespace=model.namespace,
+        visibility=model.visibility,
+        submitted_by_id=release.submitted_by_id,
+    ):
+        return
+    if release.submitted_by_id == viewer.user_id:
+        # Four eyes, said as such (the check below would only say "not yours").
+        _check_four_eyes(release_id=release_id, reviewer=User(pk=viewer.user_id))
+    who = (
+        "the hub's reviewers"
+        if model.visibility == Visibility.PUBLIC
+        else f"the hub's reviewers or the owners and reviewers of {model.namespace!r}"
+        if model.visibility == Visibility.INTERNAL
+        else f"the owners and reviewers of the organisation {model.namespace!r}"
+    )
+    raise ReviewForbiddenError(
+        f"releases of {model.visibility} models like {model.model_id} are reviewed by {who}",
+        {"model_id": model.model_id, "visibility": model.visibility},
+    )
+
+
+def release_review(
+    *,
+    release_id: int,
+    reviewer: User,
+    decision: str,
+    note: str = "",
+    viewer: Viewer | None = None,
+) -> Release:
+    """Apply a reviewer's decision, ``approve`` or ``reject``, if they may review this release.
+
+    ``viewer`` is the reviewer with their token (the API's); without one, their account's own
+    rights apply (the admin's session).
+    """
+    _check_may_review(
+        release_id=release_id, viewer=viewer if viewer is not None else viewer_for(reviewer)
+    )
     if decision == "approve":
         return release_approve(release_id=release_id, reviewer=reviewer, note=note)
     if decision == "reject":
@@ -644,6 +798,134 @@ def release_review(*, release_id: int, reviewer: User, decision: str, note: str 
     raise CatalogError(
         f"decision must be 'approve' or 'reject', not {decision!r}", code=ErrorCode.BAD_REQUEST
     )
+
+
+# --- a model's visibility ------------------------------------------------------------------
+
+
+def _check_may_manage(model: GenerativeModel, viewer: Viewer) -> None:
+    require_scope(viewer, TokenScope.ADMIN, "change a model's visibility")
+    if not viewer.may_manage_namespace(model.namespace):
+        raise NamespaceForbiddenError(
+            f"only the owner of {model.namespace!r} changes who sees {model.model_id}",
+            {"model_id": model.model_id},
+        )
+
+
+def _visibility_apply(
+    model: GenerativeModel, target: Visibility, *, actor: User | None, note: str
+) -> None:
+    before = model.visibility
+    model.visibility = target.value
+    model.requested_visibility = ""
+    model.requested_by = None
+    model.save(update_fields=["visibility", "requested_visibility", "requested_by"])
+    ModelEvent.objects.create(
+        generative_model=model,
+        actor=actor,
+        kind="visibility_changed",
+        from_value=before,
+        to_value=target.value,
+        note=note,
+    )
+    catalog_serial_bump(kind="visibility_changed", generative_model=model, visibility_before=before)
+    logger.info("model %s: visibility %s -> %s", model.model_id, before, target.value)
+
+
+def _visibility_request_close(
+    model: GenerativeModel, *, kind: str, actor: User | None, note: str
+) -> None:
+    """End a waiting request without applying it (withdrawn, rejected), and audit it."""
+    ModelEvent.objects.create(
+        generative_model=model,
+        actor=actor,
+        kind=kind,
+        from_value=model.visibility,
+        to_value=model.requested_visibility,
+        note=note,
+    )
+    model.requested_visibility = ""
+    model.requested_by = None
+    model.save(update_fields=["requested_visibility", "requested_by"])
+
+
+def model_visibility_request(
+    *, model_id: int, viewer: Viewer, actor: User, target: Visibility, note: str = ""
+) -> GenerativeModel:
+    """Change who sees a model, or, to make it public, ask a hub reviewer to.
+
+    Only the namespace's owner (a personal namespace's user, an organisation's owners) may. A
+    change to ``public`` waits as a request that a hub reviewer other than the requester
+    approves (:func:`model_visibility_review`); any other change applies at once. Each step is
+    an audit event (``ModelEvent``), and an applied change gets a catalogue serial.
+    """
+    with transaction.atomic():
+        model = GenerativeModel.objects.select_for_update().get(pk=model_id)
+        _check_may_manage(model, viewer)
+        if target == Visibility.PRIVATE:
+            namespace = Namespace.objects.filter(name=model.namespace).first()
+            if namespace is None or namespace.organisation_id is None:
+                raise CatalogError(
+                    "private models belong to organisations (their members see them); "
+                    "choose internal for a personal namespace",
+                    code=ErrorCode.BAD_REQUEST,
+                )
+        if target.value == model.visibility:
+            if model.requested_visibility:
+                _visibility_request_close(
+                    model, kind="visibility_request_withdrawn", actor=actor, note=note
+                )
+            return model
+        if target == Visibility.PUBLIC:
+            model.requested_visibility = target.value
+            model.requested_by = actor
+            model.save(update_fields=["requested_visibility", "requested_by"])
+            ModelEvent.objects.create(
+                generative_model=model,
+                actor=actor,
+                kind="visibility_requested",
+                from_value=model.visibility,
+                to_value=target.value,
+                note=note,
+            )
+            return model
+        _visibility_apply(model, target, actor=actor, note=note)
+        return model
+
+
+def model_visibility_review(
+    *, model_id: int, viewer: Viewer, reviewer: User, decision: str, note: str = ""
+) -> GenerativeModel:
+    """A hub reviewer's decision on a request to make a model public (not their own request)."""
+    if decision not in {"approve", "reject"}:
+        raise CatalogError(
+            f"decision must be 'approve' or 'reject', not {decision!r}",
+            code=ErrorCode.BAD_REQUEST,
+        )
+    with transaction.atomic():
+        model = GenerativeModel.objects.select_for_update().get(pk=model_id)
+        require_scope(viewer, TokenScope.REVIEW, "review a request to make a model public")
+        if not viewer.reviews_hub:
+            raise ReviewForbiddenError("only the hub's reviewers make a model public")
+        if not model.requested_visibility:
+            raise CatalogError(
+                f"{model.model_id} has no request to change its visibility",
+                code=ErrorCode.TRANSITION_NOT_ALLOWED,
+            )
+        if model.requested_by_id == reviewer.pk:
+            raise SelfReviewError(
+                "nobody approves their own request: another hub reviewer must decide",
+                {"reviewer": reviewer.get_username()},
+            )
+        if decision == "approve":
+            _visibility_apply(
+                model, Visibility(model.requested_visibility), actor=reviewer, note=note
+            )
+            return model
+        _visibility_request_close(
+            model, kind="visibility_request_rejected", actor=reviewer, note=note
+        )
+        return model
 
 
 def release_import_external(*, card: Card, actor: User | None, source: str) -> Release | None:

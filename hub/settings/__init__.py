@@ -73,6 +73,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "hub.accounts.middleware.AdminLoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # A locked database answers 503 with Retry-After on pages too, not 500 (the API's views
@@ -154,6 +155,26 @@ STORAGES = {
     "default": _default_storage,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+
+# Shared by every process of the hub (the failed sign-in counts of hub.accounts.throttling):
+# Redis where CACHE_URL names it, else a table of the hub's database (made by a migration).
+CACHE_URL = os.environ.get("CACHE_URL", "")
+if CACHE_URL.startswith(("redis://", "rediss://")):
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "hub_cache",
+        }
+    }
+# Failed sign-ins (tokens, passwords) one address may make per window before it gets 429.
+MEDIGAN_AUTH_FAILURE_LIMIT = int(os.environ.get("MEDIGAN_AUTH_FAILURE_LIMIT", "50"))
+MEDIGAN_AUTH_FAILURE_WINDOW_SECONDS = int(
+    os.environ.get("MEDIGAN_AUTH_FAILURE_WINDOW_SECONDS", "600")
+)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -7,8 +7,10 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from hub.access import request_viewer
 from hub.evaluations import selectors as evaluation_selectors
 from hub.registry import selectors
+from hub.snapshot import scope_serial_state
 from medigan_catalog.snapshot import (
     METRIC_FIELDS,
     LeaderboardRow,
@@ -21,7 +23,10 @@ from medigan_catalog.snapshot import (
 def catalog_page(request: HttpRequest) -> HttpResponse:
     """The published models, searchable with ``?q=`` like the API."""
     query = request.GET.get("q", "")
-    entries = selectors.model_search(query=query, operator="AND", medigan_semantics=False)
+    viewer = request_viewer(request)
+    entries = selectors.model_search(
+        query=query, operator="AND", medigan_semantics=False, viewer=viewer
+    )
     rows = [
         {
             "model_id": entry.card.model_id,
@@ -40,7 +45,11 @@ def catalog_page(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "web/catalog.html",
-        {"rows": rows, "query": query, "serial": selectors.catalog_serial_get()},
+        {
+            "rows": rows,
+            "query": query,
+            "serial": scope_serial_state(viewer.catalog_scope()).serial,
+        },
     )
 
 
@@ -103,6 +112,7 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
     reference = request.GET.get("reference") or None
     extractor = request.GET.get("extractor") or None
     rows = evaluation_selectors.leaderboard(
+        viewer=request_viewer(request),
         reference=reference,
         extractor=extractor,
         sort=sort,

@@ -75,7 +75,7 @@ reference_set_load(
 )
 print(json.dumps({
     "contributor": api_token_create(user=contributor, name="embedded")[1],
-    "reviewer": api_token_create(user=reviewer, name="embedded")[1],
+    "reviewer": api_token_create(user=reviewer, name="embedded", scopes=("read", "review"))[1],
 }))
 """
 

@@ -79,7 +79,7 @@ reference_set_create(
 )
 print(json.dumps({
     "contributor": api_token_create(user=contributor, name="faults")[1],
-    "reviewer": api_token_create(user=reviewer, name="faults")[1],
+    "reviewer": api_token_create(user=reviewer, name="faults", scopes=("read", "review"))[1],
 }))
 """
 

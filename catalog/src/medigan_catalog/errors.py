@@ -39,6 +39,13 @@ class ErrorCode(StrEnum):
     PAYLOAD_TOO_LARGE = "payload_too_large"
     HUB_BUSY = "hub_busy"
     SANDBOX_UNAVAILABLE = "sandbox_unavailable"
+    # Access control: a token without the scope an operation needs, a token past its expiry,
+    # too many failed sign-ins from one address, a namespace that does not exist or is taken.
+    SCOPE_MISSING = "scope_missing"
+    TOKEN_EXPIRED = "token_expired"  # noqa: S105 - an error code, not a secret
+    THROTTLED = "throttled"
+    NAMESPACE_NOT_FOUND = "namespace_not_found"
+    NAMESPACE_TAKEN = "namespace_taken"
 
 
 class ErrorBody(TypedDict):

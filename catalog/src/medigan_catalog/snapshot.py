@@ -24,6 +24,7 @@ committed JSON Schema.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +33,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from medigan_catalog.access import Visibility
 from medigan_catalog.errors import CatalogError, ErrorCode
 from medigan_catalog.schema import JSON_SCHEMA_DIALECT, SEMVER_RE, Card, schema_command
 
@@ -44,6 +46,11 @@ LEADERBOARDS_PATH: Final = f"{API_ROOT}/leaderboards"
 REFERENCE_SETS_PATH: Final = f"{API_ROOT}/reference-sets"
 # The account of the token that calls it: who pushes, and into which namespace by default.
 ME_PATH: Final = f"{API_ROOT}/me"
+TOKENS_PATH: Final = f"{API_ROOT}/tokens"
+ORGANISATIONS_PATH: Final = f"{API_ROOT}/organisations"
+NAMESPACES_PATH: Final = f"{API_ROOT}/namespaces"
+# The header every catalogue answer carries its viewer's serial in.
+SERIAL_HEADER: Final = "X-Hub-Serial"
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -191,20 +198,6 @@ class HubInfo(_WireModel):
     url: str
 
 
-class AccountInfo(_WireModel):
-    """``GET /api/v1/me``: the user a token belongs to and the namespace they push into.
-
-    ``namespace`` is where the hub lets this user publish by default (their username as a
-    namespace); ``None`` when the username cannot be one (a reserved or invalid name), so the
-    user must name a namespace on every push. ``reserved_namespaces`` are the namespaces only
-    the hub's operators publish into.
-    """
-
-    username: str = Field(min_length=1)
-    namespace: str | None = None
-    reserved_namespaces: tuple[str, ...] = ()
-
-
 class SnapshotRelease(_WireModel):
     """One published release in a catalogue snapshot: its card and the hub's evaluations.
 
@@ -214,6 +207,9 @@ class SnapshotRelease(_WireModel):
     model_id: str
     version: str
     published_at: datetime | None = None
+    # Who may see the model on its hub; a client keeps what is not public readable only by its
+    # user. Absent in documents of hubs before access control, where everything was public.
+    visibility: Visibility = Visibility.PUBLIC
     card: Card
     evaluations: tuple[EvaluationSummary, ...] = ()
 
@@ -337,7 +333,8 @@ def newest_per_model(
 # --- paths ---------------------------------------------------------------------------------
 
 
-def _segment(text: str) -> str:
+def path_segment(text: str) -> str:
+    """One path segment: every character but unreserved ones percent-encoded, ``/`` included."""
     return quote(text, safe="")
 
 
@@ -349,17 +346,17 @@ def _split_model_id(model_id: str) -> tuple[str, str]:
 def model_path(model_id: str) -> str:
     """``/api/v1/models/<namespace>/<name>``: a model and its releases."""
     namespace, name = _split_model_id(model_id)
-    return f"{MODELS_PATH}/{_segment(namespace)}/{_segment(name)}"
+    return f"{MODELS_PATH}/{path_segment(namespace)}/{path_segment(name)}"
 
 
 def release_path(model_id: str, version: str) -> str:
     """``…/releases/<version>``: a release's status, checks and card."""
-    return f"{model_path(model_id)}/releases/{_segment(version)}"
+    return f"{model_path(model_id)}/releases/{path_segment(version)}"
 
 
 def artifact_path(model_id: str, version: str, filename: str) -> str:
     """``…/releases/<version>/artifacts/<filename>``: an artifact's bytes."""
-    return f"{release_path(model_id, version)}/artifacts/{_segment(filename)}"
+    return f"{release_path(model_id, version)}/artifacts/{path_segment(filename)}"
 
 
 def sample_grid_path(model_id: str, version: str) -> str:
@@ -384,7 +381,45 @@ def me_path() -> str:
 
 def leaderboard_path(reference: str | None = None) -> str:
     """``/api/v1/leaderboards`` or ``/api/v1/leaderboards/<reference>``."""
-    return LEADERBOARDS_PATH if reference is None else f"{LEADERBOARDS_PATH}/{_segment(reference)}"
+    return (
+        LEADERBOARDS_PATH if reference is None else f"{LEADERBOARDS_PATH}/{path_segment(reference)}"
+    )
+
+
+_TOKEN_ID = re.compile(r"^[0-9]+$")
+
+
+def token_path(token_id: int | str) -> str:
+    """``/api/v1/tokens/<id>``: one of the caller's tokens (``DELETE`` revokes it)."""
+    text = str(token_id)
+    if not _TOKEN_ID.match(text):
+        raise ValueError(f"a token id is a number, not {token_id!r}")
+    return f"{TOKENS_PATH}/{text}"
+
+
+def organisation_path(name: str) -> str:
+    """``/api/v1/organisations/<name>``: an organisation and its members."""
+    return f"{ORGANISATIONS_PATH}/{path_segment(name)}"
+
+
+def members_path(organisation: str) -> str:
+    """``…/organisations/<name>/members``: list (``GET``) or add (``POST``) members."""
+    return f"{organisation_path(organisation)}/members"
+
+
+def member_path(organisation: str, username: str) -> str:
+    """``…/members/<username>``: remove a member (``DELETE``)."""
+    return f"{members_path(organisation)}/{path_segment(username)}"
+
+
+def visibility_path(model_id: str) -> str:
+    """``/api/v1/models/<ns>/<name>/visibility``: read or change who sees a model."""
+    return f"{model_path(model_id)}/visibility"
+
+
+def visibility_review_path(model_id: str) -> str:
+    """``…/visibility/review``: a hub reviewer's decision on a request to make it public."""
+    return f"{visibility_path(model_id)}/review"
 
 
 # --- JSON Schema ---------------------------------------------------------------------------

@@ -43,6 +43,14 @@ from medigan_client.sync import sync as sync_catalog
 if TYPE_CHECKING:
     from types import ModuleType
 
+    from medigan_catalog.access import (
+        AccountInfo,
+        Namespace,
+        Organisation,
+        TokenCreated,
+        TokenInfo,
+        VisibilityState,
+    )
     from medigan_catalog.schema import Card
     from medigan_client.dataset import GeneratedDataset, StreamingDataset, Transform
     from medigan_client.evaluations import HubEvaluation, RankedRelease, Ranking
@@ -545,11 +553,16 @@ class Client:
 
     # -- contributing and reviewing --------------------------------------------------------
 
-    def push(self, package_dir: Path | str) -> PushResult:
-        """Check, zip and upload a package directory; return the hub's answer."""
+    def push(self, package_dir: Path | str, *, visibility: str | None = None) -> PushResult:
+        """Check, zip and upload a package directory; return the hub's answer.
+
+        ``visibility`` (``public``, ``internal`` or ``private``) is who may see the model when
+        this push creates it; the hub's default applies when it is ``None``, and a model that
+        exists keeps its own (change it with :meth:`set_visibility`).
+        """
         from medigan_client.push import push
 
-        return push(self.settings, Path(package_dir), session=self.session)
+        return push(self.settings, Path(package_dir), session=self.session, visibility=visibility)
 
     def release_status(self, model_at_version: str) -> dict[str, Any]:
         """The hub's status of a release: state, checks, events, DOI."""
@@ -609,3 +622,105 @@ class Client:
         if not isinstance(status, dict):
             raise BadRequestError(f"the hub's status of {model_at_version} is not an object")
         return status
+
+    # -- identity and access ---------------------------------------------------------------
+
+    def whoami(self) -> AccountInfo:
+        """The account of this client's token: user, namespaces, organisations, token scopes."""
+        from medigan_client.access import whoami
+
+        return whoami(self.session)
+
+    def create_token(
+        self,
+        name: str,
+        *,
+        scopes: Sequence[str] | None = None,
+        namespace: str | None = None,
+        days: int | None = None,
+    ) -> TokenCreated:
+        """A new token of this client's user; its ``key`` is in the answer this once only.
+
+        ``scopes`` default to ``read`` and ``push``, ``days`` to 90; the new token can be no
+        wider than this client's (its scopes a subset, its namespace no wider, its expiry no
+        later). ``namespace`` restricts it to one namespace.
+        """
+        from medigan_client.access import create_token, token_request
+
+        request = token_request(name, scopes=scopes, namespace=namespace, days=days)
+        return create_token(self.session, request)
+
+    def tokens(self) -> tuple[TokenInfo, ...]:
+        """This client's user's tokens, newest first, revoked ones included (never their keys)."""
+        from medigan_client.access import list_tokens
+
+        return list_tokens(self.session)
+
+    def revoke_token(self, token_id: int) -> None:
+        """Revoke one of this user's tokens by its id (see :meth:`tokens`)."""
+        from medigan_client.access import revoke_token
+
+        revoke_token(self.session, token_id)
+
+    def create_organisation(self, name: str, title: str = "") -> Organisation:
+        """A new organisation (and its namespace ``name``) owned by this user; needs ``admin``."""
+        from medigan_client.access import create_organisation
+
+        return create_organisation(self.session, name, title)
+
+    def organisations(self) -> tuple[Organisation, ...]:
+        """The organisations this user belongs to, with their role in each."""
+        from medigan_client.access import list_organisations
+
+        return list_organisations(self.session)
+
+    def organisation(self, name: str) -> Organisation:
+        """One organisation of this user's, with its members."""
+        from medigan_client.access import get_organisation
+
+        return get_organisation(self.session, name)
+
+    def add_member(self, org: str, username: str, role: str = "reader") -> Organisation:
+        """Add ``username`` to ``org`` with ``role`` (or change their role); owners only."""
+        from medigan_client.access import add_member
+
+        return add_member(self.session, org, username, role)
+
+    def remove_member(self, org: str, username: str) -> Organisation:
+        """Remove ``username`` from ``org``; owners only."""
+        from medigan_client.access import remove_member
+
+        return remove_member(self.session, org, username)
+
+    def create_namespace(self, name: str) -> Namespace:
+        """A namespace of this user's own to push into."""
+        from medigan_client.access import create_namespace
+
+        return create_namespace(self.session, name)
+
+    def namespaces(self) -> tuple[Namespace, ...]:
+        """The namespaces this user may push into."""
+        from medigan_client.access import list_namespaces
+
+        return list_namespaces(self.session)
+
+    def visibility(self, model: str) -> VisibilityState:
+        """Who may see ``ns/name`` (public, internal, private) and any change that waits."""
+        from medigan_client.access import get_visibility
+
+        return get_visibility(self.session, model)
+
+    def set_visibility(self, model: str, visibility: str, note: str = "") -> VisibilityState:
+        """Change who may see ``ns/name``; ``requested`` in the answer is set when the change
+        waits for a hub reviewer (making a model public does)."""
+        from medigan_client.access import set_visibility
+
+        return set_visibility(self.session, model, visibility, note)
+
+    def review_visibility(self, model: str, decision: str, note: str = "") -> VisibilityState:
+        """Approve or reject the visibility change that waits on ``ns/name`` (hub reviewers)."""
+        from medigan_client.access import review_visibility
+
+        if decision not in REVIEW_DECISIONS:
+            raise BadRequestError(f"decision must be approve or reject, not {decision!r}")
+        return review_visibility(self.session, model, decision, note)

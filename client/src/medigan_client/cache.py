@@ -31,6 +31,11 @@ the cache root (so ``./cache`` and ``/abs/cache`` agree):
 
 "Last used" is the modification time of the item's directory, refreshed with
 :meth:`Cache.mark_used` (a ``utime``, no extra files inside the item).
+
+Private releases (a snapshot entry that is not ``public``) are kept readable by their user only:
+:meth:`Cache.make_release_dir` creates their model and version folders 0700, and the files
+written into them are created 0600 (see :mod:`medigan_client.download`). Every file
+:func:`write_atomic` writes is 0600 from the start (``mkstemp``), snapshots included.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import contextlib
 import hashlib
 import os
 import re
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -49,6 +55,31 @@ from urllib.parse import urlsplit
 from filelock import FileLock
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+# What the cache gives the folders and files of a release that is not public.
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def restrict_to_owner(path: Path) -> None:
+    """Narrow an existing folder to 0700 or file to 0600 when it is wider (never widen)."""
+    mode = path.stat().st_mode
+    wanted = PRIVATE_DIR_MODE if stat.S_ISDIR(mode) else PRIVATE_FILE_MODE
+    if stat.S_IMODE(mode) & ~wanted:
+        path.chmod(stat.S_IMODE(mode) & wanted)
+
+
+def create_private_file(path: Path) -> None:
+    """Make sure ``path`` exists and is readable by its owner only, before anything is in it.
+
+    A missing file is created 0600 (``os.open``'s mode); an existing one is narrowed to 0600
+    through its descriptor, so whatever is written next is never readable by others.
+    """
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE)
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(descriptor, PRIVATE_FILE_MODE)
+    finally:
+        os.close(descriptor)
 
 
 def hub_key(hub_url: str) -> str:
@@ -99,6 +130,27 @@ class Cache:
             / _safe_component(name)
             / _safe_component(version)
         )
+
+    def make_release_dir(self, namespace: str, name: str, version: str, *, private: bool) -> Path:
+        """Create (if missing) and return the directory of one release.
+
+        With ``private`` the model and version folders are created 0700 (``mkdir``'s mode, which
+        the umask can only narrow), so no other user ever sees inside them, not even for a
+        moment; existing ones wider than that (a release cached while it was public) are
+        narrowed to 0700. Without it, missing folders get the default mode.
+        """
+        release_dir = self.release_dir(namespace, name, version)
+        if not private:
+            release_dir.mkdir(parents=True, exist_ok=True)
+            return release_dir
+        model_dir = release_dir.parent
+        model_dir.parent.mkdir(parents=True, exist_ok=True)
+        for folder in (model_dir, release_dir):
+            try:
+                folder.mkdir(mode=PRIVATE_DIR_MODE)
+            except FileExistsError:
+                restrict_to_owner(folder)
+        return release_dir
 
     def artifact_path(self, namespace: str, name: str, version: str, filename: str) -> Path:
         """Where a verified artifact of a release lives."""

@@ -1,10 +1,13 @@
 """The ``medigan-client`` command line: sync, search, rank, versions, show, download, generate,
-init-package, push, status, review, cache.
+init-package, push, status, review, login, whoami, token, org, namespace, visibility, logout,
+cache.
 
 ``medigan-client [--hub URL] [--token T] [--cache-dir D] [--offline] COMMAND ...``. Every error
 the client raises on purpose is printed as one line ``error: <message>`` on stderr with exit
-status 1 (2 for usage errors), never as a traceback; warnings go to stderr as ``warning: ...``;
-results go to stdout, one item per line, the model id first so that scripts can ``cut`` it.
+status 1 (2 for usage errors), never as a traceback (a refusal of access also names its code
+and what to do: ``error: ... (scope_missing); create a token that has the scope: ...``);
+warnings go to stderr as ``warning: ...``; results go to stdout, one item per line, the model
+id first so that scripts can ``cut`` it.
 
 The hub: ``sync --hub URL`` (or ``--hub URL sync``) records the URL in the config file as the
 default hub, so the commands after it need no ``--hub``. Each command that talks to a hub or
@@ -32,9 +35,18 @@ from medigan_client.api import OPERATORS, Client
 from medigan_client.cache_cli import cache_group
 from medigan_client.compat.importer_cli import import_medigan_command
 from medigan_client.errors import BadRequestError, ClientError
-from medigan_client.settings import record_hub_url, recorded_hub_url
+from medigan_client.settings import (
+    default_config_path,
+    record_hub_url,
+    record_token,
+    recorded_hub_url,
+    recorded_token,
+)
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from medigan_catalog.access import AccountInfo, Organisation, TokenInfo, VisibilityState
     from medigan_catalog.schema import Card
 
 MODEL_REF = "ns/name[@version]"
@@ -65,7 +77,32 @@ EXAMPLES: dict[str, str] = {
     "push": "MEDIGAN_TOKEN=... medigan-client push ./my_model --wait",
     "status": "medigan-client status my-lab/my-model@0.1.0",
     "review": "medigan-client review my-lab/my-model@0.1.0 --decision approve --note 'checks pass'",
+    "login": "medigan-client login --username alice",
+    "whoami": "medigan-client whoami",
+    "token": "medigan-client token create ci --scope read --days 30",
+    "org": "medigan-client org member add my-lab bob --role maintainer",
+    "namespace": "medigan-client namespace list",
+    "visibility": "medigan-client visibility my-lab/my-model internal",
+    "logout": "medigan-client logout --revoke",
     "cache": "medigan-client cache ls",
+}
+
+# The values of medigan_catalog.access's TokenScope, OrgRole and Visibility, written out so that
+# the options' choices need no pydantic at start-up (a test keeps them equal).
+SCOPE_NAMES = ("read", "push", "review", "admin")
+ROLE_NAMES = ("owner", "maintainer", "reviewer", "reader")
+VISIBILITY_NAMES = ("public", "internal", "private")
+
+# Error codes whose line also names the code, and what to do about it.
+ACCESS_HINTS: dict[str, str | None] = {
+    "authentication_required": "sign in with `medigan-client login`",
+    "token_expired": "sign in again with `medigan-client login`",
+    "scope_missing": "create a token that has the scope: "
+    "`medigan-client token create NAME --scope SCOPE`",
+    "permission_denied": None,
+    "throttled": None,
+    "namespace_not_found": "see `medigan-client namespace list`",
+    "namespace_taken": None,
 }
 
 
@@ -515,9 +552,21 @@ def generate(
     show_default=True,
     help="Seconds --wait waits for the checks.",
 )
+@click.option(
+    "--visibility",
+    type=click.Choice(VISIBILITY_NAMES),
+    default=None,
+    help="Who may see the model when this push creates it (default: the hub's); an existing "
+    "model keeps its own (see `visibility`).",
+)
 @click.pass_context
 def push(
-    ctx: click.Context, package_dir: Path, verbose: bool, wait: bool, wait_timeout: float
+    ctx: click.Context,
+    package_dir: Path,
+    verbose: bool,
+    wait: bool,
+    wait_timeout: float,
+    visibility: str | None,
 ) -> None:
     """Check a package locally (card, smoke generation), zip it and upload it.
 
@@ -525,7 +574,7 @@ def push(
     terms: the exception and the package's own frames (--verbose adds the full traceback).
     """
     try:
-        result = _client(ctx).push(package_dir)
+        result = _client(ctx).push(package_dir, visibility=visibility)
     except ClientError as exc:
         if exc.traceback is None:
             raise
@@ -618,12 +667,461 @@ def init_package_command(
     )
 
 
+# -- identity and access ---------------------------------------------------------------------
+# Each command imports the wire documents (pydantic) and HTTP when it runs, as the others do.
+
+
+def _when(moment: datetime | None, never: str = "never") -> str:
+    return moment.isoformat(timespec="seconds") if moment is not None else never
+
+
+def _default_token_name() -> str:
+    import socket
+
+    return f"medigan-client on {socket.gethostname()}"[:100]
+
+
+def _warn_if_token_overridden() -> None:
+    """Say when the environment's token, not the config file's, is the one commands send."""
+    import os
+
+    if os.environ.get("MEDIGAN_TOKEN"):
+        _warn("MEDIGAN_TOKEN is set: commands send it, not the token in the config file")
+
+
+def _warn_if_password_travels_in_clear(hub_url: str) -> None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(hub_url)
+    if parts.scheme != "https" and (parts.hostname or "") not in {"127.0.0.1", "localhost", "::1"}:
+        _warn(f"{hub_url} is not https: the password travels unencrypted")
+
+
+def _store_token(key: str, hub_url: str) -> None:
+    """Store ``key`` and its hub in the config file, saying so on stderr."""
+    previous_hub = recorded_hub_url()
+    path = record_token(key, hub_url=hub_url)
+    click.echo(f"token stored in {path} (readable by you only)", err=True)
+    if previous_hub != hub_url:
+        click.echo(f"hub: {hub_url} is now the default hub (recorded in {path})", err=True)
+    _warn_if_token_overridden()
+
+
+def _describe_token(
+    scopes: Sequence[str], namespace: str | None, expires_at: datetime | None
+) -> str:
+    return (
+        f"scopes {', '.join(scopes) or '-'}; namespace {namespace or 'any'}; "
+        f"expires {_when(expires_at)}"
+    )
+
+
+def _describe_account_token(account: AccountInfo) -> str:
+    token = account.token
+    if token is None:
+        return "no token (a session)"
+    return _describe_token(token.scopes, token.namespace, token.expires_at)
+
+
+@app.command()
+@click.option("--username", metavar="USER", help="Your username on the hub (asked if not given).")
+@click.option(
+    "--token-name",
+    metavar="NAME",
+    help="A name for the new token, to tell it apart in `token list` (default: this machine's).",
+)
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice(SCOPE_NAMES),
+    help="What the token may do; repeatable (default: read and push).",
+)
+@click.option(
+    "--days",
+    type=click.IntRange(min=1, max=366),
+    default=None,
+    help="How long the token lives (default: 90).",
+)
+@click.option(
+    "--with-token",
+    is_flag=True,
+    help="Read a token you already have from stdin, check it and store it (no password).",
+)
+@click.pass_context
+def login(
+    ctx: click.Context,
+    username: str | None,
+    token_name: str | None,
+    scopes: tuple[str, ...],
+    days: int | None,
+    with_token: bool,
+) -> None:
+    """Sign in: create a token with your password and store it in the config file.
+
+    The password (asked, hidden) is sent once, to create the token. The token is stored in the
+    config file, readable by you only, together with the hub it belongs to, so later commands
+    use both. --with-token stores a token you already have instead (from `token create`).
+    """
+    from medigan_client.access import create_token_with_password, token_request
+
+    settings = _client(ctx).settings
+    if with_token:
+        if username or token_name or scopes or days is not None:
+            raise click.UsageError(
+                "--with-token takes no --username, --token-name, --scope or --days"
+            )
+        key = sys.stdin.readline().strip()
+        if not key:
+            raise BadRequestError("--with-token read no token from stdin")
+        with Client(settings=replace(settings, token=key), progress=False) as checking:
+            account = checking.whoami()
+        _store_token(key, settings.hub_url)
+        click.echo(
+            f"signed in to {settings.hub_url} as {account.username} "
+            f"({_describe_account_token(account)})"
+        )
+        return
+    if username is None:
+        username = str(click.prompt("Username", err=True)).strip()
+    _warn_if_password_travels_in_clear(settings.hub_url)
+    password = str(click.prompt("Password", hide_input=True, err=True))
+    request = token_request(token_name or _default_token_name(), scopes=scopes or None, days=days)
+    created = create_token_with_password(settings, username, password, request)
+    _store_token(created.key, settings.hub_url)
+    click.echo(
+        f"signed in to {settings.hub_url} as {username} (token {created.name!r}: "
+        f"{_describe_token(created.scopes, created.namespace, created.expires_at)})"
+    )
+
+
+@app.command()
+@click.option("--revoke", is_flag=True, help="Revoke the stored token on the hub first.")
+@click.pass_context
+def logout(ctx: click.Context, revoke: bool) -> None:
+    """Remove the stored token from the config file (--revoke: revoke it on the hub first)."""
+    from medigan_client.errors import AuthenticationRequiredError
+
+    path = default_config_path()
+    stored = recorded_token(config_path=path)
+    if stored is None:
+        click.echo(f"no token is stored in {path}", err=True)
+        _warn_if_token_overridden()
+        return
+    if revoke:
+        settings = _client(ctx).settings
+        try:
+            with Client(settings=replace(settings, token=stored), progress=False) as holder:
+                account = holder.whoami()
+                token_id = account.token.id if account.token is not None else None
+                if token_id is None:
+                    raise BadRequestError(
+                        f"{settings.hub_url} did not say which token this is, so it was not "
+                        "revoked; it is still stored"
+                    )
+                holder.revoke_token(token_id)
+            click.echo(f"revoked token {token_id} on {settings.hub_url}", err=True)
+        except AuthenticationRequiredError as error:
+            # An expired or unknown token cannot be used any more: nothing left to revoke.
+            _warn(f"the hub no longer accepts the stored token ({error.message})")
+    record_token(None, config_path=path)
+    click.echo(f"signed out: the token was removed from {path}")
+    _warn_if_token_overridden()
+
+
+@app.command()
+@click.pass_context
+def whoami(ctx: click.Context) -> None:
+    """Who the token belongs to: user, namespaces, organisations and roles, the token's limits."""
+    client = _client(ctx)
+    account = client.whoami()
+    organisations = ", ".join(
+        f"{organisation.name} ({organisation.role or 'member'})"
+        for organisation in account.organisations
+    )
+    lines = [
+        f"user:          {account.username}",
+        f"hub:           {client.settings.hub_url}",
+        f"namespace:     {account.namespace or '-'} (where pushes go by default)",
+        f"namespaces:    {', '.join(account.namespaces) or '-'} (where you may push)",
+        f"organisations: {organisations or '-'}",
+        f"token:         {_describe_account_token(account)}",
+    ]
+    if account.hub_reviewer:
+        lines.append("hub reviewer:  yes")
+    for line in lines:
+        click.echo(line)
+
+
+@app.group("token")
+def token_group() -> None:
+    """Create, list and revoke your API tokens."""
+
+
+def _token_state(token: TokenInfo) -> str:
+    from datetime import UTC
+    from datetime import datetime as clock
+
+    if token.revoked_at is not None:
+        return "revoked"
+    if token.expires_at is not None and token.expires_at <= clock.now(UTC):
+        return "expired"
+    return "active"
+
+
+@token_group.command(
+    "create", epilog=example_epilog("export MEDIGAN_TOKEN=$(medigan-client token create ci)")
+)
+@click.argument("name")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice(SCOPE_NAMES),
+    help="What the token may do; repeatable (default: read and push).",
+)
+@click.option("--namespace", metavar="NS", help="Restrict the token to this namespace.")
+@click.option(
+    "--days",
+    type=click.IntRange(min=1, max=366),
+    default=None,
+    help="How long the token lives (default: 90).",
+)
+@click.pass_context
+def token_create(
+    ctx: click.Context,
+    name: str,
+    scopes: tuple[str, ...],
+    namespace: str | None,
+    days: int | None,
+) -> None:
+    """Create a token; prints its key alone on stdout, this once (details on stderr).
+
+    The new token can be no wider than the one that creates it: its scopes a subset, its
+    namespace no wider, its expiry no later.
+    """
+    created = _client(ctx).create_token(name, scopes=scopes or None, namespace=namespace, days=days)
+    click.echo(
+        f"created token {created.name!r} (id {created.id}; "
+        f"{_describe_token(created.scopes, created.namespace, created.expires_at)}); "
+        "its key is shown this once",
+        err=True,
+    )
+    click.echo(created.key)
+
+
+@token_group.command("list", epilog=example_epilog("medigan-client token list"))
+@click.pass_context
+def token_list(ctx: click.Context) -> None:
+    """List your tokens: id, name, key prefix, scopes, namespace, expiry, last use, state."""
+    tokens = _client(ctx).tokens()
+    if not tokens:
+        click.echo("no tokens", err=True)
+    for token in tokens:
+        fields = [
+            str(token.id),
+            token.name,
+            f"{token.key_prefix}...",
+            ",".join(token.scopes) or "-",
+            token.namespace or "-",
+            _when(token.expires_at),
+            _when(token.last_used_at),
+            _token_state(token),
+        ]
+        click.echo("\t".join(fields))
+
+
+@token_group.command("revoke", epilog=example_epilog("medigan-client token revoke 12"))
+@click.argument("token_id", metavar="ID", type=int)
+@click.pass_context
+def token_revoke(ctx: click.Context, token_id: int) -> None:
+    """Revoke one of your tokens by its id (see `token list`)."""
+    client = _client(ctx)
+    client.revoke_token(token_id)
+    click.echo(f"revoked token {token_id} on {client.settings.hub_url}")
+
+
+@app.group("org")
+def org_group() -> None:
+    """Organisations: create them, list yours, manage their members."""
+
+
+def _echo_organisation(organisation: Organisation) -> None:
+    title = f" - {organisation.title}" if organisation.title else ""
+    click.echo(f"{organisation.name}{title}")
+    click.echo(f"  your role: {organisation.role or '-'}")
+    for member in organisation.members:
+        click.echo(f"  member:    {member.username}\t{member.role}")
+
+
+@org_group.command(
+    "create", epilog=example_epilog("medigan-client org create my-lab --title 'My lab'")
+)
+@click.argument("name")
+@click.option("--title", default="", help="The organisation's display name.")
+@click.pass_context
+def org_create(ctx: click.Context, name: str, title: str) -> None:
+    """Create an organisation and its namespace of the same name; you become its owner.
+
+    Needs a token with the admin scope.
+    """
+    organisation = _client(ctx).create_organisation(name, title)
+    click.echo(f"created organisation {organisation.name} (namespace {organisation.name})")
+    _echo_organisation(organisation)
+
+
+@org_group.command("list", epilog=example_epilog("medigan-client org list"))
+@click.pass_context
+def org_list(ctx: click.Context) -> None:
+    """List your organisations: name, your role, title."""
+    organisations = _client(ctx).organisations()
+    if not organisations:
+        click.echo("you belong to no organisation", err=True)
+    for organisation in organisations:
+        click.echo(f"{organisation.name}\t{organisation.role or '-'}\t{organisation.title}")
+
+
+@org_group.command("show", epilog=example_epilog("medigan-client org show my-lab"))
+@click.argument("name")
+@click.pass_context
+def org_show(ctx: click.Context, name: str) -> None:
+    """Show an organisation you belong to and its members."""
+    _echo_organisation(_client(ctx).organisation(name))
+
+
+@org_group.group(
+    "member", epilog=example_epilog("medigan-client org member add my-lab bob --role maintainer")
+)
+def member_group() -> None:
+    """Add, change and remove the members of an organisation (owners only)."""
+
+
+@member_group.command(
+    "add", epilog=example_epilog("medigan-client org member add my-lab bob --role maintainer")
+)
+@click.argument("org")
+@click.argument("username", metavar="USER")
+@click.option(
+    "--role",
+    type=click.Choice(ROLE_NAMES),
+    default="reader",
+    show_default=True,
+    help="owner manages members; maintainer pushes; reviewer reviews; reader sees private models.",
+)
+@click.pass_context
+def member_add(ctx: click.Context, org: str, username: str, role: str) -> None:
+    """Add USER to ORG with a role, or change their role."""
+    organisation = _client(ctx).add_member(org, username, role)
+    click.echo(f"{username} is now {role} of {organisation.name}", err=True)
+    _echo_organisation(organisation)
+
+
+@member_group.command(
+    "remove", epilog=example_epilog("medigan-client org member remove my-lab bob")
+)
+@click.argument("org")
+@click.argument("username", metavar="USER")
+@click.pass_context
+def member_remove(ctx: click.Context, org: str, username: str) -> None:
+    """Remove USER from ORG."""
+    organisation = _client(ctx).remove_member(org, username)
+    click.echo(f"{username} was removed from {organisation.name}", err=True)
+    _echo_organisation(organisation)
+
+
+@app.group("namespace")
+def namespace_group() -> None:
+    """Namespaces: the first part of a model id, where you may push."""
+
+
+@namespace_group.command(
+    "create", epilog=example_epilog("medigan-client namespace create my-tests")
+)
+@click.argument("name")
+@click.pass_context
+def namespace_create(ctx: click.Context, name: str) -> None:
+    """Create a namespace of your own."""
+    namespace = _client(ctx).create_namespace(name)
+    click.echo(f"created namespace {namespace.name}")
+
+
+@namespace_group.command("list", epilog=example_epilog("medigan-client namespace list"))
+@click.pass_context
+def namespace_list(ctx: click.Context) -> None:
+    """List the namespaces you may push into: name and owner (user or organisation)."""
+    namespaces = _client(ctx).namespaces()
+    if not namespaces:
+        click.echo("you may push into no namespace", err=True)
+    for namespace in namespaces:
+        owner = (
+            f"organisation {namespace.organisation}"
+            if namespace.organisation
+            else f"user {namespace.user or '-'}"
+        )
+        click.echo(f"{namespace.name}\t{owner}")
+
+
+def _echo_visibility(state: VisibilityState) -> None:
+    click.echo(f"{state.model_id}: {state.visibility}")
+    if state.requested is not None:
+        by = f" by {state.requested_by}" if state.requested_by else ""
+        click.echo(
+            f"  requested: {state.requested}{by}; waits for a hub reviewer "
+            f"(`medigan-client visibility {state.model_id}` shows when it is decided)"
+        )
+
+
+@app.command()
+@click.argument("model", metavar=MODEL_ID)
+@click.argument("value", metavar="[public|internal|private]", required=False)
+@click.option("--note", default="", help="Why; kept with the change (and shown to the reviewer).")
+@click.pass_context
+def visibility(ctx: click.Context, model: str, value: str | None, note: str) -> None:
+    """Show who may see a model, or change it.
+
+    public: everyone; internal: anyone signed in to the hub; private: members of the
+    organisation that owns the namespace. Making a model public waits for a hub reviewer.
+    """
+    client = _client(ctx)
+    if value is None:
+        if note:
+            raise click.UsageError("--note goes with a new visibility")
+        _echo_visibility(client.visibility(model))
+        return
+    if value not in VISIBILITY_NAMES:
+        raise click.BadParameter(
+            f"{value!r} is not one of {', '.join(VISIBILITY_NAMES)}", param_hint="VALUE"
+        )
+    state = client.set_visibility(model, value, note)
+    if state.requested is not None:
+        click.echo(
+            f"the change of {state.model_id} to {state.requested} waits for a hub reviewer; "
+            f"until then it stays {state.visibility}",
+            err=True,
+        )
+    _echo_visibility(state)
+
+
 app.add_command(cache_group)
 app.add_command(import_medigan_command)
 
 
 def _one_line(message: str) -> str:
     return " ".join(message.split())
+
+
+def _error_line(error: ClientError | CatalogError) -> str:
+    """The message; for a refusal of access also its code, and what to do about it."""
+    line = _one_line(error.message)
+    code = error.code.value
+    if code not in ACCESS_HINTS:
+        return line
+    line = f"{line} ({code})"
+    retry_after = getattr(error, "retry_after_seconds", None)
+    if code == "throttled" and isinstance(retry_after, int | float):
+        line += f"; try again in {retry_after:g} s"
+    hint = ACCESS_HINTS[code]
+    return f"{line}; {hint}" if hint else line
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -644,7 +1142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo(f"error: {_one_line(exc.format_message())}", err=True)
         return int(exc.exit_code)
     except (ClientError, CatalogError) as exc:
-        click.echo(f"error: {_one_line(exc.message)}", err=True)
+        click.echo(f"error: {_error_line(exc)}", err=True)
         return 1
     except (KeyboardInterrupt, click.Abort):
         click.echo("error: interrupted", err=True)

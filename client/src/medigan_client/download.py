@@ -19,6 +19,14 @@ Robustness:
   cache download and extract each release once; the one that waits says so on stderr (when
   progress is on) and then finds the finished file;
 * every use refreshes the release's "last used" time for ``cache prune``.
+
+Private releases: a release that the cached catalogue does not list as ``public`` (``internal``,
+``private``, or not listed at all) is kept readable by its user only. Its model and version
+folders are created 0700, the partial download is created 0600 before a byte is written (and so
+is the zip it becomes), and its package is extracted into a 0700 staging folder whose files are
+narrowed to 0600 before it is moved into place, so no file is readable by others at any moment.
+A release cached while it was public has its folders narrowed to 0700 on its next use. Public
+releases keep the default modes.
 """
 
 from __future__ import annotations
@@ -42,7 +50,13 @@ from tqdm import tqdm  # type: ignore[import-untyped]
 from medigan_catalog.errors import CatalogError
 from medigan_catalog.packaging import ArchiveLimits, safe_extract, sha256_file
 from medigan_catalog.schema import Artifact, Card
-from medigan_client.cache import Cache, write_atomic
+from medigan_client.cache import (
+    PRIVATE_DIR_MODE,
+    PRIVATE_FILE_MODE,
+    Cache,
+    create_private_file,
+    write_atomic,
+)
 from medigan_client.errors import (
     ArchiveUnsafeError,
     ArtifactUnreachableError,
@@ -56,6 +70,7 @@ from medigan_client.errors import (
 )
 from medigan_client.http import HubSession
 from medigan_client.settings import ClientSettings
+from medigan_client.sync import release_visibility
 
 if TYPE_CHECKING:
     from _hashlib import HASH
@@ -68,6 +83,15 @@ class _Verified:
     sha256: str
     size: int
     mtime_ns: int
+
+
+def is_private(settings: ClientSettings, card: Card) -> bool:
+    """Whether a release's cached files must be readable by their user only.
+
+    Every release the cached catalogue does not list as ``public`` is: ``internal`` and
+    ``private`` ones, and one it does not list at all (the safe side when unsure).
+    """
+    return release_visibility(settings, card.release_id) != "public"
 
 
 def package_artifact(card: Card) -> Artifact:
@@ -165,6 +189,9 @@ def download_release(
     artifact = package_artifact(card)
     cache = Cache(settings.cache_dir)
     target = cache.artifact_path(card.namespace, card.name, card.version, artifact.filename)
+    private = is_private(settings, card)
+    if private and target.parent.is_dir():
+        cache.make_release_dir(card.namespace, card.name, card.version, private=True)
     if cached_sha256(target, artifact) is not None:
         cache.mark_used(target.parent)
         return target
@@ -182,7 +209,9 @@ def download_release(
             own_session = session is None
             hub = session or HubSession(settings)
             try:
-                _download_first_reachable(hub, cache, card, artifact, target, progress)
+                _download_first_reachable(
+                    hub, cache, card, artifact, target, progress, private=private
+                )
             finally:
                 if own_session:
                     hub.close()
@@ -201,12 +230,16 @@ def _download_first_reachable(
     artifact: Artifact,
     target: Path,
     progress: bool,
+    *,
+    private: bool,
 ) -> Path:
     reasons: list[tuple[str, str]] = []
     access_error: ClientError | None = None
     for url in artifact.urls:
         try:
-            digest = _fetch_resuming(hub, cache, card, artifact, url, target, progress)
+            digest = _fetch_resuming(
+                hub, cache, card, artifact, url, target, progress, private=private
+            )
         except ChecksumMismatchError:
             raise
         except (AuthenticationRequiredError, PermissionDeniedError) as exc:
@@ -240,13 +273,15 @@ def _fetch_resuming(
     url: str,
     target: Path,
     progress: bool,
+    *,
+    private: bool,
 ) -> str:
     """:func:`_fetch`, continuing after broken connections and retrying a bad resume once."""
     interruptions = 0
     restarted_after_mismatch = False
     while True:
         try:
-            return _fetch(hub, cache, card, artifact, url, target, progress)
+            return _fetch(hub, cache, card, artifact, url, target, progress, private=private)
         except _BodyInterruptedError:
             interruptions += 1
             if interruptions >= hub.retry.attempts:
@@ -269,11 +304,16 @@ def _fetch(
     url: str,
     target: Path,
     progress: bool,
+    *,
+    private: bool,
 ) -> str:
     partial = partial_download_path(cache, artifact, target, url)
     # The partial's own lock tells `cache prune` that this file is being written.
     with cache.item_lock(partial):
-        return _fetch_locked(hub, card, artifact, url, target, partial, progress)
+        digest = _fetch_locked(hub, card, artifact, url, target, partial, progress, private)
+        cache.make_release_dir(card.namespace, card.name, card.version, private=private)
+        partial.replace(target)
+    return digest
 
 
 def _fetch_locked(
@@ -284,7 +324,12 @@ def _fetch_locked(
     target: Path,
     partial: Path,
     progress: bool,
+    private: bool,
 ) -> str:
+    """Stream ``url`` into ``partial`` (resuming it) and verify it; return its sha256."""
+    if private:
+        # 0600 before the first byte is written; the zip it becomes keeps the mode.
+        create_private_file(partial)
     have = partial.stat().st_size if partial.is_file() else 0
     if artifact.size is not None and have >= artifact.size:
         have = 0  # a partial as large as the file that was not moved in is not trustworthy
@@ -313,7 +358,7 @@ def _fetch_locked(
                 have = 0
             _stream_body(response, partial, hasher, artifact, have=have, progress=progress)
     if restart:
-        return _fetch_locked(hub, card, artifact, url, target, partial, progress)
+        return _fetch_locked(hub, card, artifact, url, target, partial, progress, private)
     digest = hasher.hexdigest()
     size = partial.stat().st_size
     announced = response.headers.get("X-Checksum-Sha256")
@@ -336,8 +381,6 @@ def _fetch_locked(
                 "resumed": have > 0,
             },
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial.replace(target)
     return digest
 
 
@@ -414,9 +457,13 @@ def ensure_package(
     with _holding(cache.item_lock(package_dir, timeout=-1), waiting, progress):
         if _marker_matches(marker, digest) and package_dir.is_dir():
             return package_dir
+        # mkdtemp makes the staging folder 0700, so nothing in it is reachable by others
+        # while a private package's modes are narrowed below.
         staging = Path(tempfile.mkdtemp(prefix=".package-", dir=package_dir.parent))
         try:
             safe_extract(archive, staging, limits or ArchiveLimits())
+            if is_private(settings, card):
+                _restrict_tree(staging)
         except CatalogError as exc:
             shutil.rmtree(staging, ignore_errors=True)
             raise ArchiveUnsafeError(
@@ -432,6 +479,15 @@ def ensure_package(
         staging.replace(package_dir)
         write_atomic(marker, digest.encode("ascii"))
     return package_dir
+
+
+def _restrict_tree(root: Path) -> None:
+    """Folders 0700 and files 0600 below ``root`` (the extraction writes 0755 and 0644)."""
+    for folder, subfolders, files in os.walk(root):
+        for name in subfolders:
+            (Path(folder) / name).chmod(PRIVATE_DIR_MODE)
+        for name in files:
+            (Path(folder) / name).chmod(PRIVATE_FILE_MODE)
 
 
 def _marker_matches(marker: Path, digest: str) -> bool:

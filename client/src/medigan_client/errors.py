@@ -163,6 +163,56 @@ class SandboxUnavailableError(ClientError):
     code = ErrorCode.SANDBOX_UNAVAILABLE
 
 
+class ScopeMissingError(PermissionDeniedError):
+    """The token is valid but lacks the scope the operation needs (``push``, ``admin``, ...).
+
+    A :class:`PermissionDeniedError`, so code that catches refusals in general still does.
+    """
+
+    code = ErrorCode.SCOPE_MISSING
+
+
+class TokenExpiredError(AuthenticationRequiredError):
+    """The token is past its expiry; sign in again (``medigan-client login``)."""
+
+    code = ErrorCode.TOKEN_EXPIRED
+
+
+class ThrottledError(ClientError):
+    """The hub refuses for a while: too many failed sign-ins from this address (HTTP 429).
+
+    ``retry_after_seconds`` is what the hub's ``Retry-After`` header asked for, ``None`` when it
+    sent none. The client never retries a ``throttled`` answer by itself: each try would count
+    as one more failure, so the wait is the caller's to decide.
+    """
+
+    code = ErrorCode.THROTTLED
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        detail: object = None,
+        code: ErrorCode | None = None,
+        traceback: str | None = None,
+        retry_after_seconds: float | None = None,
+    ):
+        super().__init__(message, detail=detail, code=code, traceback=traceback)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class NamespaceNotFoundError(NotFoundError):
+    """The namespace named does not exist on the hub."""
+
+    code = ErrorCode.NAMESPACE_NOT_FOUND
+
+
+class NamespaceTakenError(ClientError):
+    """The name is already a namespace (a user's or an organisation's); pick another."""
+
+    code = ErrorCode.NAMESPACE_TAKEN
+
+
 _BY_CODE: dict[str, type[ClientError]] = {
     cls.code.value: cls
     for cls in (
@@ -184,6 +234,11 @@ _BY_CODE: dict[str, type[ClientError]] = {
         PayloadTooLargeError,
         HubBusyError,
         SandboxUnavailableError,
+        ScopeMissingError,
+        TokenExpiredError,
+        ThrottledError,
+        NamespaceNotFoundError,
+        NamespaceTakenError,
     )
 }
 
@@ -194,6 +249,7 @@ _BY_STATUS: dict[int, type[ClientError]] = {
     404: NotFoundError,
     409: ReleaseExistsError,
     413: PayloadTooLargeError,
+    429: ThrottledError,
     502: HubUnreachableError,
     503: HubUnreachableError,
     504: HubUnreachableError,
@@ -205,12 +261,16 @@ def error_class_for(code: str) -> type[ClientError] | None:
     return _BY_CODE.get(code)
 
 
-def error_from_body(status: int, body: object) -> ClientError:
+def error_from_body(
+    status: int, body: object, *, retry_after_seconds: float | None = None
+) -> ClientError:
     """Map an HTTP error status and its decoded JSON body to the typed client exception.
 
     A body with a known ``code`` picks the class by code; otherwise the status decides
-    (401 authentication, 403 permission, 404 not found, 5xx server error, else bad request).
-    The message is the hub's, or a generic one naming the status when the body has none.
+    (401 authentication, 403 permission, 404 not found, 429 throttled, 5xx server error, else
+    bad request). The message is the hub's, or a generic one naming the status when the body has
+    none. ``retry_after_seconds`` (the answer's ``Retry-After``) is kept by a
+    :class:`ThrottledError`.
     """
     code: str | None = None
     message: str | None = None
@@ -226,6 +286,8 @@ def error_from_body(status: int, body: object) -> ClientError:
         cls = _BY_STATUS.get(status, ServerError if status >= 500 else BadRequestError)
     if message is None:
         message = f"the hub answered HTTP {status}" + (f" ({code})" if code else "")
+    if issubclass(cls, ThrottledError):
+        return cls(message, detail=detail, retry_after_seconds=retry_after_seconds)
     return cls(message, detail=detail)
 
 

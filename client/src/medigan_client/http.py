@@ -15,7 +15,11 @@ Retry policy (:class:`RetryPolicy`), a bounded number of attempts in all:
   sent twice; any answer from the hub, or a connection dropped after sending, is final;
 * the wait before retry ``n`` is ``base * 2**(n-1)`` seconds, capped at ``max_wait_seconds``;
   a ``Retry-After`` header (delta-seconds or HTTP date) replaces it, capped at
-  ``max_retry_after_seconds`` so that a hub cannot park the client for hours.
+  ``max_retry_after_seconds`` so that a hub cannot park the client for hours;
+* a 429 whose code is ``throttled`` (too many failed sign-ins from this address) is final
+  whatever the method: trying again would count as one more failure and lengthen the wait, so
+  it raises :class:`~medigan_client.errors.ThrottledError` at once, carrying the
+  ``Retry-After`` seconds for the caller to wait or report.
 
 The sleep function is injectable (``HubSession(sleep=...)``) so that tests observe the waits
 instead of spending them.
@@ -42,6 +46,7 @@ from tenacity import (
     stop_after_attempt,
 )
 
+from medigan_catalog.errors import ErrorCode
 from medigan_client.errors import (
     ClientError,
     HubUnreachableError,
@@ -247,8 +252,9 @@ class HubSession:
                     response = self._client.send(request, stream=stream)
                     if should_retry_status(method, response.status_code):
                         response.read()
-                        response.close()
-                        raise _RetryableStatusError(response)
+                        if not _is_throttled(response):
+                            response.close()
+                            raise _RetryableStatusError(response)
         except _RetryableStatusError as exc:
             raise _error_from_response(exc.response) from None
         except httpx.TimeoutException as exc:
@@ -296,13 +302,26 @@ def _json_of(response: httpx.Response) -> Any:
         ) from exc
 
 
+def _is_throttled(response: httpx.Response) -> bool:
+    """Whether an answer is the hub's ``throttled`` refusal, which no retry may follow."""
+    if response.status_code != 429:
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, Mapping) and body.get("code") == ErrorCode.THROTTLED.value
+
+
 def _error_from_response(response: httpx.Response) -> ClientError:
     body: object = None
     try:
         body = response.json()
     except ValueError:
         body = None
-    error = error_from_body(response.status_code, body)
+    error = error_from_body(
+        response.status_code, body, retry_after_seconds=retry_after_seconds(response)
+    )
     if not (isinstance(body, Mapping) and body.get("message")):
         error.message = f"{response.request.url} answered HTTP {response.status_code}"
         error.args = (error.message,)

@@ -4,7 +4,8 @@
 must validate, a smoke generation of two samples must succeed in the sandboxed child process and
 match the card's ``output``; then the directory is zipped deterministically (same files, same
 bytes, same sha256) and sent as ``POST /api/v1/releases`` (multipart ``card``, ``package``,
-``sha256``). The hub answers 202 with the release status.
+``sha256``, and ``visibility`` when the pusher chose who may see a new model). The hub answers
+202 with the release status.
 
 A failed dry run raises :class:`~medigan_client.errors.GenerationFailedError` whose ``message``
 is the failure's short form, as the hub's ``smoke_generation`` check would word it (the
@@ -20,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medigan_catalog.access import Visibility
 from medigan_catalog.errors import CardInvalidError as CatalogCardInvalidError
 from medigan_catalog.errors import CatalogError
 from medigan_catalog.packaging import build_deterministic_zip
@@ -30,6 +32,7 @@ from medigan_client.batching import check_samples
 from medigan_client.errors import (
     ArchiveUnsafeError,
     AuthenticationRequiredError,
+    BadRequestError,
     CardInvalidError,
     GenerationFailedError,
     OfflineError,
@@ -42,6 +45,8 @@ from medigan_client.runtime.sandbox import generate_in_subprocess
 from medigan_client.settings import ClientSettings
 
 SMOKE_SAMPLES = 2
+# The values of the push's ``visibility`` field (medigan_catalog.access.Visibility).
+VISIBILITIES = tuple(visibility.value for visibility in Visibility)
 
 
 @dataclass(frozen=True)
@@ -84,18 +89,26 @@ def push(
     session: HubSession | None = None,
     smoke_timeout_seconds: float = 300.0,
     smoke_memory_limit_bytes: int | None = 4 << 30,
+    visibility: str | None = None,
 ) -> PushResult:
     """Check, zip and upload the package in ``package_dir``; return the hub's answer.
 
-    Fails before any upload when the client is offline, has no token, the card is invalid, or
-    the smoke generation fails or breaks the card's output promise.
+    ``visibility`` (``public``, ``internal``, ``private``) is sent as the form field of that
+    name: who may see the model when this push creates it. Fails before any upload when the
+    client is offline, has no token, the visibility is unknown, the card is invalid, or the
+    smoke generation fails or breaks the card's output promise.
     """
     package_dir = Path(package_dir).resolve()
     if settings.offline:
         raise OfflineError("offline mode: pushing needs the hub")
     if not settings.token:
         raise AuthenticationRequiredError(
-            f"pushing to {settings.hub_url} needs a token: pass --token or set MEDIGAN_TOKEN"
+            f"pushing to {settings.hub_url} needs a token: run `medigan-client login`, "
+            "pass --token or set MEDIGAN_TOKEN"
+        )
+    if visibility is not None and visibility not in VISIBILITIES:
+        raise BadRequestError(
+            f"visibility must be one of {', '.join(VISIBILITIES)}, not {visibility!r}"
         )
     card, card_text = read_package_card(package_dir)
     arguments = resolve_arguments(card, {})
@@ -128,6 +141,9 @@ def push(
             raise ArchiveUnsafeError(
                 f"cannot package {package_dir}: {exc.message}", detail=exc.detail
             ) from exc
+        fields = {"card": card_text, "sha256": info.sha256}
+        if visibility is not None:
+            fields["visibility"] = visibility
         own_session = session is None
         hub = session or HubSession(settings)
         try:
@@ -135,7 +151,7 @@ def push(
                 response = hub.send(
                     "POST",
                     RELEASES_PATH,
-                    data={"card": card_text, "sha256": info.sha256},
+                    data=fields,
                     files={"package": (archive.name, handle, "application/zip")},
                     headers={"Accept": "application/json"},
                 )

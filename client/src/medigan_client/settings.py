@@ -12,6 +12,10 @@ The config file is also where ``medigan-client sync --hub URL`` records the hub 
 of the file is kept, and the file is replaced atomically. Later commands and ``Client()`` without
 a hub URL then use that hub, unless the environment names another.
 
+``medigan-client login`` stores the token it gets the same way (:func:`record_token`, with the
+hub in the same write), and ``logout`` removes it. A file written with a token is 0600 from the
+moment it exists, and a config folder the client creates is 0700.
+
 The index that ``venv`` isolation installs a model's pinned requirements from:
 ``MEDIGAN_PIP_INDEX_URL``, ``MEDIGAN_PIP_EXTRA_INDEX_URLS`` (separated by whitespace),
 ``MEDIGAN_PIP_FIND_LINKS`` (separated by ``os.pathsep``) and ``MEDIGAN_PIP_NO_INDEX``, or the
@@ -26,7 +30,7 @@ import os
 import re
 import tempfile
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -160,7 +164,16 @@ def recorded_hub_url(*, config_path: Path | None = None) -> str | None:
     return str(value).rstrip("/") if value else None
 
 
-_HUB_URL_LINE = re.compile(r"^[ \t]*hub_url[ \t]*=.*$", re.MULTILINE)
+def recorded_token(*, config_path: Path | None = None) -> str | None:
+    """The token the config file holds (``None`` when it holds none or does not exist)."""
+    path = config_path if config_path is not None else default_config_path()
+    value = _read_config_file(path).get("token")
+    return str(value) if value else None
+
+
+def _key_line(key: str) -> re.Pattern[str]:
+    """The line that sets ``key`` at the top level of a TOML file (a plain ``key = ...``)."""
+    return re.compile(rf"^[ \t]*{re.escape(key)}[ \t]*=.*$", re.MULTILINE)
 
 
 def record_hub_url(hub_url: str, *, config_path: Path | None = None) -> Path:
@@ -177,27 +190,80 @@ def record_hub_url(hub_url: str, *, config_path: Path | None = None) -> Path:
     if not url:
         raise BadRequestError("cannot record an empty hub URL")
     path = config_path if config_path is not None else default_config_path()
+    _update_config_file(path, {"hub_url": url}, private=False)
+    return path
+
+
+def record_token(
+    token: str | None, *, hub_url: str | None = None, config_path: Path | None = None
+) -> Path:
+    """Store ``token`` in the config file (``None`` removes it); return the file's path.
+
+    The ``token`` line is replaced, added or removed the way :func:`record_hub_url` edits the
+    ``hub_url`` line, keeping every other line. With ``hub_url`` the hub is recorded in the same
+    write, so no reader ever sees the new token beside another hub. Whatever the file's mode was,
+    the new file is readable by its owner only (0600; it is created so, never widened for a
+    moment), and a folder the client creates for it is 0700. A config file that cannot be read or
+    written raises ``BadRequestError``.
+    """
+    path = config_path if config_path is not None else default_config_path()
+    changes: dict[str, str | None] = {"token": token.strip() if token else None}
+    if changes["token"] == "" and token is not None:
+        raise BadRequestError("cannot record an empty token")
+    if hub_url is not None:
+        url = hub_url.strip().rstrip("/")
+        if not url:
+            raise BadRequestError("cannot record an empty hub URL")
+        changes["hub_url"] = url
+    _update_config_file(path, changes, private=True)
+    return path
+
+
+def _replacement(line: str) -> Callable[[re.Match[str]], str]:
+    return lambda _match: line
+
+
+def _update_config_file(path: Path, changes: Mapping[str, str | None], *, private: bool) -> None:
+    """Set (or, for ``None``, remove) top-level string keys, editing lines in place.
+
+    Each key's line is replaced, removed or appended; every other line is kept. The result must
+    read back as the old values with the changes applied; when a line edit cannot achieve that
+    (a multi-line value, an inline table), the file is written again from its values instead.
+    ``private`` makes the new file 0600 whatever the old one's mode was.
+    """
     before = _read_config_file(path)
     try:
         text = path.read_text(encoding="utf-8") if path.is_file() else ""
     except (OSError, UnicodeDecodeError) as exc:
         raise BadRequestError(f"cannot read the config file {path}: {exc}") from exc
-    # A JSON string is a valid TOML basic string (the same escapes, never "\/" from json.dumps).
-    line = f"hub_url = {json.dumps(url)}"
-    if _HUB_URL_LINE.search(text):
-        updated = _HUB_URL_LINE.sub(lambda _match: line, text, count=1)
-    else:
-        updated = (text if not text or text.endswith("\n") else text + "\n") + line + "\n"
+    expected: dict[str, object] = dict(before)
+    updated = text
+    for key, value in changes.items():
+        pattern = _key_line(key)
+        if value is None:
+            expected.pop(key, None)
+            # The line goes with its line break, so no blank line is left behind.
+            updated = re.sub(rf"{pattern.pattern}\n?", "", updated, flags=re.MULTILINE)
+            continue
+        expected[key] = value
+        # A JSON string is a valid TOML basic string (the same escapes, never "\/" from
+        # json.dumps).
+        line = f"{key} = {json.dumps(value)}"
+        if pattern.search(updated):
+            # A replacement function: the line is inserted as it is, backslashes included.
+            updated = pattern.sub(_replacement(line), updated, count=1)
+        else:
+            separator = "" if not updated or updated.endswith("\n") else "\n"
+            updated = updated + separator + line + "\n"
     try:
         after = tomllib.loads(updated)
     except tomllib.TOMLDecodeError:
         after = {}
-    if after != {**before, "hub_url": url}:
+    if after != expected:
         # The key sat somewhere a line edit cannot reach (a multi-line value, an inline table):
         # the file is written again from its values instead, which keeps every key.
-        updated = _render_toml({**before, "hub_url": url})
-    _write_text_atomically(path, updated)
-    return path
+        updated = _render_toml(expected)
+    _write_text_atomically(path, updated, private=private)
 
 
 def _render_toml(values: Mapping[str, object]) -> str:
@@ -215,10 +281,14 @@ def _render_toml(values: Mapping[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_text_atomically(path: Path, text: str) -> None:
+def _write_text_atomically(path: Path, text: str, *, private: bool = False) -> None:
+    """Write ``text`` to a temporary sibling and rename it over ``path``.
+
+    The temporary file is created 0600 (mkstemp), which suits a file that may hold a token; a
+    replaced file keeps its mode unless ``private``. Folders the client creates are 0700.
+    """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # mkstemp creates the file readable by its owner only, which suits a file with a token.
+        _make_private_folders(path.parent)
         descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         temporary = Path(name)
         try:
@@ -226,8 +296,8 @@ def _write_text_atomically(path: Path, text: str) -> None:
                 handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())
-            if path.exists():
-                # Keep the mode of the file being replaced.
+            if path.exists() and not private:
+                # Keep the mode of the file being replaced (it holds no token of ours).
                 temporary.chmod(path.stat().st_mode & 0o777)
             temporary.replace(path)
         except BaseException:
@@ -235,6 +305,23 @@ def _write_text_atomically(path: Path, text: str) -> None:
             raise
     except OSError as exc:
         raise BadRequestError(f"cannot write the config file {path}: {exc}") from exc
+
+
+def _make_private_folders(folder: Path) -> None:
+    """Create ``folder`` and its missing parents, each 0700 (a config folder holds tokens).
+
+    Folders that exist keep their mode: the user may have chosen it.
+    """
+    missing: list[Path] = []
+    current = folder
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for directory in reversed(missing):
+        # mkdir's mode is masked by the umask, which can only remove bits: never wider than 0700.
+        directory.mkdir(mode=0o700, exist_ok=True)
 
 
 def _read_config_file(path: Path) -> dict[str, object]:

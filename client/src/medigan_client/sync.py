@@ -10,6 +10,12 @@ Beside the snapshot the cache keeps its search index (``search-index.json``, see
 sha256 of the snapshot's bytes. :func:`load_indexed_catalog` uses it only for those same bytes:
 a missing, damaged or stale index (another snapshot, another index format) is rebuilt from the
 snapshot and stored again, without a word. A search then parses only the cards of its hits.
+
+A token that sees private models gets a snapshot with their cards, so the snapshot (like every
+file :func:`medigan_client.cache.write_atomic` writes) is 0600 from the moment it exists, whatever
+its entries. The hub's serial and ETag are per viewer: after a token change the hub may answer a
+lower serial under a new ETag, which is a new document like any other and replaces the cached
+one. :func:`release_visibility` tells the download code which releases to keep private.
 """
 
 from __future__ import annotations
@@ -229,6 +235,40 @@ def load_snapshot(settings: ClientSettings) -> Snapshot:
             "run `medigan-client sync` first"
         )
     return parse_snapshot(document, hub_url=settings.hub_url)
+
+
+# The visibility of every release of a cached snapshot, kept while the file is the same one.
+_VISIBILITIES: dict[Path, tuple[FileState, dict[str, str]]] = {}
+
+
+def release_visibility(settings: ClientSettings, release_id: str) -> str | None:
+    """Who may see ``ns/name@version`` on its hub, as the cached catalogue says (no network).
+
+    ``public``, ``internal`` or ``private``; an entry without the field is ``public`` (a hub
+    from before access control), and ``None`` means the cached catalogue does not list the
+    release at all (or there is none), which callers treat as not public.
+    """
+    path = Cache(settings.cache_dir).snapshot_path(settings.hub_url)
+    try:
+        with path.open("rb") as handle:
+            state = _file_state(os.fstat(handle.fileno()))
+            remembered = _VISIBILITIES.get(path)
+            if remembered is not None and remembered[0] == state:
+                return remembered[1].get(release_id)
+            data = handle.read()
+    except OSError:
+        return None
+    try:
+        releases = _raw_releases(data)
+    except (ValueError, AttributeError):
+        return None
+    visibilities = {
+        key: str(entry.get("visibility") or "public")
+        for key, entry in releases.items()
+        if isinstance(entry, dict)
+    }
+    _VISIBILITIES[path] = (state, visibilities)
+    return visibilities.get(release_id)
 
 
 def latest_cards(snapshot: Snapshot) -> list[Card]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client as HttpClient
 
-from medigan_catalog.snapshot import ME_PATH, AccountInfo, me_path
+from medigan_catalog.access import AccountInfo
+from medigan_catalog.snapshot import ME_PATH, me_path
 from tests import factories
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client as HttpClient
 
 from hub.accounts.models import ApiToken
-from hub.accounts.selectors import api_token_get_active, user_is_reviewer
+from hub.accounts.selectors import api_token_get_unrevoked, user_is_reviewer
 from hub.accounts.services import api_token_revoke
 from tests import factories
 
@@ -18,7 +18,7 @@ def test_tokens_are_stored_only_as_hashes() -> None:
 
     stored = ApiToken.objects.get()
     assert key not in (stored.key_sha256, stored.key_prefix)
-    assert api_token_get_active(raw_key=key) == stored
+    assert api_token_get_unrevoked(raw_key=key) == stored
 
 
 def test_a_revoked_token_no_longer_authenticates() -> None:

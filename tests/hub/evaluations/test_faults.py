@@ -89,7 +89,8 @@ def test_an_unpublished_release_is_not_evaluated(
     release = _in_review(tmp_path, django_capture_on_commit_callbacks)
     reference_set = _reference_set()
     staff = HttpClient()
-    staff.force_login(factories.user("sam", staff=True))
+    # A hub reviewer: staff who may see the release in review (hub.access).
+    staff.force_login(factories.user("rita", reviewer=True))
 
     with pytest.raises(services.EvaluationNotAllowedError) as refused:
         services.evaluation_request(

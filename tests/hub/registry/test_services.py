@@ -87,7 +87,9 @@ def test_a_zip_with_a_path_traversal_is_rejected_by_safe_unpacking(
     archive = factories.evil_zip(tmp_path)
     with django_capture_on_commit_callbacks(execute=True), archive.open("rb") as package:
         release = services.release_submit(
-            user=factories.user("mallory"), card_data=factories.card_data(), package=package
+            user=factories.user("mallory"),
+            card_data=factories.card_data(model_id="mallory/noise-16"),
+            package=package,
         )
     release.refresh_from_db()
 

@@ -274,7 +274,8 @@ def hub_namespace(client: Client) -> str:
     """The namespace the hub gives the client's token (``GET /api/v1/me``), to push into."""
     from pydantic import ValidationError
 
-    from medigan_catalog.snapshot import ME_PATH, AccountInfo
+    from medigan_catalog.access import AccountInfo
+    from medigan_catalog.snapshot import ME_PATH
 
     hint = "name the namespace to publish in (namespace=..., --namespace)"
     if client.settings.offline:

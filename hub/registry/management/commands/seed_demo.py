@@ -4,8 +4,12 @@ Idempotent: run it again and existing releases are kept. Zoo packages go through
 validation (with the sandboxed smoke generation) and approval like any contributor's; their
 publication queues their evaluations against the reference sets loaded first.
 
-The demo accounts (``admin``: staff and superuser; ``reviewer``: staff in the reviewers group;
-``contributor``) each get an API token, written with the passwords to the credentials file. With
+The demo accounts each get a personal namespace and an API token with the scopes their part
+needs, written with the passwords to the credentials file: ``admin`` (staff and superuser, every
+scope), ``reviewer`` (staff in the reviewers group; read, review), ``contributor`` (read, push,
+admin: it may create organisations), ``colleague`` (read, push, review: someone to add to one,
+who may review its private releases) and
+``visitor`` (read: a signed-in user of no organisation). With
 ``--log FILE`` (as ``make run`` calls it) the details, one line per reference set and model and
 the hub's log records, go to ``FILE`` and the terminal gets a short summary.
 """
@@ -17,6 +21,7 @@ import json
 import logging
 import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -27,15 +32,33 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from hub.accounts.services import api_token_create, user_get_or_create
 from hub.registry.models import Release
 from hub.registry.services import medigan_catalog_import, package_publish_as_operator
+from medigan_catalog.access import TokenScope
 from medigan_catalog.lifecycle import ReleaseState
 
 DEFAULT_MEDIGAN_CATALOG = Path(__file__).resolve().parents[2] / "seed" / "medigan-global.json"
 ZOO_DIR = Path(settings.BASE_DIR) / "zoo"
+
+
 # The demo accounts: who they are, and whether they sign in to the admin with a password.
-DEMO_ACCOUNTS: dict[str, dict[str, bool]] = {
-    "admin": {"is_staff": True, "is_superuser": True, "reviewer": False, "password": True},
-    "reviewer": {"is_staff": True, "is_superuser": False, "reviewer": True, "password": True},
-    "contributor": {"is_staff": False, "is_superuser": False, "reviewer": False, "password": False},
+@dataclass(frozen=True)
+class DemoAccount:
+    """A demo account: its powers, whether it gets a password, and its token's scopes."""
+
+    scopes: tuple[TokenScope, ...]
+    is_staff: bool = False
+    is_superuser: bool = False
+    reviewer: bool = False
+    password: bool = True
+
+
+DEMO_ACCOUNTS: dict[str, DemoAccount] = {
+    "admin": DemoAccount(tuple(TokenScope), is_staff=True, is_superuser=True),
+    "reviewer": DemoAccount((TokenScope.READ, TokenScope.REVIEW), is_staff=True, reviewer=True),
+    "contributor": DemoAccount(
+        (TokenScope.READ, TokenScope.PUSH, TokenScope.ADMIN), password=False
+    ),
+    "colleague": DemoAccount((TokenScope.READ, TokenScope.PUSH, TokenScope.REVIEW)),
+    "visitor": DemoAccount((TokenScope.READ,)),
 }
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -166,7 +189,7 @@ class Command(BaseCommand):
         )
         return [
             catalogue,
-            f"Demo accounts admin, reviewer and contributor, with API tokens: {credentials_path}",
+            f"Demo accounts {', '.join(DEMO_ACCOUNTS)}, with API tokens: {credentials_path}",
         ]
 
     def _publish_zoo_package(self, package_dir: Path, operator: Any) -> bool:
@@ -202,17 +225,17 @@ class Command(BaseCommand):
         for username, kind in DEMO_ACCOUNTS.items():
             entry = dict(credentials.get(username) or {})
             password = None
-            if kind["password"] and "password" not in entry:
+            if kind.password and "password" not in entry:
                 password = entry["password"] = secrets.token_urlsafe(12)
             user = user_get_or_create(
                 username=username,
                 password=password,
-                is_staff=kind["is_staff"],
-                is_superuser=kind["is_superuser"],
-                reviewer=kind["reviewer"],
+                is_staff=kind.is_staff,
+                is_superuser=kind.is_superuser,
+                reviewer=kind.reviewer,
             )
             if "token" not in entry:
-                entry["token"] = api_token_create(user=user, name="demo")[1]
+                entry["token"] = api_token_create(user=user, name="demo", scopes=kind.scopes)[1]
             entry = {"username": username, **entry}
             if entry != credentials.get(username):
                 credentials[username] = entry

@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client as HttpClient
 
-from hub.accounts.models import REVIEWER_GROUP_NAME
+from hub.accounts.models import REVIEWER_GROUP_NAME, ApiToken, Namespace
 
 pytestmark = pytest.mark.django_db
 
@@ -33,10 +33,20 @@ def test_every_demo_account_gets_an_api_token_of_its_own(tmp_path: Path) -> None
     seed(tmp_path)
 
     credentials = json.loads((tmp_path / "credentials.json").read_text(encoding="utf-8"))
-    assert sorted(credentials) == ["admin", "contributor", "reviewer"]
+    assert sorted(credentials) == ["admin", "colleague", "contributor", "reviewer", "visitor"]
     tokens = {name: entry["token"] for name, entry in credentials.items()}
     assert all(token.startswith("mgh_") for token in tokens.values())
-    assert len(set(tokens.values())) == 3
+    assert len(set(tokens.values())) == 5
+    scopes = {token.user.username: sorted(token.scopes) for token in ApiToken.objects.all()}
+    assert scopes == {
+        "admin": ["admin", "push", "read", "review"],
+        "reviewer": ["read", "review"],
+        "contributor": ["admin", "push", "read"],
+        "colleague": ["push", "read", "review"],
+        "visitor": ["read"],
+    }
+    namespaces = set(Namespace.objects.filter(user__isnull=False).values_list("name", flat=True))
+    assert {"admin", "reviewer", "contributor", "colleague", "visitor"} <= namespaces
     assert credentials["admin"]["username"] == "admin" and credentials["admin"]["password"]
     assert credentials["reviewer"]["password"] and "password" not in credentials["contributor"]
     admin, reviewer = User.objects.get(username="admin"), User.objects.get(username="reviewer")
