@@ -192,7 +192,8 @@ def test_recording_a_token_keeps_the_other_lines_and_makes_the_file_private(
     path.chmod(0o644)
     record_token("new-token", hub_url="http://hub:1/", config_path=path)
     assert path.read_text(encoding="utf-8") == (
-        '# my settings\ncache_dir = "/tmp/c"\ntoken = "new-token"\nhub_url = "http://hub:1"\n'
+        '# my settings\ncache_dir = "/tmp/c"\ntoken = "new-token"\n'
+        'token_hub_url = "http://hub:1"\nhub_url = "http://hub:1"\n'
     )
     assert path.stat().st_mode & 0o777 == 0o600
     assert recorded_token(config_path=path) == "new-token"
@@ -215,3 +216,27 @@ def test_a_token_recorded_into_new_folders_is_private_from_the_start(tmp_path: P
     for folder in (path.parent, path.parent.parent, path.parent.parent.parent):
         assert folder.stat().st_mode & 0o777 == 0o700, folder
     assert ClientSettings.load(environ={}, config_path=path).token == "secret"
+
+
+def test_a_recorded_token_goes_only_to_the_hub_that_issued_it(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    record_token("issued-by-hub-1", hub_url="http://hub:1", config_path=path)
+
+    same = ClientSettings.load(environ={}, config_path=path)
+    other_by_argument = ClientSettings.load(hub_url="http://other:2", environ={}, config_path=path)
+    other_by_env = ClientSettings.load(
+        environ={"MEDIGAN_HUB_URL": "http://other:2"}, config_path=path
+    )
+    explicit = ClientSettings.load(
+        environ={"MEDIGAN_HUB_URL": "http://other:2", "MEDIGAN_TOKEN": "given"}, config_path=path
+    )
+    record_hub_url("http://other:2", config_path=path)  # sync --hub elsewhere
+    after_sync_elsewhere = ClientSettings.load(environ={}, config_path=path)
+
+    assert (same.hub_url, same.token) == ("http://hub:1", "issued-by-hub-1")
+    assert other_by_argument.token is None
+    assert other_by_env.token is None
+    assert explicit.token == "given"
+    assert (after_sync_elsewhere.hub_url, after_sync_elsewhere.token) == ("http://other:2", None)
+    record_token(None, config_path=path)
+    assert "token" not in path.read_text(encoding="utf-8")

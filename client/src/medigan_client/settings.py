@@ -13,7 +13,8 @@ of the file is kept, and the file is replaced atomically. Later commands and ``C
 a hub URL then use that hub, unless the environment names another.
 
 ``medigan-client login`` stores the token it gets the same way (:func:`record_token`, with the
-hub in the same write), and ``logout`` removes it. A file written with a token is 0600 from the
+hub in the same write, also as ``token_hub_url``: the token is sent to that hub only, whichever
+hub a later command names), and ``logout`` removes it. A file written with a token is 0600 from the
 moment it exists, and a config folder the client creates is 0700.
 
 The index that ``venv`` isolation installs a model's pinned requirements from:
@@ -141,6 +142,17 @@ class ClientSettings:
             hub_source = "environment"
         elif file_values.get("hub_url"):
             hub_source = "config"
+        resolved_hub = str(raw_hub).rstrip("/") if raw_hub else DEFAULT_HUB_URL
+        token_hub = file_values.get("token_hub_url")
+        if (
+            token is None
+            and not env.get("MEDIGAN_TOKEN")
+            and token_hub
+            and str(token_hub).rstrip("/") != resolved_hub
+        ):
+            # The config file's token was issued by another hub (``login``, ``record_token``):
+            # it is never sent to this one.
+            raw_token = None
         return cls(
             hub_url=str(raw_hub) if raw_hub else DEFAULT_HUB_URL,
             hub_url_source=hub_source if raw_hub else "default",
@@ -201,13 +213,18 @@ def record_token(
 
     The ``token`` line is replaced, added or removed the way :func:`record_hub_url` edits the
     ``hub_url`` line, keeping every other line. With ``hub_url`` the hub is recorded in the same
-    write, so no reader ever sees the new token beside another hub. Whatever the file's mode was,
+    write, so no reader ever sees the new token beside another hub, and as ``token_hub_url``: a
+    later ``sync --hub`` to another hub, or ``--hub``/``MEDIGAN_HUB_URL`` naming one, never sends
+    this token there. Whatever the file's mode was,
     the new file is readable by its owner only (0600; it is created so, never widened for a
     moment), and a folder the client creates for it is 0700. A config file that cannot be read or
     written raises ``BadRequestError``.
     """
     path = config_path if config_path is not None else default_config_path()
-    changes: dict[str, str | None] = {"token": token.strip() if token else None}
+    changes: dict[str, str | None] = {
+        "token": token.strip() if token else None,
+        "token_hub_url": None,
+    }
     if changes["token"] == "" and token is not None:
         raise BadRequestError("cannot record an empty token")
     if hub_url is not None:
@@ -215,6 +232,9 @@ def record_token(
         if not url:
             raise BadRequestError("cannot record an empty hub URL")
         changes["hub_url"] = url
+        if token is not None:
+            # The hub that issued the token: it goes to no other (ClientSettings.load).
+            changes["token_hub_url"] = url
     _update_config_file(path, changes, private=True)
     return path
 
@@ -331,7 +351,7 @@ def _read_config_file(path: Path) -> dict[str, object]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise BadRequestError(f"cannot read the config file {path}: {exc}") from exc
-    known = {"hub_url", "token", "cache_dir", "offline", "timeout"} | {
+    known = {"hub_url", "token", "token_hub_url", "cache_dir", "offline", "timeout"} | {
         "pip_index_url",
         "pip_extra_index_urls",
         "pip_find_links",
