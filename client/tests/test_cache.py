@@ -144,7 +144,11 @@ def test_private_releases_are_cached_for_their_user_only_and_public_ones_as_usua
         open_package = client.package("zoo/open")
         secret_package = client.package("my-lab/secret")
         open_zip, secret_zip = client.download("zoo/open"), client.download("my-lab/secret")
+        secret_dataset = client.dataset("my-lab/secret", num_samples=2, isolation="inprocess")
 
+    assert _mode(secret_dataset.directory) == 0o700
+    dataset_files = [path for path in secret_dataset.directory.rglob("*") if path.is_file()]
+    assert dataset_files and {_mode(path) for path in dataset_files} == {0o600}
     secret_release = cache.release_dir("my-lab", "secret", "1.0.0")
     assert _mode(secret_release) == 0o700
     assert _mode(secret_release.parent) == 0o700

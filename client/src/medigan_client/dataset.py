@@ -53,8 +53,8 @@ from medigan_client.batching import (
     derive_seed,
     generate_batches,
 )
-from medigan_client.cache import Cache, write_atomic
-from medigan_client.download import ensure_package
+from medigan_client.cache import Cache, restrict_to_owner, write_atomic
+from medigan_client.download import ensure_package, is_private
 from medigan_client.errors import BadRequestError, GenerationFailedError
 from medigan_client.http import HubSession
 from medigan_client.runtime import GeneratedBatch, Runner, open_runner
@@ -388,6 +388,11 @@ def build_dataset(
             write_atomic(
                 staging / META_NAME, json.dumps(meta, indent=2, default=str).encode("utf-8")
             )
+            if is_private(settings, spec.card):
+                # The staging folder is mkdtemp's (0700), so nothing in it was ever readable by
+                # others; its files are narrowed to 0600 before it moves into the cache.
+                for path in staging.rglob("*"):
+                    restrict_to_owner(path)
             if target.exists():
                 # Left behind by a removal that was interrupted; nobody uses it (we hold the lock).
                 shutil.rmtree(target)
