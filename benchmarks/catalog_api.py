@@ -19,6 +19,7 @@ least 0.3x the static file's 200. Run from the repository root:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import os
 import shutil
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,6 +177,35 @@ def _etag(port: int, path: str, headers: dict[str, str]) -> str:
     return str(response.getheader("ETag"))
 
 
+@contextlib.contextmanager
+def gunicorn_on(data_dir: Path, port: int) -> Iterator[subprocess.Popen[Any]]:
+    """gunicorn serving the hub of ``data_dir`` on ``port``, as ``make run`` starts it; stopped
+    on leaving (its log is ``data_dir/gunicorn.log``)."""
+    with (data_dir / "gunicorn.log").open("w") as log:
+        process = subprocess.Popen(
+            [
+                str(VENV_BIN / "gunicorn"),
+                "--config",
+                "deploy/gunicorn.conf.py",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--access-logfile",
+                "/dev/null",
+                "hub.wsgi:application",
+            ],
+            cwd=ROOT,
+            env={**os.environ, "MEDIGAN_DATA_DIR": str(data_dir)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_until_up(port, process)
+            yield process
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
 def _wait_until_up(port: int, process: subprocess.Popen[Any]) -> None:
     for _ in range(600):
         if process.poll() is not None:
@@ -211,26 +242,7 @@ def run_size(releases: int, seconds: float, concurrencies: list[int]) -> list[Ce
             f"{int(sizes[1]) / 1e6:.2f} MB (populated and first render in "
             f"{time.perf_counter() - began:.1f} s)"
         )
-        environment = {**os.environ, "MEDIGAN_DATA_DIR": str(data_dir)}
-        log = (data_dir / "gunicorn.log").open("w")
-        process = subprocess.Popen(
-            [
-                str(VENV_BIN / "gunicorn"),
-                "--config",
-                "deploy/gunicorn.conf.py",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--access-logfile",
-                "/dev/null",
-                "hub.wsgi:application",
-            ],
-            cwd=ROOT,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait_until_up(port, process)
+        with gunicorn_on(data_dir, port):
             gzip_headers = {"Accept-Encoding": "gzip"}
             api, static = "/api/v1/catalog", "/static/catalog.json"
             # Every worker renders its copy once per serial; warm them all before the clock.
@@ -248,10 +260,6 @@ def run_size(releases: int, seconds: float, concurrencies: list[int]) -> list[Ce
                 ):
                     cells.append(_measure(port, path, headers, clients, seconds, label))
             return cells
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-            log.close()
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 

@@ -53,18 +53,23 @@ from hub.registry.models import Release
 from hub.registry.selectors import SerialState
 from medigan_catalog.access import Visibility
 from medigan_catalog.errors import ErrorCode
+from medigan_catalog.lifecycle import CATALOGUE_STATES
 from medigan_catalog.snapshot import (
     CATALOG_PATH,
     SERIAL_HEADER,
     CatalogSnapshot,
+    ChangePage,
     HubInfo,
     SnapshotRelease,
+    release_key,
 )
+from medigan_catalog.snapshot import CatalogChange as CatalogChangeEntry
 
 # Worker processes keep this many rendered snapshots (scope and hub URL pairs), newest used last,
 # and the serial states of this many viewer scopes.
 CACHE_ENTRIES: Final = 8
 SCOPE_STATES_KEPT: Final = 256
+_CATALOGUE_STATES = frozenset(state.value for state in CATALOGUE_STATES)
 # A document this small is sent as it is: compressing it saves nothing worth the header.
 GZIP_MIN_BYTES: Final = 1024
 _GZIP_LEVEL = 6
@@ -108,6 +113,7 @@ def catalog_snapshot(
         serial=serial,
         generated_at=timezone.now(),
         hub=HubInfo(url=base_url.rstrip("/")),
+        scope=scope.tag,
         releases=tuple(releases),
     )
 
@@ -310,6 +316,156 @@ def _cache_headers(
     # The body depends on the encoding and on who asks (a token, or a session's cookie).
     response["Vary"] = "Accept-Encoding, Authorization, Cookie"
     return response
+
+
+# --- the change feed -----------------------------------------------------------------------
+
+FEED_DEFAULT_LIMIT: Final = 500
+FEED_MAX_LIMIT: Final = 2000
+
+
+def _snapshot_entry(
+    release: Release, *, base_url: str, stored: set[str], evaluations: list[Any]
+) -> SnapshotRelease:
+    return SnapshotRelease(
+        model_id=release.model_id,
+        version=release.version,
+        published_at=release.published_at,
+        visibility=Visibility(release.generative_model.visibility),
+        card=registry_selectors.release_card_for_clients(release, base_url=base_url, stored=stored),
+        evaluations=tuple(evaluations),
+    )
+
+
+def catalog_change_page(
+    *, scope: CatalogScope, since: int, limit: int, base_url: str
+) -> ChangePage:
+    """The changes of a scope's catalogue after ``since``, each with what it takes to apply it.
+
+    A change names its model; the model's entries are its catalogue releases as they are now,
+    or, when the scope no longer sees the model, the removal of every release of it that was
+    ever published (which the scope saw, or the change would not be in its feed). A model that
+    changes several times in one page carries its entries on its last change only. Applying the
+    pages from any serial up to ``latest`` (``medigan_catalog.snapshot.apply_change_page``) gives
+    the scope's current snapshot. Raises ``feed_gone`` (410) for a ``since`` before the log's
+    oldest serial.
+    """
+    oldest = registry_selectors.catalog_feed_oldest_serial()
+    if since < oldest:
+        raise ApiError(
+            ErrorCode.FEED_GONE,
+            f"the change feed starts at serial {oldest}; sync the whole catalogue",
+            {"oldest_serial": oldest},
+        )
+    latest = scope_serial_state(scope).serial
+    rows = registry_selectors.catalog_changes_after(scope, since, limit + 1)
+    more, rows = len(rows) > limit, rows[:limit]
+    last_of_model = {row.generative_model_id: row.serial for row in rows}
+    models = {row.generative_model_id: row.generative_model for row in rows}
+    seen = {
+        model_id
+        for model_id, model in models.items()
+        if model is not None and scope.sees(model.namespace, model.visibility)
+    }
+    releases = registry_selectors.releases_of_models_once_published(
+        model_id for model_id in models if model_id is not None
+    )
+    in_catalogue = [release for release in releases if release.state in _CATALOGUE_STATES]
+    stored: dict[int, set[str]] = {}
+    for release_id, filename in registry_selectors.artifacts_stored_in_catalogue(scope):
+        stored.setdefault(release_id, set()).add(filename)
+    summaries = evaluation_selectors.evaluation_summaries_of_releases(
+        release.pk for release in in_catalogue if release.generative_model_id in seen
+    )
+    changes = []
+    for row in rows:
+        entries: tuple[SnapshotRelease, ...] = ()
+        removed: tuple[str, ...] = ()
+        if (
+            row.generative_model is not None
+            and last_of_model[row.generative_model_id] == row.serial
+        ):
+            own = [r for r in releases if r.generative_model_id == row.generative_model_id]
+            if row.generative_model_id in seen:
+                entries = tuple(
+                    _snapshot_entry(
+                        release,
+                        base_url=base_url,
+                        stored=stored.get(release.pk, set()),
+                        evaluations=summaries.get(release.pk, []),
+                    )
+                    for release in own
+                    if release.state in _CATALOGUE_STATES
+                )
+                removed = tuple(
+                    release_key(r.model_id, r.version)
+                    for r in own
+                    if r.state not in _CATALOGUE_STATES
+                )
+            else:
+                removed = tuple(release_key(r.model_id, r.version) for r in own)
+        changes.append(
+            CatalogChangeEntry(
+                serial=row.serial,
+                kind=row.kind,
+                model_id=f"{row.namespace}/{row.generative_model.name}"
+                if row.generative_model is not None
+                else row.namespace,
+                releases=entries,
+                removed=removed,
+            )
+        )
+    return ChangePage(
+        since=since,
+        serial=rows[-1].serial if rows else since,
+        latest=latest,
+        scope=scope.tag,
+        more=more,
+        changes=tuple(changes),
+    )
+
+
+class CatalogChangesApi(APIView):
+    """``GET /api/v1/changes?since=S&limit=N``: the caller's catalogue changes after ``S``.
+
+    A client that holds the snapshot at serial ``S`` asks for the changes since and applies them;
+    an empty page is one small answer. ``410 feed_gone`` says the feed does not reach back that
+    far: sync the whole snapshot.
+    """
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("since", int, OpenApiParameter.QUERY, required=True),
+            OpenApiParameter("limit", int, OpenApiParameter.QUERY),
+        ],
+        responses={200: OpenApiTypes.OBJECT, **error_responses(400, 410)},
+    )
+    def get(self, request: Request) -> HttpResponse:
+        since = parameters.query_int(request, "since", minimum=0, maximum=SEED_MAX)
+        limit = parameters.query_int(
+            request, "limit", minimum=1, maximum=FEED_MAX_LIMIT, default=FEED_DEFAULT_LIMIT
+        )
+        scope = request_viewer(request).catalog_scope()
+        page = catalog_change_page(
+            scope=scope,
+            since=since,
+            limit=limit,
+            base_url=request.build_absolute_uri("/"),
+        )
+        body = page.model_dump_json().encode()
+        gzipped = len(body) >= GZIP_MIN_BYTES and _accepts_gzip(
+            request.headers.get("Accept-Encoding", "")
+        )
+        response = HttpResponse(
+            gzip.compress(body, _GZIP_LEVEL, mtime=0) if gzipped else body,
+            content_type="application/json",
+        )
+        if gzipped:
+            response["Content-Encoding"] = "gzip"
+        response[SERIAL_HEADER] = str(page.latest)
+        response["Cache-Control"] = "no-cache" if scope == PUBLIC_SCOPE else "private, no-cache"
+        response["Vary"] = "Accept-Encoding, Authorization, Cookie"
+        return response
 
 
 # --- a release's evaluations ----------------------------------------------------------------

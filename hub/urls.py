@@ -46,6 +46,7 @@ api_v1 = [
     ),
     path("namespaces", accounts.NamespaceListApi.as_view(), name="namespaces"),
     path("catalog", snapshot.CatalogSnapshotApi.as_view(), name="catalog-snapshot"),
+    path("changes", snapshot.CatalogChangesApi.as_view(), name="catalog-changes"),
     path("models", registry.ModelListApi.as_view(), name="model-list"),
     path(_MODEL, registry.ModelDetailApi.as_view(), name="model"),
     path(f"{_MODEL}/visibility", registry.ModelVisibilityApi.as_view(), name="model-visibility"),

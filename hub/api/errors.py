@@ -43,6 +43,7 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.THROTTLED: status.HTTP_429_TOO_MANY_REQUESTS,
     ErrorCode.NAMESPACE_NOT_FOUND: status.HTTP_404_NOT_FOUND,
     ErrorCode.NAMESPACE_TAKEN: status.HTTP_409_CONFLICT,
+    ErrorCode.FEED_GONE: status.HTTP_410_GONE,
 }
 
 

@@ -35,6 +35,8 @@ _WHEN = {
     "namespace_not_found)",
     409: "the release or namespace exists already, or its state does not allow this "
     "(release_exists, namespace_taken, transition_not_allowed)",
+    410: "the change feed no longer reaches back to that serial; sync the whole snapshot "
+    "(feed_gone; detail.oldest_serial)",
     413: "the body, a field or the package is over its limit (payload_too_large)",
     415: "the body is not of a media type this operation reads (bad_request)",
     416: "the Range lies outside the artifact (bad_request); Content-Range gives its size",

@@ -153,6 +153,29 @@ def visibility_choice(value: object) -> Visibility | None:
     return Visibility(str(value))
 
 
+def query_int(
+    request: Request, name: str, *, minimum: int, maximum: int, default: int | None = None
+) -> int:
+    """The integer query parameter ``name`` within ``[minimum, maximum]``; required unless it
+    has a ``default``. Anything else is ``400 bad_request`` naming the parameter."""
+    value = request.query_params.get(name)
+    if value is None or value == "":
+        if default is None:
+            raise ApiError(
+                ErrorCode.BAD_REQUEST,
+                f"the query parameter {name} is required",
+                [{"loc": f"query.{name}", "msg": "required"}],
+            )
+        return default
+    if not re.fullmatch(r"[0-9]{1,19}", value) or not minimum <= int(value) <= maximum:
+        raise ApiError(
+            ErrorCode.BAD_REQUEST,
+            f"{name} must be a whole number from {minimum} to {maximum}",
+            [{"loc": f"query.{name}", "msg": f"a whole number from {minimum} to {maximum}"}],
+        )
+    return int(value)
+
+
 def query_id(request: Request, name: str, rule: str) -> str | None:
     """The query parameter ``name`` checked against the id rule ``rule``; None when absent."""
     value = request.query_params.get(name)

@@ -198,6 +198,19 @@ def _newest_per_run(evaluations: Iterable[Evaluation]) -> Iterable[Evaluation]:
             yield evaluation
 
 
+def evaluation_summaries_of_releases(
+    release_ids: Iterable[int],
+) -> dict[int, list[EvaluationSummary]]:
+    """:func:`evaluation_summaries_of_catalogue` for some releases only (a feed page's)."""
+    summaries: dict[int, list[EvaluationSummary]] = {}
+    chosen = evaluations_succeeded().filter(release_id__in=list(release_ids))
+    for evaluation in _newest_per_run(chosen):
+        summaries.setdefault(evaluation.release_id, []).append(
+            evaluation_summary(evaluation, with_timings=False)
+        )
+    return summaries
+
+
 def evaluation_summaries_of_catalogue() -> dict[int, list[EvaluationSummary]]:
     """By release id: each catalogue release's newest finished evaluation per reference set,
     extractor and preprocessing.

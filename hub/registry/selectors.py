@@ -8,8 +8,10 @@ a viewer's scope) say so in their names.
 
 from __future__ import annotations
 
+import bisect
+import copy
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -34,6 +36,8 @@ from medigan_catalog.search_index import SearchIndex
 from medigan_catalog.snapshot import artifact_path, newest_per_model, sample_grid_path
 
 _VISIBLE = sorted(state.value for state in VISIBLE_STATES)
+# The change log's stand-in for the history of a hub from before the log began.
+BASELINE_KIND = "baseline"
 _CATALOGUE = sorted(state.value for state in CATALOGUE_STATES)
 
 
@@ -92,6 +96,37 @@ def catalog_scope_state(scope: CatalogScope) -> SerialState:
     if row is None:
         return SerialState(0, None)
     return SerialState(int(row[0]), row[1])
+
+
+def catalog_changes_after(scope: CatalogScope, since: int, limit: int) -> list[CatalogChange]:
+    """The changes a scope may see after serial ``since``, oldest first, at most ``limit``."""
+    return list(
+        CatalogChange.objects.filter(scope.changes_q(), serial__gt=since)
+        .exclude(kind=BASELINE_KIND)
+        .select_related("generative_model")
+        .order_by("serial")[:limit]
+    )
+
+
+def catalog_feed_oldest_serial() -> int:
+    """The oldest serial the feed can be read from: the last baseline, where a migrated hub's
+    history before the change log began (0 when the log holds everything)."""
+    baseline = (
+        CatalogChange.objects.filter(kind=BASELINE_KIND)
+        .order_by("-serial")
+        .values_list("serial", flat=True)
+        .first()
+    )
+    return int(baseline or 0)
+
+
+def releases_of_models_once_published(model_ids: Iterable[int]) -> list[Release]:
+    """Every release of these models that was ever published, whatever its state now."""
+    return list(
+        Release.objects.filter(generative_model_id__in=list(model_ids), published_at__isnull=False)
+        .select_related("generative_model")
+        .order_by("generative_model__namespace", "generative_model__name", "published_at", "pk")
+    )
 
 
 def release_list_catalogue(scope: CatalogScope) -> QuerySet[Release]:
@@ -244,8 +279,12 @@ class CatalogEntry:
 def catalog_newest_entries(scope: CatalogScope) -> list[CatalogEntry]:
     """The newest catalogue release of each model of a scope (by semantic version), with its
     card."""
+    return _newest_entries(release_list_catalogue(scope))
+
+
+def _newest_entries(releases: Iterable[Release]) -> list[CatalogEntry]:
     newest = newest_per_model(
-        release_list_catalogue(scope),
+        releases,
         model_id=lambda release: release.model_id,
         version=lambda release: release.version,
     )
@@ -254,26 +293,44 @@ def catalog_newest_entries(scope: CatalogScope) -> list[CatalogEntry]:
 
 @dataclass(frozen=True)
 class CatalogSearch:
-    """The newest catalogue entries at one serial, and their search index (same order)."""
+    """The newest catalogue entry of every model at one serial, and their search index.
+
+    ``by_model`` holds the entries by model id, the index's keys; ``change_id`` is the change
+    log's row at ``serial`` (None before there is one), which tells a later update that the
+    history it continues is this one.
+    """
 
     serial: int
     changed_at: datetime | None
-    entries: tuple[CatalogEntry, ...]
+    change_id: int | None
+    by_model: Mapping[str, CatalogEntry]
     index: SearchIndex
+
+    @property
+    def entries(self) -> list[CatalogEntry]:
+        """Every entry, in catalogue order."""
+        return [self.by_model[entry.key] for entry in self.index.entries]
 
 
 _search_kept: CatalogSearch | None = None
 _search_lock = threading.Lock()
+# Past this many changed models a rebuild costs less than updating entry by entry.
+SEARCH_UPDATE_MAX_MODELS = 500
 
 
 def catalog_search() -> CatalogSearch:
-    """The whole catalogue's entries and search index (every scope), built once per serial in
-    this process; :func:`model_search` cuts its results to a viewer.
+    """The whole catalogue's entries and search index (every scope), kept in this process;
+    :func:`model_search` cuts its results to a viewer.
 
     Like the rendered snapshot (``hub.snapshot``) it is keyed by the serial and the time it last
-    changed, read in one query per call; the threads of a worker that all see a new serial build
-    it once, under a lock. Before anything was published there is no change time to tell two
-    databases at serial 0 apart, so nothing is kept.
+    changed, read in one query per call. When the serial moved, the kept index is updated from
+    the change log: a copy of it gets the newest entry of each model that changed (added,
+    replaced in place, or removed), so a new release costs what its own card costs, not the
+    catalogue's. It is built whole the first time, when the log does not continue the kept
+    history (a restored database, a gap, a baseline), and when many models changed. The threads
+    of a worker that all see a new serial update it once, under a lock; readers keep using the
+    copy they hold. Before anything was published there is no change time to tell two databases
+    at serial 0 apart, so nothing is kept.
     """
     global _search_kept
     state = catalog_serial_state()
@@ -289,19 +346,78 @@ def catalog_search() -> CatalogSearch:
             state.changed_at,
         ):
             return kept
+        updated = _catalog_search_update(kept, state) if kept is not None else None
         # Kept under the serial read before building: a change that lands meanwhile is in these
-        # entries already, and its new serial builds again on the next call.
-        _search_kept = _catalog_search_build(state)
+        # entries already, and its new serial updates them again on the next call.
+        _search_kept = updated if updated is not None else _catalog_search_build(state)
         return _search_kept
+
+
+def _change_id_at(serial: int) -> int | None:
+    return CatalogChange.objects.filter(serial=serial).values_list("pk", flat=True).first()
 
 
 def _catalog_search_build(state: SerialState) -> CatalogSearch:
     # Each model's releases share its visibility, so the newest of the whole catalogue is the
     # newest of every scope that sees the model, and one index serves every viewer. Scores
     # depend on each card alone (no corpus statistics), so private cards move no public ranking.
-    entries = tuple(catalog_newest_entries(CatalogScope(everything=True)))
+    entries = catalog_newest_entries(CatalogScope(everything=True))
     index = SearchIndex.build(entry.card for entry in entries)
-    return CatalogSearch(state.serial, state.changed_at, entries, index)
+    by_model = {entry.release.model_id: entry for entry in entries}
+    return CatalogSearch(
+        state.serial, state.changed_at, _change_id_at(state.serial), by_model, index
+    )
+
+
+def _catalog_search_update(kept: CatalogSearch, state: SerialState) -> CatalogSearch | None:
+    """``kept`` brought to ``state`` through the change log, or None when it must be rebuilt."""
+    if state.serial <= kept.serial or _change_id_at(kept.serial) != kept.change_id:
+        return None
+    rows = list(
+        CatalogChange.objects.filter(serial__gt=kept.serial, serial__lte=state.serial)
+        .order_by("serial")
+        .values_list("serial", "kind", "generative_model_id", "pk")
+    )
+    if len(rows) != state.serial - kept.serial or any(
+        kind == BASELINE_KIND for _, kind, _, _ in rows
+    ):
+        return None
+    model_ids = {model_id for _, _, model_id, _ in rows if model_id is not None}
+    if len(model_ids) > SEARCH_UPDATE_MAX_MODELS:
+        return None
+    models = {
+        model.pk: model.model_id for model in GenerativeModel.objects.filter(pk__in=model_ids)
+    }
+    newest = {
+        entry.release.model_id: entry
+        for entry in _newest_entries(
+            release_list_catalogue(CatalogScope(everything=True)).filter(
+                generative_model_id__in=model_ids
+            )
+        )
+    }
+    index = copy.deepcopy(kept.index)
+    by_model = dict(kept.by_model)
+    for model_id in sorted(set(models.values()), key=_catalogue_key):
+        entry = newest.get(model_id)
+        if entry is None:
+            index.remove(model_id)
+            by_model.pop(model_id, None)
+            continue
+        if model_id in by_model:
+            index.add(entry.card, key=model_id)
+        else:
+            keys = [_catalogue_key(item.key) for item in index.entries]
+            index.add(
+                entry.card, key=model_id, position=bisect.bisect(keys, _catalogue_key(model_id))
+            )
+        by_model[model_id] = entry
+    return CatalogSearch(state.serial, state.changed_at, rows[-1][3], by_model, index)
+
+
+def _catalogue_key(model_id: str) -> tuple[str, str]:
+    namespace, _, name = model_id.partition("/")
+    return namespace, name
 
 
 def catalog_search_clear() -> None:
@@ -322,14 +438,17 @@ def model_search(
     answered by the catalogue's search index (:func:`catalog_search`).
     """
     found = catalog_search()
-    entries = found.entries
+
+    def at(position: int) -> CatalogEntry:
+        return found.by_model[found.index.entry(position).key]
+
     if not query.strip():
-        matches = list(entries)
+        matches = found.entries
     elif medigan_semantics:
         positions = found.index.medigan_find_matching(query.split(), operator)
-        matches = [entries[position] for position in positions]
+        matches = [at(position) for position in positions]
     else:
-        matches = [entries[hit.position] for hit in found.index.search(query, operator=operator)]
+        matches = [at(hit.position) for hit in found.index.search(query, operator=operator)]
     scope = viewer.catalog_scope()
     return [
         entry

@@ -558,6 +558,7 @@ ROUTES: dict[str, RouteSpec] = {
         }
     ),
     "catalog-snapshot": RouteSpec({"get": READ_CATALOGUE}),
+    "catalog-changes": RouteSpec({"get": READ_CATALOGUE}, queries=lambda: [("since=0", "since=0")]),
     "model-list": RouteSpec({"get": READ_CATALOGUE}, queries=_searches),
     "model": RouteSpec({"get": Operation(_model_read)}),
     "model-visibility": RouteSpec(
@@ -1067,7 +1068,7 @@ def _presence_problems(cell: Cell, caller: Caller, world: World, content: bytes)
     problems: list[str] = []
     published = [r for r in RELEASES if r.state is State.PUBLISHED]
     scope = [r for r in published if in_catalogue(caller, r.model)]
-    if cell.route == "catalog-snapshot":
+    if cell.route in ("catalog-snapshot", "catalog-changes"):
         problems += [f"{r.key} title" for r in scope if r.title.encode() not in content]
         problems += [f"{r.key} metric" for r in scope if repr(r.metric).encode() not in content]
     elif cell.route in ("leaderboards", "leaderboard"):
@@ -1103,7 +1104,7 @@ def _header_problems(
     cell: Cell, caller: Caller, world: World, response: HttpResponseBase
 ) -> list[str]:
     problems: list[str] = []
-    if cell.route == "catalog-snapshot":
+    if cell.route in ("catalog-snapshot", "catalog-changes"):
         public = not caller.signed_in
         cache_control = response.get("Cache-Control", "")
         if public == ("private" in cache_control):

@@ -46,6 +46,8 @@ class ErrorCode(StrEnum):
     THROTTLED = "throttled"
     NAMESPACE_NOT_FOUND = "namespace_not_found"
     NAMESPACE_TAKEN = "namespace_taken"
+    # The change feed no longer holds changes that far back: sync the whole snapshot.
+    FEED_GONE = "feed_gone"
 
 
 class ErrorBody(TypedDict):

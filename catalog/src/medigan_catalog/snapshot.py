@@ -46,6 +46,8 @@ LEADERBOARDS_PATH: Final = f"{API_ROOT}/leaderboards"
 REFERENCE_SETS_PATH: Final = f"{API_ROOT}/reference-sets"
 # The account of the token that calls it: who pushes, and into which namespace by default.
 ME_PATH: Final = f"{API_ROOT}/me"
+# The change feed: what changed in the caller's catalogue after a serial, page by page.
+CHANGES_PATH: Final = f"{API_ROOT}/changes"
 TOKENS_PATH: Final = f"{API_ROOT}/tokens"
 ORGANISATIONS_PATH: Final = f"{API_ROOT}/organisations"
 NAMESPACES_PATH: Final = f"{API_ROOT}/namespaces"
@@ -230,11 +232,90 @@ class CatalogSnapshot(_WireModel):
     serial: int = Field(ge=0)
     generated_at: datetime | None = None
     hub: HubInfo
+    # An opaque name of the viewer's scope (which models their catalogue holds): the serial
+    # counts that scope's changes, and a feed page of another scope does not apply to it.
+    scope: str | None = None
     releases: tuple[SnapshotRelease, ...] = ()
 
     def newest_releases(self) -> list[SnapshotRelease]:
         """The newest release of each model, in catalogue order of the models."""
         return newest_per_model(self.releases)
+
+
+class CatalogChange(_WireModel):
+    """One change of a viewer's catalogue, with what it takes to apply it.
+
+    ``releases`` are the model's catalogue entries to put in place (added or replaced, each
+    whole, as the snapshot carries them); ``removed`` names releases (``ns/name@version``) that
+    left the viewer's catalogue (the model became invisible to them, a release was withdrawn).
+    Entries are the release's state when the page was answered, so applying a feed from any
+    serial up to the current one gives the current snapshot.
+    """
+
+    serial: int = Field(ge=1)
+    kind: str
+    model_id: str
+    releases: tuple[SnapshotRelease, ...] = ()
+    removed: tuple[str, ...] = ()
+
+
+class ChangePage(_WireModel):
+    """``GET /api/v1/changes?since=S&limit=N``: the caller's changes after ``since``, in order.
+
+    ``serial`` is where the next page starts (the last change's serial, or ``since`` when there
+    is none); ``latest`` is the caller's current catalogue serial; ``more`` says whether changes
+    after ``serial`` are left for another page.
+    """
+
+    since: int = Field(ge=0)
+    serial: int = Field(ge=0)
+    latest: int = Field(ge=0)
+    scope: str | None = None
+    more: bool = False
+    changes: tuple[CatalogChange, ...] = ()
+
+
+def release_key(model_id: str, version: str) -> str:
+    """``ns/name@version``: how the feed names a release it removes."""
+    return f"{model_id}@{version}"
+
+
+def apply_change_page(snapshot: CatalogSnapshot, page: ChangePage) -> CatalogSnapshot:
+    """The snapshot with a feed page applied: the one definition of applying the feed.
+
+    The result lists releases in catalogue order (model id, then publication, then version) and
+    carries the page's serial; a page that starts after the snapshot's serial is refused, since
+    the changes between would be missing.
+    """
+    if page.since > snapshot.serial:
+        raise SnapshotInvalidError(
+            f"the page starts after serial {page.since}, the snapshot is at {snapshot.serial}"
+        )
+    if page.scope is not None and snapshot.scope is not None and page.scope != snapshot.scope:
+        raise SnapshotInvalidError(
+            "the page is of another viewer's catalogue (a new token or new memberships): "
+            "sync the whole snapshot"
+        )
+    entries = {release_key(entry.model_id, entry.version): entry for entry in snapshot.releases}
+    for change in page.changes:
+        for removed in change.removed:
+            entries.pop(removed, None)
+        for entry in change.releases:
+            entries[release_key(entry.model_id, entry.version)] = entry
+    ordered = sorted(entries.values(), key=_catalogue_order)
+    return snapshot.model_copy(
+        update={
+            "serial": page.serial,
+            "scope": page.scope if page.scope is not None else snapshot.scope,
+            "releases": tuple(ordered),
+        }
+    )
+
+
+def _catalogue_order(entry: SnapshotRelease) -> tuple[str, str, str, VersionKey]:
+    namespace, _, name = entry.model_id.partition("/")
+    published = entry.published_at.isoformat() if entry.published_at is not None else ""
+    return namespace, name, published, version_key(entry.version)
 
 
 @dataclass(frozen=True)
@@ -372,6 +453,12 @@ def review_path(model_id: str, version: str) -> str:
 def evaluations_path(model_id: str, version: str) -> str:
     """``…/releases/<version>/evaluations``: the hub's evaluations of a release."""
     return f"{release_path(model_id, version)}/evaluations"
+
+
+def changes_path(since: int, limit: int | None = None) -> str:
+    """``/api/v1/changes?since=S[&limit=N]``: the caller's catalogue changes after ``since``."""
+    query = f"since={int(since)}" + (f"&limit={int(limit)}" if limit is not None else "")
+    return f"{CHANGES_PATH}?{query}"
 
 
 def me_path() -> str:

@@ -213,6 +213,12 @@ class NamespaceTakenError(ClientError):
     code = ErrorCode.NAMESPACE_TAKEN
 
 
+class FeedGoneError(ClientError):
+    """The hub's change feed no longer reaches back to the serial asked for (410): sync whole."""
+
+    code = ErrorCode.FEED_GONE
+
+
 _BY_CODE: dict[str, type[ClientError]] = {
     cls.code.value: cls
     for cls in (
@@ -239,10 +245,12 @@ _BY_CODE: dict[str, type[ClientError]] = {
         ThrottledError,
         NamespaceNotFoundError,
         NamespaceTakenError,
+        FeedGoneError,
     )
 }
 
 _BY_STATUS: dict[int, type[ClientError]] = {
+    410: FeedGoneError,
     400: BadRequestError,
     401: AuthenticationRequiredError,
     403: PermissionDeniedError,

@@ -1,8 +1,12 @@
 """Keep a local copy of a hub's catalogue and answer "which release is X" from it, offline.
 
-:func:`sync` fetches ``GET /api/v1/catalog`` with ``If-None-Match`` (304 keeps the copy) and
-stores the document atomically in the cache; when the hub cannot be reached it falls back to
-the cached copy with a warning. :func:`load_snapshot` parses the cached copy, :func:`latest_cards`
+:func:`sync` brings the cached copy up to date through the hub's change feed
+(``GET /api/v1/changes?since=<serial>``: one small request when nothing changed, the changed
+entries otherwise), or fetches ``GET /api/v1/catalog`` whole, with ``If-None-Match`` (304 keeps
+the copy), when there is no copy, when the hub has no feed or no longer reaches back that far
+(410), or when the feed is of another viewer's catalogue (a new token). The document is stored
+atomically in the cache; when the hub cannot be reached it falls back to the cached copy with a
+warning. :func:`load_snapshot` parses the cached copy, :func:`latest_cards`
 picks the newest release of each model and :func:`find_release` resolves ``ns/name[@version]``.
 
 Beside the snapshot the cache keeps its search index (``search-index.json``, see
@@ -158,7 +162,8 @@ def sync(settings: ClientSettings, *, session: HubSession | None = None) -> Sync
     own_session = session is None
     hub = session or HubSession(settings)
     try:
-        response = hub.send("GET", CATALOG_PATH, headers=headers)
+        followed = _follow_feed(hub, cached) if cached is not None else None
+        response = None if followed is not None else hub.send("GET", CATALOG_PATH, headers=headers)
     except HubUnreachableError as exc:
         if cached is None:
             raise HubUnreachableError(
@@ -178,11 +183,34 @@ def sync(settings: ClientSettings, *, session: HubSession | None = None) -> Sync
         if own_session:
             hub.close()
 
+    if followed is not None:
+        if isinstance(followed, _Unchanged):
+            assert cached is not None
+            return SyncResult(
+                serial=_serial(cached),
+                release_count=_count(cached),
+                changed=False,
+                from_cache=False,
+            )
+        # Applied in memory already: stored without parsing it again.
+        snapshot = Snapshot(document=followed, hub_url=settings.hub_url, skipped=())
+        body = followed.model_dump_json(by_alias=True).encode()
+        _store_snapshot(settings, snapshot, body, etag=None)
+        return SyncResult(
+            serial=followed.serial,
+            release_count=len(followed.releases),
+            changed=True,
+            from_cache=False,
+        )
+    assert response is not None
     if response.status_code == 304 and cached is not None:
         return SyncResult(
-            serial=_serial(cached), release_count=_count(cached), changed=False, from_cache=False
+            serial=_serial(cached),
+            release_count=_count(cached),
+            changed=False,
+            from_cache=False,
         )
-    body = response.content
+    body, etag = response.content, response.headers.get("ETag")
     try:
         document = json.loads(body)
     except ValueError as exc:
@@ -190,9 +218,22 @@ def sync(settings: ClientSettings, *, session: HubSession | None = None) -> Sync
     # A document that is not a snapshot never replaces a good cached one; single releases this
     # version cannot read are skipped when the snapshot is loaded.
     snapshot = parse_snapshot(document, hub_url=settings.hub_url)
+    _store_snapshot(settings, snapshot, body, etag=etag)
+    changed = cached is None or _serial(cached) != _serial(document) or cached != document
+    return SyncResult(
+        serial=_serial(document), release_count=_count(document), changed=changed, from_cache=False
+    )
+
+
+def _store_snapshot(
+    settings: ClientSettings, snapshot: Snapshot, body: bytes, *, etag: str | None
+) -> None:
+    """Store a catalogue document, its ETag (or none) and its search index, atomically."""
+    cache = Cache(settings.cache_dir)
+    snapshot_path = cache.snapshot_path(settings.hub_url)
+    etag_path = cache.etag_path(settings.hub_url)
     with cache.lock(f"catalog:{snapshot_path}"):
         write_atomic(snapshot_path, body)
-        etag = response.headers.get("ETag")
         if etag:
             write_atomic(etag_path, etag.encode("utf-8"))
         else:
@@ -202,10 +243,69 @@ def sync(settings: ClientSettings, *, session: HubSession | None = None) -> Sync
         with contextlib.suppress(OSError):
             state = _file_state(snapshot_path.stat())
             _store_search_index(settings, SearchIndex.build(latest_cards(snapshot)), body, state)
-    changed = cached is None or _serial(cached) != _serial(document) or cached != document
-    return SyncResult(
-        serial=_serial(document), release_count=_count(document), changed=changed, from_cache=False
+
+
+class _Unchanged:
+    """What _follow_feed answers when the feed holds nothing new: the cached copy is current."""
+
+
+_UNCHANGED = _Unchanged()
+# Changes asked for per feed page; a catalogue far behind takes a few pages, or a full snapshot
+# when the hub no longer keeps its changes (410).
+FEED_PAGE_SIZE = 500
+
+
+def _follow_feed(hub: HubSession, cached: dict[str, object]) -> CatalogSnapshot | _Unchanged | None:
+    """The cached catalogue brought up to date by the hub's change feed.
+
+    ``_UNCHANGED`` when nothing changed (one small request); None when the feed cannot be used
+    and the whole snapshot must be fetched: the cached copy names no scope (a hub without a
+    feed wrote it), the feed is of another scope (a new token, new memberships), the hub has no
+    feed (404) or no longer reaches back to the cached serial (410), or the cached copy holds
+    releases this version cannot read (they could not be written back).
+    """
+    from medigan_catalog.snapshot import (
+        ChangePage,
+        SnapshotInvalidError,
+        apply_change_page,
+        changes_path,
     )
+    from medigan_catalog.snapshot import parse_snapshot as read_snapshot
+    from medigan_client.errors import FeedGoneError
+
+    scope, serial = cached.get("scope"), _serial(cached)
+    if not isinstance(scope, str):
+        return None
+    document = None
+    while True:
+        try:
+            response = hub.send("GET", changes_path(serial, FEED_PAGE_SIZE))
+        except (NotFoundError, FeedGoneError):
+            return None
+        try:
+            page = ChangePage.model_validate_json(response.content)
+        except ValueError as exc:
+            raise ServerError(f"a change feed page of {hub.settings.hub_url} is invalid") from exc
+        if page.scope != scope:
+            return None
+        if document is None:
+            if not page.changes and not page.more and page.serial == serial:
+                return _UNCHANGED
+            # Parsed only now: an unchanged catalogue costs one request and no parsing.
+            try:
+                parsed = read_snapshot(cached)
+            except SnapshotInvalidError:
+                return None
+            if parsed.skipped:
+                return None
+            document = parsed.snapshot
+        try:
+            document = apply_change_page(document, page)
+        except SnapshotInvalidError:
+            return None
+        serial = document.serial
+        if not page.more:
+            return document
 
 
 def _serial(document: dict[str, object]) -> int:

@@ -78,3 +78,73 @@ def test_both_semantics_answer_from_the_index(medigan_global: dict[str, Any]) ->
     assert set(search(q="brain")) | set(search(q="polyp")) == set(both)
     assert search(q="brain polyp", operator="XOR") == both
     assert len(search()) == 23
+
+
+def test_changes_update_the_kept_index_to_what_a_rebuild_gives(
+    medigan_global: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import transaction
+
+    from hub.access import viewer_for
+    from hub.registry.models import GenerativeModel
+    from medigan_catalog.access import Visibility
+
+    services.medigan_catalog_import(raw_catalog=medigan_global, actor=None, source="test")
+    selectors.catalog_search()
+    builds: list[int] = []
+    real_build = selectors._catalog_search_build
+    monkeypatch.setattr(
+        selectors,
+        "_catalog_search_build",
+        lambda state: builds.append(state.serial) or real_build(state),
+    )
+    alice = factories.user("alice")
+    for model_id, version in (
+        ("alice/noise-16", "1.0.0"),
+        ("alice/noise-16", "1.1.0"),  # a new version replaces the entry in place
+        ("aaa/first-model", "1.0.0"),  # sorts first in catalogue order
+    ):
+        if model_id.startswith("aaa/"):
+            factories.user("aaa")
+        release = factories.release_row(
+            submitter=alice if model_id.startswith("alice") else factories.user("aaa"),
+            model_id=model_id,
+            version=version,
+            state="approved",
+        )
+        services.release_publish(release_id=release.pk)
+        selectors.catalog_search()
+    with transaction.atomic():
+        model = GenerativeModel.objects.get(namespace="alice")
+        services.model_visibility_request(
+            model_id=model.pk,
+            viewer=viewer_for(alice),
+            actor=alice,
+            target=Visibility.INTERNAL,
+        )
+    updated = selectors.catalog_search()
+
+    assert builds == []  # every change was an update, none a rebuild
+    selectors.catalog_search_clear()
+    rebuilt = selectors.catalog_search()
+    assert [entry.key for entry in updated.index.entries] == [
+        entry.key for entry in rebuilt.index.entries
+    ]
+    assert updated.index.entries[0].key == "aaa/first-model"
+    assert updated.by_model["alice/noise-16"].release.version == "1.1.0"
+    assert updated.by_model["alice/noise-16"].release.generative_model.visibility == "internal"
+    for query in ("noise", "mammography dcgan", "first", "wgan"):
+        assert [hit.position for hit in updated.index.search(query)] == [
+            hit.position for hit in rebuilt.index.search(query)
+        ], query
+    # The internal model is found by signed-in callers only.
+    http = HttpClient()
+    anonymous = _ids(http.get("/api/v1/models", {"q": "noise"}))
+    signed_in = _ids(
+        http.get(
+            "/api/v1/models", {"q": "noise"}, HTTP_AUTHORIZATION=f"Token {factories.token(alice)}"
+        )
+    )
+    assert "alice/noise-16" not in anonymous
+    assert "alice/noise-16" in signed_in
+    assert "aaa/first-model" in anonymous
