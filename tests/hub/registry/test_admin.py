@@ -76,3 +76,39 @@ def test_a_user_outside_the_reviewer_group_has_no_review_action(
 
     release.refresh_from_db()
     assert release.state == "in_review"
+
+
+def test_the_admin_lists_staff_only_what_they_may_see() -> None:
+    from django.contrib.auth.models import User
+
+    from hub.accounts import services as accounts
+    from hub.registry.models import GenerativeModel
+
+    owner = factories.user("olivia")
+    accounts.organisation_create(user=owner, name="acme")
+    for name, visibility in (("open", "public"), ("secret", "private")):
+        factories.release_row(
+            submitter=owner, model_id=f"acme/{name}-model", state="in_review", grid=False
+        )
+        GenerativeModel.objects.filter(name=f"{name}-model").update(visibility=visibility)
+    superuser = User.objects.create_superuser("root", "root@example.org", "x")
+    reviewer, boss = HttpClient(), HttpClient()
+    reviewer.force_login(factories.user("rita", reviewer=True))
+    boss.force_login(superuser)
+
+    pages = {
+        who: (
+            client.get("/admin/registry/release/").content.decode(),
+            client.get("/admin/registry/generativemodel/").content.decode(),
+        )
+        for who, client in (("reviewer", reviewer), ("superuser", boss))
+    }
+    secret = Release.objects.get(generative_model__name="secret-model")
+    hidden_change_page = reviewer.get(f"/admin/registry/release/{secret.pk}/change/")
+
+    assert all("acme/open-model" in page for page in pages["reviewer"])
+    assert not any("acme/secret-model" in page for page in pages["reviewer"])
+    assert all("acme/secret-model" in page for page in pages["superuser"])
+    # Another object's change page: the admin's own "does not exist" answer, as for a bad id.
+    assert hidden_change_page.status_code == 302
+    assert "acme/secret-model" not in reviewer.get(hidden_change_page["Location"]).content.decode()
