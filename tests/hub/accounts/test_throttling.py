@@ -84,3 +84,24 @@ def test_wrong_passwords_on_the_token_endpoint_and_the_admin_count_together() ->
     assert int(blocked_form["Retry-After"]) > 0
     assert blocked_api.status_code == 429
     assert blocked_api.json()["code"] == "throttled"
+
+
+def test_a_burst_across_the_clocks_ten_minute_mark_is_counted_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hub.accounts import throttling
+
+    clock = [1_800_000_000.0 - 5]  # five seconds before a multiple of 600
+    monkeypatch.setattr(throttling, "_now", lambda: clock[0])
+    http = HttpClient(REMOTE_ADDR="203.0.113.11")
+    for attempt in range(50):
+        clock[0] += 0.2  # the mark passes half way through
+        http.get(CATALOG_PATH, HTTP_AUTHORIZATION=f"Token mgh_wrong{attempt}")
+
+    refused = http.get(CATALOG_PATH, HTTP_AUTHORIZATION="Token mgh_wrong-again")
+    clock[0] += 600
+    later = http.get(CATALOG_PATH, HTTP_AUTHORIZATION="Token mgh_wrong-later")
+
+    assert refused.status_code == 429
+    assert int(refused["Retry-After"]) == 591  # 600 s from the first failure, 9.8 s ago
+    assert later.status_code == 401  # the window ended: guessing may start again, and counts
