@@ -67,17 +67,36 @@ def catalogue_document(releases: int, hub_url: str) -> bytes:
 
 @contextmanager
 def catalogue_server(releases: int) -> Iterator[tuple[str, int]]:
-    """A loopback HTTP server answering every GET with a catalogue; yields its URL and size."""
+    """A loopback HTTP server answering every GET with a signed catalogue (its key set at
+    ``/api/v1/keys``), as a hub does; yields its URL and the catalogue's size."""
+    from medigan_catalog.signing import (
+        KEYS_PATH,
+        SIGNATURE_HEADER,
+        KeySet,
+        PublicKey,
+        SigningKey,
+        format_signatures,
+    )
+
+    key = SigningKey.generate()
+    key_set = KeySet(
+        hub="benchmark",
+        keys=(PublicKey(key_id=key.key_id, public_key=key.public_key_b64()),),
+    )
+    keys_body = key_set.model_dump_json().encode()
     body = b""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            document = keys_body if self.path == KEYS_PATH else body
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
-            self.send_header("ETag", '"catalog-1"')
-            self.send_header("Content-Length", str(len(body)))
+            if document is body:
+                self.send_header("ETag", '"catalog-1"')
+            self.send_header(SIGNATURE_HEADER, format_signatures([key.sign(document)]))
+            self.send_header("Content-Length", str(len(document)))
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(document)
 
         def log_message(self, format: str, *args: object) -> None:
             pass

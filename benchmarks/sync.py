@@ -62,6 +62,28 @@ class CountingSession(HubSession):
         return response
 
 
+def published_changes_record(releases: list[Any]) -> None:
+    """The catalogue changes of releases bulk-created as published: serials 1..N, in order."""
+    from hub.registry.models import CatalogChange, CatalogSerial
+
+    CatalogChange.objects.bulk_create(
+        (
+            CatalogChange(
+                serial=serial,
+                kind="release_published",
+                generative_model=release.generative_model,
+                release=release,
+                namespace="bench",
+                visibility_before="public",
+                visibility_after="public",
+            )
+            for serial, release in enumerate(releases, start=1)
+        ),
+        batch_size=1000,
+    )
+    CatalogSerial.objects.update_or_create(pk=1, defaults={"serial": len(releases)})
+
+
 def _populate(data_dir: Path, releases: int) -> None:
     """A fresh database with ``releases`` published releases and their catalogue changes."""
     os.environ["MEDIGAN_DATA_DIR"] = str(data_dir)
@@ -73,7 +95,7 @@ def _populate(data_dir: Path, releases: int) -> None:
     from django.db import transaction
     from django.utils import timezone
 
-    from hub.registry.models import CatalogChange, CatalogSerial, GenerativeModel, Release
+    from hub.registry.models import GenerativeModel, Release
     from tests import factories
 
     call_command("migrate", "--noinput", verbosity=0)
@@ -99,22 +121,7 @@ def _populate(data_dir: Path, releases: int) -> None:
                 )
             )
         created = Release.objects.bulk_create(rows, batch_size=500)
-        CatalogChange.objects.bulk_create(
-            (
-                CatalogChange(
-                    serial=serial,
-                    kind="release_published",
-                    generative_model=release.generative_model,
-                    release=release,
-                    namespace="bench",
-                    visibility_before="public",
-                    visibility_after="public",
-                )
-                for serial, release in enumerate(created, start=1)
-            ),
-            batch_size=1000,
-        )
-        CatalogSerial.objects.update_or_create(pk=1, defaults={"serial": len(created)})
+        published_changes_record(created)
 
 
 def _publish_more(data_dir: Path, count: int, round_index: int) -> None:
@@ -124,8 +131,13 @@ def _publish_more(data_dir: Path, count: int, round_index: int) -> None:
     import django
 
     django.setup()
+    import logging
+
     from django.contrib.auth.models import User
     from django.db import transaction
+
+    # Each transition logs a line; the measurements are what this run prints.
+    logging.getLogger("hub").setLevel(logging.WARNING)
 
     from hub.registry import services
     from medigan_catalog.lifecycle import ReleaseState

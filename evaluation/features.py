@@ -21,9 +21,12 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
-import torch
+if TYPE_CHECKING:
+    # torch is imported where a network is built or weights are read, not here: the hub imports
+    # the registry ids on every request path and must not load torch for that.
+    import torch
 
 __all__ = [
     "CUSTOM_INCEPTION_PREFIX",
@@ -167,6 +170,8 @@ def load_state_dict_file(path: Path, *, extractor_id: str) -> dict[str, torch.Te
 
     Pickles are read with `weights_only=True`, so a weights file cannot run code.
     """
+    import torch
+
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file

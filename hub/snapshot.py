@@ -39,7 +39,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from evaluation.features import EXTRACTOR_IDS
-from evaluation.preprocessing import PreprocessOptions
+from evaluation.options import PreprocessOptions
+from hub import signing
 from hub.access import PUBLIC_SCOPE, CatalogScope, request_viewer
 from hub.api import parameters
 from hub.api.errors import ApiError
@@ -54,6 +55,7 @@ from hub.registry.selectors import SerialState
 from medigan_catalog.access import Visibility
 from medigan_catalog.errors import ErrorCode
 from medigan_catalog.lifecycle import CATALOGUE_STATES
+from medigan_catalog.signing import SIGNATURE_HEADER, Attestation
 from medigan_catalog.snapshot import (
     CATALOG_PATH,
     SERIAL_HEADER,
@@ -81,6 +83,48 @@ SEED_MAX: Final = 2**63 - 1
 # --- the snapshot ---------------------------------------------------------------------------
 
 
+def release_attestation(release: Release) -> Attestation | None:
+    """The attestation of a catalogue release: the one recorded when it was published (or the
+    origin's, for a mirrored release), else, for a release published here before attestations
+    were recorded, one signed now with this hub's newest key."""
+    if release.attestation:
+        return Attestation.model_validate(release.attestation)
+    if release.origin_hub:
+        return None
+    return signing.release_attest(
+        model_id=release.model_id,
+        version=release.version,
+        card=registry_selectors.release_card(release),
+    )
+
+
+def _snapshot_entry(
+    release: Release, *, base_url: str, stored: set[str], evaluations: list[Any]
+) -> SnapshotRelease:
+    return SnapshotRelease(
+        model_id=release.model_id,
+        version=release.version,
+        published_at=release.published_at,
+        visibility=Visibility(release.generative_model.visibility),
+        card=registry_selectors.release_card_for_clients(release, base_url=base_url, stored=stored),
+        evaluations=tuple(evaluations),
+        attestation=release_attestation(release),
+        origin=registry_selectors.release_origin(release),
+    )
+
+
+def signed_json(document: Any) -> tuple[bytes, str]:
+    """A wire document as the JSON bytes the hub sends, and the signature header over them.
+
+    The bytes are compact JSON in the document's own key order (the wire models' field order,
+    and a card's free-form blocks in the order they were written: medigan's configuration is
+    given back to users key for key). They are signed exactly as sent, so a client verifies
+    what it received before it parses anything.
+    """
+    body = document.model_dump_json(by_alias=True).encode()
+    return body, signing.sign(body)
+
+
 def catalog_snapshot(
     *, base_url: str, scope: CatalogScope = PUBLIC_SCOPE, serial: int | None = None
 ) -> CatalogSnapshot:
@@ -97,15 +141,11 @@ def catalog_snapshot(
         stored.setdefault(release_id, set()).add(filename)
     summaries = evaluation_selectors.evaluation_summaries_of_catalogue()
     releases = [
-        SnapshotRelease(
-            model_id=release.model_id,
-            version=release.version,
-            published_at=release.published_at,
-            visibility=Visibility(release.generative_model.visibility),
-            card=registry_selectors.release_card_for_clients(
-                release, base_url=base_url, stored=stored.get(release.pk, ())
-            ),
-            evaluations=tuple(summaries.get(release.pk, ())),
+        _snapshot_entry(
+            release,
+            base_url=base_url,
+            stored=stored.get(release.pk, set()),
+            evaluations=summaries.get(release.pk, []),
         )
         for release in registry_selectors.release_list_catalogue(scope)
     ]
@@ -130,12 +170,18 @@ def snapshot_etag(serial: int, scope: CatalogScope = PUBLIC_SCOPE, *, gzipped: b
 
 @dataclass(frozen=True)
 class RenderedSnapshot:
-    """A snapshot rendered to bytes, with its gzip copy (None for a small document)."""
+    """A snapshot rendered to canonical JSON bytes, with its gzip copy (None for a small
+    document), its signature header and the signing keys it was signed with."""
 
     serial: int
     changed_at: datetime | None
     body: bytes
     gzipped: bytes | None
+    signature: str
+    keys: tuple[str, ...]
+
+    def current(self, state: SerialState, keys: tuple[str, ...]) -> bool:
+        return (self.serial, self.changed_at, self.keys) == (state.serial, state.changed_at, keys)
 
 
 _rendered: OrderedDict[tuple[str, str], RenderedSnapshot] = OrderedDict()
@@ -175,15 +221,15 @@ def snapshot_rendered(*, base_url: str, scope: CatalogScope = PUBLIC_SCOPE) -> R
         # change time two databases at serial 0 could not be told apart.
         return _render(state, base_url=base_url, scope=scope)
     key = (scope.key, base_url)
+    # A key rotation re-signs the kept document: clients that pinned the new key need its
+    # signature as soon as the operator made it.
+    keys = signing.key_generation()
     kept = _rendered.get(key)
-    if kept is not None and (kept.serial, kept.changed_at) == (state.serial, state.changed_at):
+    if kept is not None and kept.current(state, keys):
         return kept
     with _render_lock:
         kept = _rendered.get(key)
-        if kept is not None and (kept.serial, kept.changed_at) == (
-            state.serial,
-            state.changed_at,
-        ):
+        if kept is not None and kept.current(state, keys):
             return kept
         rendered = _render(state, base_url=base_url, scope=scope)
         _rendered[key] = rendered
@@ -195,11 +241,12 @@ def snapshot_rendered(*, base_url: str, scope: CatalogScope = PUBLIC_SCOPE) -> R
 
 def _render(state: SerialState, *, base_url: str, scope: CatalogScope) -> RenderedSnapshot:
     snapshot = catalog_snapshot(base_url=base_url, scope=scope, serial=state.serial)
-    body = snapshot.model_dump_json(by_alias=True).encode()
+    keys = signing.key_generation()
+    body, signature = signed_json(snapshot)
     zipped = gzip.compress(body, _GZIP_LEVEL, mtime=0) if len(body) >= GZIP_MIN_BYTES else None
     # Kept under the serial read before rendering: a change that lands while rendering is in
     # this document already, and its new serial renders again on the next request.
-    return RenderedSnapshot(state.serial, state.changed_at, body, zipped)
+    return RenderedSnapshot(state.serial, state.changed_at, body, zipped, signature, keys)
 
 
 def snapshot_cache_clear() -> None:
@@ -256,6 +303,7 @@ def catalog_response(request: HttpRequest, scope: CatalogScope) -> HttpResponse:
     if gzipped:
         response["Content-Encoding"] = "gzip"
     response["Content-Length"] = str(len(response.content))
+    response[SIGNATURE_HEADER] = rendered.signature
     return _cache_headers(
         response, snapshot_etag(rendered.serial, scope, gzipped=gzipped), rendered.serial, scope
     )
@@ -324,19 +372,6 @@ FEED_DEFAULT_LIMIT: Final = 500
 FEED_MAX_LIMIT: Final = 2000
 
 
-def _snapshot_entry(
-    release: Release, *, base_url: str, stored: set[str], evaluations: list[Any]
-) -> SnapshotRelease:
-    return SnapshotRelease(
-        model_id=release.model_id,
-        version=release.version,
-        published_at=release.published_at,
-        visibility=Visibility(release.generative_model.visibility),
-        card=registry_selectors.release_card_for_clients(release, base_url=base_url, stored=stored),
-        evaluations=tuple(evaluations),
-    )
-
-
 def catalog_change_page(
     *, scope: CatalogScope, since: int, limit: int, base_url: str
 ) -> ChangePage:
@@ -381,6 +416,7 @@ def catalog_change_page(
     for row in rows:
         entries: tuple[SnapshotRelease, ...] = ()
         removed: tuple[str, ...] = ()
+        removed_states: dict[str, str] = {}
         if (
             row.generative_model is not None
             and last_of_model[row.generative_model_id] == row.serial
@@ -402,6 +438,12 @@ def catalog_change_page(
                     for r in own
                     if r.state not in _CATALOGUE_STATES
                 )
+                # Why each left: a mirror marks its copy deprecated or withdrawn likewise.
+                removed_states = {
+                    release_key(r.model_id, r.version): r.state
+                    for r in own
+                    if r.state not in _CATALOGUE_STATES
+                }
             else:
                 removed = tuple(release_key(r.model_id, r.version) for r in own)
         changes.append(
@@ -413,6 +455,7 @@ def catalog_change_page(
                 else row.namespace,
                 releases=entries,
                 removed=removed,
+                removed_states=removed_states,
             )
         )
     return ChangePage(
@@ -452,7 +495,7 @@ class CatalogChangesApi(APIView):
             limit=limit,
             base_url=request.build_absolute_uri("/"),
         )
-        body = page.model_dump_json().encode()
+        body, signature = signed_json(page)
         gzipped = len(body) >= GZIP_MIN_BYTES and _accepts_gzip(
             request.headers.get("Accept-Encoding", "")
         )
@@ -463,8 +506,25 @@ class CatalogChangesApi(APIView):
         if gzipped:
             response["Content-Encoding"] = "gzip"
         response[SERIAL_HEADER] = str(page.latest)
+        response[SIGNATURE_HEADER] = signature
         response["Cache-Control"] = "no-cache" if scope == PUBLIC_SCOPE else "private, no-cache"
         response["Vary"] = "Accept-Encoding, Authorization, Cookie"
+        return response
+
+
+class SigningKeysApi(APIView):
+    """``GET /api/v1/keys``: the public keys this hub signs its catalogue with, signed by each.
+
+    A client or a mirror pins them on first use (or checks them against a configured key id);
+    during a rotation's overlap both keys are listed and both sign.
+    """
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, **error_responses(401)})
+    def get(self, request: Request) -> HttpResponse:
+        body, signature = signed_json(signing.key_set())
+        response = HttpResponse(body, content_type="application/json")
+        response[SIGNATURE_HEADER] = signature
+        response["Cache-Control"] = "no-cache"
         return response
 
 

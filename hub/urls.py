@@ -14,7 +14,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from hub import snapshot
+from hub import snapshot, status
 from hub.accounts import apis as accounts
 from hub.evaluations import apis as evaluations
 from hub.registry import apis as registry
@@ -24,7 +24,7 @@ _MODEL = "models/<str:namespace>/<str:name>"
 _RELEASE = f"{_MODEL}/releases/<str:version>"
 
 api_v1 = [
-    path("status", registry.HubStatusApi.as_view(), name="hub-status"),
+    path("status", status.HubStatusApi.as_view(), name="hub-status"),
     path("me", accounts.AccountMeApi.as_view(), name="account-me"),
     path("tokens", accounts.TokenListApi.as_view(), name="tokens"),
     path("tokens/<int:token_id>", accounts.TokenDetailApi.as_view(), name="token"),
@@ -47,6 +47,7 @@ api_v1 = [
     path("namespaces", accounts.NamespaceListApi.as_view(), name="namespaces"),
     path("catalog", snapshot.CatalogSnapshotApi.as_view(), name="catalog-snapshot"),
     path("changes", snapshot.CatalogChangesApi.as_view(), name="catalog-changes"),
+    path("keys", snapshot.SigningKeysApi.as_view(), name="signing-keys"),
     path("models", registry.ModelListApi.as_view(), name="model-list"),
     path(_MODEL, registry.ModelDetailApi.as_view(), name="model"),
     path(f"{_MODEL}/visibility", registry.ModelVisibilityApi.as_view(), name="model-visibility"),

@@ -26,6 +26,8 @@ def _eager_celery_and_private_storage(settings: Any, tmp_path: Path) -> Iterator
         },
     }
     settings.MEDIGAN_WORK_DIR = tmp_path / "work"
+    # Each test's hub has its own signing key, made on first use.
+    settings.MEDIGAN_SIGNING_KEY_DIR = tmp_path / "keys"
     settings.MEDIGAN_SMOKE_TIMEOUT_SECONDS = 60
     # Evaluations run eagerly in these tests: keep them small, and their caches private.
     settings.MEDIGAN_EVALUATION_SAMPLES = 100

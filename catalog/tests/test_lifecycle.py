@@ -32,12 +32,14 @@ def test_graph_is_the_documented_one() -> None:
         ("in_review", "withdrawn"),
         ("approved", "published"),
         ("published", "deprecated"),
+        ("published", "withdrawn"),
+        ("deprecated", "withdrawn"),
     }
     assert set(TRANSITIONS) == set(ReleaseState)
 
 
 def test_final_states_have_no_way_out() -> None:
-    assert {s.value for s in FINAL_STATES} == {"rejected", "withdrawn", "deprecated"}
+    assert {s.value for s in FINAL_STATES} == {"rejected", "withdrawn"}
     for state in ReleaseState:
         assert is_final(state) == (not TRANSITIONS[state])
 
@@ -88,9 +90,11 @@ def test_leaving_a_final_state_says_so() -> None:
         check_transition(S.REJECTED, S.IN_REVIEW)
 
 
-def test_published_release_cannot_be_withdrawn() -> None:
-    with pytest.raises(TransitionNotAllowedError):
-        check_transition(S.PUBLISHED, S.WITHDRAWN)
+def test_withdrawn_release_cannot_come_back() -> None:
+    # Withdrawal after publication is final: the release never returns to the catalogue.
+    for target in (S.PUBLISHED, S.DEPRECATED, S.SUBMITTED):
+        with pytest.raises(TransitionNotAllowedError):
+            check_transition(S.WITHDRAWN, target)
 
 
 def test_unknown_state_is_a_value_error() -> None:

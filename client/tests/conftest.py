@@ -6,6 +6,12 @@ review), and the access API: tokens (HTTP Basic sign-in, scopes, namespace restr
 revocation), ``/me``, organisations and members, namespaces, visibility with its review. The
 catalogue is filtered per viewer (a release entry's ``visibility``) with a serial and an ETag
 per viewer. Tests change its state directly and read its request log to count traffic.
+
+It signs as a hub does (``medigan_catalog.signing``): the catalogue, the change feed (served
+when ``feed`` is set) and ``/api/v1/keys`` are canonical JSON with an ``X-Catalog-Signature``
+by each of ``signing_keys``. ``sign_with`` signs with other keys instead (a wrong key),
+``tamper`` alters bodies after signing, ``unsigned`` sends no signature, and
+``FakeHubState.rotate`` adds a new key beside the old one (a rotation's overlap).
 """
 
 from __future__ import annotations
@@ -29,8 +35,17 @@ from typing import Any
 
 import pytest
 
+from medigan_catalog.signing import (
+    KEYS_PATH,
+    SIGNATURE_HEADER,
+    SigningKey,
+    attest,
+    canonical_json,
+    format_signatures,
+)
 from medigan_catalog.snapshot import (
     CATALOG_PATH,
+    CHANGES_PATH,
     ME_PATH,
     NAMESPACES_PATH,
     ORGANISATIONS_PATH,
@@ -133,6 +148,61 @@ class FakeHubState:
     viewer_serials: dict[str | None, int] = field(default_factory=dict)
     # When set, sign-ins (HTTP Basic) answer 429 throttled with this Retry-After.
     throttle_sign_in_seconds: int | None = None
+    # Signing: the hub's name and keys; other keys to sign with instead (a wrong key); bodies
+    # altered after signing; no signature at all.
+    name: str = "fake"
+    signing_keys: list[SigningKey] = field(default_factory=lambda: [SigningKey.generate()])
+    sign_with: list[SigningKey] | None = None
+    tamper: bool = False
+    unsigned: bool = False
+    canonical: bool = False
+    # The change feed: served when set (every current entry of each model, as one change each).
+    feed: bool = False
+
+    def rotate(self, *, retire_old: bool = False) -> SigningKey:
+        """A new signing key beside the current ones (or instead of them); returns it."""
+        key = SigningKey.generate()
+        self.signing_keys = [key] if retire_old else [*self.signing_keys, key]
+        return key
+
+    @property
+    def key_id(self) -> str:
+        """The id of the hub's first signing key."""
+        return self.signing_keys[0].key_id
+
+    def key_set(self) -> dict[str, Any]:
+        return {
+            "hub": self.name,
+            "keys": [
+                {"key_id": key.key_id, "public_key": key.public_key_b64()}
+                for key in self.signing_keys
+            ],
+        }
+
+    def signed(self, document: object) -> tuple[bytes, dict[str, str]]:
+        """The canonical body of ``document`` and its signature header, as the state says."""
+        # Signed over the exact bytes sent. Not canonical_json: sorting keys would reorder the
+        # free-form tables of medigan's cards, whose global.json export keeps their order.
+        body = canonical_json(document) if self.canonical else json.dumps(document).encode()
+        headers: dict[str, str] = {"Content-Type": "application/json"}
+        if not self.unsigned:
+            keys = self.sign_with if self.sign_with is not None else self.signing_keys
+            headers[SIGNATURE_HEADER] = format_signatures(key.sign(body) for key in keys)
+        if self.tamper:
+            body = body.replace(b'"serial":', b'"serial":  ', 1)
+        return body, headers
+
+    def attest(self, release: dict[str, Any], key: SigningKey | None = None) -> None:
+        """Add the hub's attestation of ``release`` (its card's artifacts) to the entry."""
+        artifacts = {a["filename"]: a.get("sha256") for a in release["card"].get("artifacts", [])}
+        attestation = attest(
+            key or self.signing_keys[0],
+            hub=self.name,
+            model_id=release["model_id"],
+            version=release["version"],
+            artifacts=artifacts,
+        )
+        release["attestation"] = attestation.model_dump(mode="json")
 
     def __post_init__(self) -> None:
         self.tokens[self.token] = FakeToken(
@@ -293,7 +363,16 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(304, b"", headers)
                 return
             base = f"http://127.0.0.1:{self.server.server_address[1]}"
-            self._json(200, self.state.catalog(base, viewer), headers)
+            document = self.state.catalog(base, viewer)
+            if self.state.feed:
+                document["scope"] = viewer or "anonymous"
+            self._signed(200, document, headers)
+            return
+        if self.path == KEYS_PATH:
+            self._signed(200, self.state.key_set())
+            return
+        if self.path.startswith(CHANGES_PATH + "?") and self.state.feed:
+            self._changes()
             return
         if self._access_get():
             return
@@ -309,6 +388,40 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, self._status(release))
             return
         self._error(404, "not_found", f"nothing at {self.path}")
+
+    def _signed(self, status: int, document: object, headers: dict[str, str] | None = None) -> None:
+        body, signature = self.state.signed(document)
+        self._send(status, body, {**signature, **(headers or {})})
+
+    def _changes(self) -> None:
+        """A feed page from ``since``: nothing when it is current, else every model's entries."""
+        query = dict(part.split("=", 1) for part in self.path.split("?", 1)[1].split("&"))
+        since = int(query["since"])
+        token = self._token()
+        viewer = token.username if token else None
+        serial = self.state.serial_for(viewer)
+        changes = []
+        if since < serial:
+            visible = [r for r in self.state.releases if self.state.can_see(viewer, r)]
+            models = sorted({str(r["model_id"]) for r in visible})
+            for model_id in models:
+                changes.append(
+                    {
+                        "serial": serial,
+                        "kind": "release_published",
+                        "model_id": model_id,
+                        "releases": [r for r in visible if r["model_id"] == model_id],
+                    }
+                )
+        page = {
+            "since": since,
+            "serial": max(since, serial),
+            "latest": serial,
+            "scope": viewer or "anonymous",
+            "more": False,
+            "changes": changes,
+        }
+        self._signed(200, page)
 
     def _status(self, release: str) -> dict[str, Any]:
         model_id, version = release.split("@")
@@ -750,7 +863,16 @@ class FakeHub:
 @pytest.fixture
 def hub() -> Iterator[FakeHub]:
     """A fake hub listening on 127.0.0.1 on a free port, stopped after the test."""
-    state = FakeHubState()
+    yield from _running_hub(FakeHubState())
+
+
+@pytest.fixture
+def other_hub() -> Iterator[FakeHub]:
+    """A second fake hub (named ``other``, its own keys), for clients of several hubs."""
+    yield from _running_hub(FakeHubState(name="other"))
+
+
+def _running_hub(state: FakeHubState) -> Iterator[FakeHub]:
     server = _Server(state)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.daemon = True

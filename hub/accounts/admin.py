@@ -99,7 +99,14 @@ class OrganisationAdmin(admin.ModelAdmin[Organisation]):
 
 @admin.register(Namespace)
 class NamespaceAdmin(admin.ModelAdmin[Namespace]):
-    list_display = ["name", "user", "organisation", "created_at"]
+    list_display = [
+        "name",
+        "user",
+        "organisation",
+        "mirrored_from",
+        "tracks_upstream",
+        "created_at",
+    ]
     search_fields = ["name", "user__username", "organisation__name"]
     autocomplete_fields = ["user"]
 

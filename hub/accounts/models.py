@@ -79,6 +79,12 @@ class Namespace(models.Model):
         on_delete=models.PROTECT,
         related_name="namespace",
     )
+    # The upstream hub whose releases this namespace carries (hub/federation), or "" for a
+    # local namespace. Local pushes into a mirrored namespace are refused (a release of the
+    # same name could shadow the upstream's) unless an operator declares that the namespace
+    # tracks the upstream and takes local releases beside the mirrored ones.
+    mirrored_from = models.CharField(max_length=64, blank=True, default="")
+    tracks_upstream = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

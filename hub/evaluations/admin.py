@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from evaluation.preprocessing import PreprocessOptions
+from evaluation.options import PreprocessOptions
 from hub.access import release_visible_to, request_viewer
 from hub.evaluations import selectors, services
 from hub.evaluations.models import Evaluation, ReferenceSet

@@ -32,9 +32,8 @@ from django.db import transaction
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from evaluation.preprocessing import PreprocessOptions
+from evaluation.options import PreprocessOptions
 from evaluation.references import ReferenceImages
-from evaluation.runner import EvaluationOptions, evaluate
 from hub import signals
 from hub.evaluations import selectors
 from hub.evaluations.models import Evaluation, ReferenceSet
@@ -664,6 +663,10 @@ def _compute(evaluation: Evaluation, work_dir: Path) -> dict[str, Any]:
         samples = spans.take(num_samples)
         digest.update(samples)
         return samples
+
+    # The metric runner (and torch with it) is imported here, in the evaluation worker, rather
+    # than when Django starts: web and sync processes must not carry torch's memory.
+    from evaluation.runner import EvaluationOptions, evaluate
 
     options = EvaluationOptions(
         extractor_id=evaluation.extractor_id,

@@ -120,10 +120,15 @@ class ReleaseAdmin(admin.ModelAdmin[Release]):
         "published_at",
         "doi",
         "pinned",
+        "origin_hub",
+        "origin_url",
+        "origin_release_id",
+        "origin_serial",
+        "origin_sha256",
         "grid_preview",
         "card_pretty",
     ]
-    exclude = ["card", "sample_grid"]
+    exclude = ["card", "sample_grid", "attestation"]
     inlines = [ReleaseCheckInline, ArtifactInline, ReleaseEventInline]
     actions = ["approve", "reject"]
 

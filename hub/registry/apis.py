@@ -18,7 +18,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from hub import sandbox
 from hub.access import request_viewer
 from hub.api import parameters
 from hub.api.errors import ApiError, error_response
@@ -514,11 +513,15 @@ class ReleaseArtifactDownloadApi(APIView):
         if artifact is None:
             raise ApiError(ErrorCode.NOT_FOUND, f"no artifact {filename} in this release")
         if not artifact.file:
-            raise ApiError(
-                ErrorCode.ARTIFACT_UNREACHABLE,
-                f"{filename} is hosted outside this hub",
-                {"urls": artifact.external_urls},
-            )
+            if not artifact.release.origin_hub:
+                raise ApiError(
+                    ErrorCode.ARTIFACT_UNREACHABLE,
+                    f"{filename} is hosted outside this hub",
+                    {"urls": artifact.external_urls},
+                )
+            # A mirrored release's artifact: fetched from the upstream on first download,
+            # verified by its sha256 and stored, then served like any other.
+            artifact = services.artifact_materialise(artifact_id=artifact.pk)
         handle = _artifact_open(artifact)
         size = int(artifact.size if artifact.size is not None else artifact.file.size)
         byte_range = _parse_range(range_header, size)
@@ -563,48 +566,6 @@ def _artifact_open(artifact: Artifact) -> IO[bytes]:
             f"{artifact.filename} is missing from this hub's storage",
             {"urls": artifact.external_urls},
         ) from error
-
-
-class HubStatusApi(APIView):
-    """How this hub runs: its catalogue serial and how contributed code is isolated right now."""
-
-    @extend_schema(
-        responses={
-            200: inline_serializer(
-                "HubStatus",
-                {
-                    "serial": serializers.IntegerField(),
-                    "sandbox": inline_serializer(
-                        "SandboxStatus",
-                        {
-                            "isolation": serializers.CharField(),
-                            "isolated": serializers.BooleanField(),
-                            "available": serializers.BooleanField(),
-                            "detail": serializers.CharField(),
-                        },
-                    ),
-                },
-            ),
-            **error_responses(503),
-        }
-    )
-    def get(self, request: Request) -> Response:
-        sandbox_state = sandbox.sandbox_status()
-        return Response(
-            {
-                # The caller's catalogue serial: the hub's own count would tell an outsider
-                # how often private models change.
-                "serial": selectors.catalog_scope_state(
-                    request_viewer(request).catalog_scope()
-                ).serial,
-                "sandbox": {
-                    "isolation": sandbox_state.isolation.value,
-                    "isolated": sandbox.sandbox_isolated(),
-                    "available": sandbox_state.available,
-                    "detail": sandbox_state.detail,
-                },
-            }
-        )
 
 
 def _visibility_state(model: GenerativeModel) -> dict[str, Any]:

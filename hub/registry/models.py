@@ -37,6 +37,9 @@ class GenerativeModel(models.Model):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The upstream hub this model is mirrored from ("" for a model pushed here): a mirrored
+    # model takes releases from its upstream only, a local one never from an upstream.
+    mirrored_from = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -73,6 +76,18 @@ class Release(models.Model):
     doi = models.CharField(max_length=255, blank=True, default="")
     pinned = models.BooleanField(default=False)
     sample_grid = models.FileField(upload_to="grids/", blank=True, default="")
+    # The publishing hub's signature over the release's content identity
+    # (``medigan_catalog.signing.Attestation``): this hub's, made when it published the release,
+    # or the origin's, copied unchanged for a mirrored release.
+    attestation = models.JSONField(default=dict, blank=True)
+    # Where a mirrored release came from (all empty for a release pushed here): the origin hub's
+    # name and URL, the release's id and serial there, and its package sha256 as announced,
+    # which the copy here must equal.
+    origin_hub = models.CharField(max_length=64, blank=True, default="")
+    origin_url = models.CharField(max_length=500, blank=True, default="")
+    origin_release_id = models.CharField(max_length=300, blank=True, default="")
+    origin_serial = models.BigIntegerField(null=True, blank=True)
+    origin_sha256 = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         constraints = [
@@ -201,7 +216,8 @@ class CatalogChange(models.Model):
     """
 
     serial = models.BigIntegerField(unique=True)
-    # release_published, release_deprecated, evaluation_finished, visibility_changed, baseline
+    # release_published, release_deprecated, release_withdrawn, evaluation_finished,
+    # visibility_changed, baseline
     kind = models.CharField(max_length=32)
     generative_model = models.ForeignKey(
         GenerativeModel, null=True, on_delete=models.SET_NULL, related_name="+"

@@ -18,7 +18,7 @@ from functools import cache
 from typing import Any
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from hub.access import (
@@ -33,7 +33,12 @@ from medigan_catalog.access import Visibility
 from medigan_catalog.lifecycle import CATALOGUE_STATES, VISIBLE_STATES
 from medigan_catalog.schema import Card, card_from_json
 from medigan_catalog.search_index import SearchIndex
-from medigan_catalog.snapshot import artifact_path, newest_per_model, sample_grid_path
+from medigan_catalog.snapshot import (
+    ReleaseOrigin,
+    artifact_path,
+    newest_per_model,
+    sample_grid_path,
+)
 
 _VISIBLE = sorted(state.value for state in VISIBLE_STATES)
 # The change log's stand-in for the history of a hub from before the log began.
@@ -141,8 +146,9 @@ def release_list_catalogue(scope: CatalogScope) -> QuerySet[Release]:
 
 
 def artifacts_stored_in_catalogue(scope: CatalogScope) -> set[tuple[int, str]]:
-    """(release id, filename) of every artifact this hub stores for a release of a scope's
-    catalogue.
+    """(release id, filename) of every artifact this hub serves for a release of a scope's
+    catalogue: those it stores, and those of mirrored releases, which it fetches from the
+    upstream on first download.
 
     One query joined on the release's state, not an ``IN`` list of every release id, so it stays
     one statement at any catalogue size.
@@ -150,7 +156,7 @@ def artifacts_stored_in_catalogue(scope: CatalogScope) -> set[tuple[int, str]]:
     rows = (
         Artifact.objects.filter(release__state__in=_CATALOGUE)
         .filter(catalog_scope_q(scope, via="release__generative_model__"))
-        .exclude(file="")
+        .filter(~Q(file="") | ~Q(release__origin_hub=""))
         .values_list("release_id", "filename")
     )
     return {(int(release_id), str(filename)) for release_id, filename in rows}
@@ -241,6 +247,19 @@ def release_sample_grid_path(release: Release) -> str | None:
 def release_card(release: Release) -> Card:
     """The release's card, read through the catalog's schema."""
     return card_from_json(release.card)
+
+
+def release_origin(release: Release) -> ReleaseOrigin | None:
+    """Where a mirrored release came from, or None for a release published here."""
+    if not release.origin_hub:
+        return None
+    return ReleaseOrigin(
+        hub=release.origin_hub,
+        url=release.origin_url,
+        release_id=release.origin_release_id,
+        serial=release.origin_serial or 0,
+        sha256=release.origin_sha256 or None,
+    )
 
 
 def release_card_for_clients(

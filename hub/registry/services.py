@@ -17,7 +17,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,7 +33,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from hub import signals
+from hub import signals, signing
 from hub.access import Viewer, viewer_for
 from hub.accounts.models import RESERVED_NAMESPACES, Namespace
 from hub.registry import validation
@@ -52,7 +52,7 @@ from medigan_catalog.access import TokenScope, Visibility
 from medigan_catalog.errors import CatalogError, ErrorCode, TransitionNotAllowedError
 from medigan_catalog.lifecycle import ReleaseState, check_transition
 from medigan_catalog.schema import Artifact as CardArtifact
-from medigan_catalog.schema import Card
+from medigan_catalog.schema import Card, card_from_json
 from medigan_catalog.validation import validate_card
 
 logger = logging.getLogger(__name__)
@@ -102,6 +102,12 @@ class ReviewForbiddenError(CatalogError):
     """The caller sees the release or model but may not decide on it."""
 
     code = ErrorCode.PERMISSION_DENIED
+
+
+class NamespaceShadowedError(CatalogError):
+    """A local push into a namespace that an upstream hub's releases fill."""
+
+    code = ErrorCode.NAMESPACE_SHADOWED
 
 
 def require_scope(viewer: Viewer, scope: TokenScope, doing: str) -> None:
@@ -171,7 +177,16 @@ def release_transition(
         if target is ReleaseState.PUBLISHED:
             release.published_at = timezone.now()
             update_fields.append("published_at")
-        if target in {ReleaseState.PUBLISHED, ReleaseState.DEPRECATED}:
+            # A mirrored release keeps its origin's attestation (or none): this hub did not
+            # publish it first, so it does not vouch for it in its own name.
+            if not release.attestation and not release.origin_hub:
+                release.attestation = release_attestation_make(release)
+                update_fields.append("attestation")
+        # A withdrawal before publication changes no catalogue; after it, it does.
+        if target in {ReleaseState.PUBLISHED, ReleaseState.DEPRECATED} or (
+            target is ReleaseState.WITHDRAWN
+            and current in {ReleaseState.PUBLISHED, ReleaseState.DEPRECATED}
+        ):
             catalog_serial_bump(
                 kind=f"release_{target.value}",
                 generative_model=release.generative_model,
@@ -192,6 +207,136 @@ def release_transition(
         )
     logger.info("release %s: %s -> %s", release.release_id, current.value, target.value)
     return release
+
+
+def release_attestation_make(release: Release) -> dict[str, Any]:
+    """This hub's attestation of a release it publishes: its newest key's signature over the
+    model id, the version and every artifact's sha256 (``medigan_catalog.signing``)."""
+    return signing.release_attest(
+        model_id=release.model_id, version=release.version, card=card_from_json(release.card)
+    ).model_dump(mode="json")
+
+
+def release_withdraw_published(*, release_id: int, actor: User, note: str) -> Release:
+    """Take a published or deprecated release out of the hub: an admin's decision, with a reason.
+
+    The release leaves every catalogue (a change-feed entry tells clients and mirrors) and is no
+    longer served, but its stored artifacts stay for audit until an operator purges them.
+    """
+    if not actor.is_superuser:
+        raise CatalogError(
+            "only the hub's administrators withdraw a published release",
+            code=ErrorCode.PERMISSION_DENIED,
+        )
+    if not note.strip():
+        raise CatalogError("say why the release is withdrawn", code=ErrorCode.BAD_REQUEST)
+    return release_transition(
+        release_id=release_id, target=ReleaseState.WITHDRAWN, actor=actor, note=note
+    )
+
+
+# --- artifacts served before they are held ---------------------------------------------------
+
+# A fetcher gives the bytes of an artifact this hub serves but does not hold yet (a mirrored
+# release in ``metadata`` mode), or None when the artifact is not its to fetch. The federation
+# app registers one; the registry knows nothing of upstreams.
+ArtifactFetcher = Callable[[Artifact], Iterator[bytes] | None]
+_artifact_fetchers: list[ArtifactFetcher] = []
+
+
+class ArtifactChecksumError(CatalogError):
+    """Bytes fetched for an artifact whose sha256 is not the one the release records."""
+
+    code = ErrorCode.CHECKSUM_MISMATCH
+
+
+MirrorValidatedHook = Callable[[Release], None]
+_mirror_validated_hooks: list[MirrorValidatedHook] = []
+
+
+def mirror_validated_hook_register(hook: MirrorValidatedHook) -> None:
+    """Call ``hook`` with each mirrored release that passed this hub's own validation.
+
+    The registry does not know upstreams or their policies; federation registers the hook that
+    publishes such a release when its upstream's policy says so.
+    """
+    if hook not in _mirror_validated_hooks:
+        _mirror_validated_hooks.append(hook)
+
+
+def artifact_fetcher_register(fetcher: ArtifactFetcher) -> None:
+    """Let ``fetcher`` provide artifacts the hub serves but does not hold (once per fetcher)."""
+    if fetcher not in _artifact_fetchers:
+        _artifact_fetchers.append(fetcher)
+
+
+def artifact_materialise(*, artifact_id: int) -> Artifact:
+    """Store an artifact that the hub serves but does not hold yet, verified by its sha256.
+
+    The bytes stream to a temporary file while they are hashed, so memory stays flat at any
+    size; nothing is stored unless the digest equals the release's record. Two first downloads
+    at once both fetch, and the first to finish is kept. Raises ``artifact_unreachable`` when no
+    fetcher provides it and ``checksum_mismatch`` when the bytes are not the recorded ones.
+    """
+    artifact = Artifact.objects.select_related("release__generative_model").get(pk=artifact_id)
+    if artifact.file:
+        return artifact
+    if not artifact.sha256:
+        raise CatalogError(
+            f"{artifact.filename} has no recorded sha256, so it cannot be fetched and verified",
+            code=ErrorCode.ARTIFACT_UNREACHABLE,
+        )
+    for fetcher in _artifact_fetchers:
+        chunks = fetcher(artifact)
+        if chunks is not None:
+            return artifact_store_verified(artifact_id=artifact.pk, chunks=chunks)
+    raise CatalogError(
+        f"{artifact.filename} is hosted outside this hub",
+        {"urls": artifact.external_urls},
+        code=ErrorCode.ARTIFACT_UNREACHABLE,
+    )
+
+
+def artifact_store_verified(*, artifact_id: int, chunks: Iterable[bytes]) -> Artifact:
+    """Store the bytes of an artifact the hub records but does not hold, if their sha256 is the
+    recorded one (a mirrored release's, from its upstream or a bundle).
+
+    The bytes stream to a temporary file while they are hashed, so memory stays flat at any
+    size; nothing is stored unless the digest matches. When two arrive at once, the first to
+    finish is kept.
+    """
+    artifact = Artifact.objects.select_related("release__generative_model").get(pk=artifact_id)
+    if artifact.file:
+        return artifact
+    Path(settings.FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=settings.FILE_UPLOAD_TEMP_DIR) as spool:
+        digest = hashlib.sha256()
+        size = 0
+        for chunk in chunks:
+            digest.update(chunk)
+            size += len(chunk)
+            spool.write(chunk)
+        if digest.hexdigest() != artifact.sha256:
+            raise ArtifactChecksumError(
+                f"{artifact.filename} as fetched has sha256 {digest.hexdigest()}, not the "
+                f"recorded {artifact.sha256}; nothing was stored",
+                {"expected": artifact.sha256, "actual": digest.hexdigest()},
+            )
+        spool.seek(0)
+        release = artifact.release
+        name = default_storage.save(
+            f"releases/{release.generative_model.namespace}/{release.generative_model.name}/"
+            f"{release.version}/{artifact.filename}",
+            File(spool, name=artifact.filename),
+        )
+    with transaction.atomic():
+        claimed = Artifact.objects.filter(pk=artifact.pk, file="").update(file=name, size=size)
+    if not claimed:
+        # Another download stored it first: keep that copy, drop this one.
+        _stored_file_remove(name)
+    artifact.refresh_from_db()
+    logger.info("stored %s (%d bytes), verified by sha256", artifact, size)
+    return artifact
 
 
 def _push_namespace(namespace: str) -> Namespace:
@@ -219,6 +364,20 @@ def _check_push_allowed(
 ) -> None:
     require_scope(viewer, TokenScope.PUSH, "push")
     namespace = _push_namespace(card.namespace)
+    if namespace.mirrored_from and not namespace.tracks_upstream:
+        raise NamespaceShadowedError(
+            f"the namespace {card.namespace!r} holds releases mirrored from the upstream hub "
+            f"{namespace.mirrored_from!r}; a local release there could shadow the upstream's. "
+            "An operator may declare that the namespace tracks the upstream and takes local "
+            "releases (docs/federation.md)",
+            {"namespace": card.namespace, "upstream": namespace.mirrored_from},
+        )
+    if generative_model is not None and generative_model.mirrored_from:
+        raise NamespaceShadowedError(
+            f"{card.model_id} is mirrored from the upstream hub "
+            f"{generative_model.mirrored_from!r}; its releases come from there only",
+            {"model_id": card.model_id, "upstream": generative_model.mirrored_from},
+        )
     if not viewer.within_token(card.namespace):
         raise NamespaceForbiddenError(
             f"this token is restricted to the namespace {viewer.token_namespace!r}; "
@@ -564,6 +723,9 @@ def release_validate(
             return recovered
     elif state != ReleaseState.SUBMITTED:
         return None
+    package_problem = _mirrored_package_fetch(release_id)
+    if package_problem is None:
+        return None
     attempt = (
         Release.objects.get(pk=release_id).events.filter(to_state=ReleaseState.VALIDATING).count()
         + 1
@@ -579,6 +741,18 @@ def release_validate(
     except TransitionNotAllowedError:
         # Another delivery of this task started it between the read and the lock.
         return None
+    if package_problem:
+        _record_check(
+            release,
+            validation.CheckOutcome(
+                "artifact_integrity", ReleaseCheck.Status.FAILED, package_problem, 0.0
+            ),
+        )
+        return release_transition(
+            release_id=release_id,
+            target=ReleaseState.REJECTED,
+            note=f"check artifact_integrity failed: {package_problem}",
+        )
     work_dir = Path(tempfile.mkdtemp(prefix=f"validate-{release_id}-", dir=_work_root()))
     failure: validation.CheckOutcome | None = None
     started = time.monotonic()
@@ -605,12 +779,45 @@ def release_validate(
     else:
         target, note = ReleaseState.IN_REVIEW, f"all checks passed in {elapsed:.1f} s"
     try:
-        return release_transition(release_id=release_id, target=target, note=note)
+        validated = release_transition(release_id=release_id, target=target, note=note)
     except TransitionNotAllowedError:
         # The janitor took this run for lost (it outlived the stale deadline) and restarted the
         # release; the new run decides.
         logger.warning("release %s moved on while its validation ran; result dropped", release_id)
         return None
+    if validated.state == ReleaseState.IN_REVIEW and validated.origin_hub:
+        for hook in _mirror_validated_hooks:
+            hook(validated)
+        validated.refresh_from_db()
+    return validated
+
+
+def _mirrored_package_fetch(release_id: int) -> str | None:
+    """Make sure a release's package is stored, fetching a mirrored one from its upstream first.
+
+    Returns "" when the package is there (or the release is not a mirrored one), a message when
+    the upstream served bytes that are not the attested ones (a verdict: validation fails on
+    it), and None when the fetch failed otherwise (the upstream is down): the release stays
+    ``submitted`` and the periodic re-queue tries again, for an unreachable upstream says
+    nothing about the package.
+    """
+    package = Artifact.objects.filter(release_id=release_id, role="package").first()
+    if package is None or package.file:
+        return ""
+    if not Release.objects.filter(pk=release_id).exclude(origin_hub="").exists():
+        return ""
+    try:
+        artifact_materialise(artifact_id=package.pk)
+    except ArtifactChecksumError as error:
+        return str(error)
+    except Exception as error:
+        logger.warning(
+            "validation of mirrored release %s waits: its package could not be fetched: %s",
+            release_id,
+            error,
+        )
+        return None
+    return ""
 
 
 def _work_root() -> Path:
@@ -947,15 +1154,7 @@ def release_import_external(*, card: Card, actor: User | None, source: str) -> R
             card=card.to_json(),
             submitted_by=actor,
         )
-        for artifact in card.artifacts:
-            Artifact.objects.create(
-                release=release,
-                role=artifact.role,
-                filename=artifact.filename,
-                sha256=artifact.sha256 or "",
-                size=artifact.size,
-                external_urls=list(artifact.urls),
-            )
+        _artifacts_record_hosted_elsewhere(release, card)
         ReleaseEvent.objects.create(
             release=release,
             actor=actor,
@@ -979,6 +1178,123 @@ def release_import_external(*, card: Card, actor: User | None, source: str) -> R
                 release_id=release.pk, target=target, actor=actor, note=note
             )
     return release
+
+
+def _artifacts_record_hosted_elsewhere(release: Release, card: Card) -> None:
+    """Record a card's artifacts by digest and URLs, without their bytes (fetched later)."""
+    for artifact in card.artifacts:
+        Artifact.objects.create(
+            release=release,
+            role=artifact.role,
+            filename=artifact.filename,
+            sha256=artifact.sha256 or "",
+            size=artifact.size,
+            external_urls=list(artifact.urls),
+        )
+
+
+@dataclass(frozen=True)
+class MirroredOrigin:
+    """Where a mirrored release comes from (``Release.origin_*``) and the attestation it carries."""
+
+    upstream: str
+    hub: str
+    url: str
+    release_id: str
+    serial: int
+    sha256: str
+    attestation: Mapping[str, Any]
+
+
+def _package_sha256(card: Card) -> str:
+    package = next((a for a in card.artifacts if a.role == "package"), None)
+    return (package.sha256 or "") if package is not None else ""
+
+
+def release_mirror_create(
+    *,
+    card: Card,
+    visibility: Visibility,
+    origin: MirroredOrigin,
+    publish: bool,
+    revalidate: bool = False,
+) -> Release:
+    """Record a copy of an upstream hub's published release, in the namespace it has there.
+
+    The model is created as mirrored from the upstream (local pushes to it are refused); its
+    visibility follows the upstream's. The release walks the lifecycle with events that say where
+    it came from, and ends published (``publish``) or in review for local reviewers. Its
+    artifacts are recorded with their sha256 and the upstream's URLs; the bytes come later (on
+    first download, or eagerly in ``full`` mode) and are verified against those digests.
+
+    With ``revalidate`` the release stops at ``submitted`` and goes through this hub's own
+    validation in the sandbox, as a push does (its package fetched from the upstream first);
+    the hooks registered with :func:`mirror_validated_hook_register` decide what follows a pass.
+    """
+    with transaction.atomic():
+        generative_model, created = GenerativeModel.objects.get_or_create(
+            namespace=card.namespace,
+            name=card.name,
+            defaults={"visibility": visibility.value, "mirrored_from": origin.upstream},
+        )
+        if generative_model.mirrored_from != origin.upstream:
+            raise CatalogError(
+                f"{card.model_id} exists here and is not mirrored from {origin.upstream}",
+                code=ErrorCode.MIRROR_CLASH,
+            )
+        if not created and generative_model.visibility != visibility.value:
+            _visibility_apply(
+                generative_model,
+                visibility,
+                actor=None,
+                note=f"follows the upstream {origin.upstream}",
+            )
+        release = Release.objects.create(
+            generative_model=generative_model,
+            version=card.version,
+            card=card.to_json(),
+            attestation=dict(origin.attestation),
+            origin_hub=origin.hub,
+            origin_url=origin.url,
+            origin_release_id=origin.release_id,
+            origin_serial=origin.serial,
+            origin_sha256=origin.sha256 or _package_sha256(card),
+        )
+        _artifacts_record_hosted_elsewhere(release, card)
+        source = f"mirrored from {origin.upstream} ({origin.release_id} at serial {origin.serial})"
+        ReleaseEvent.objects.create(
+            release=release, to_state=ReleaseState.SUBMITTED.value, note=source
+        )
+        if revalidate:
+            release_id = release.pk
+            transaction.on_commit(lambda: _queue_validation(release_id))
+            return release
+        ReleaseCheck.objects.create(
+            release=release,
+            name="mirrored",
+            status=ReleaseCheck.Status.PASSED,
+            message=f"{source}; validated and reviewed on {origin.hub}, its artifacts are "
+            "verified by sha256 when this hub fetches them",
+        )
+        steps: list[tuple[ReleaseState, str]] = [
+            (ReleaseState.VALIDATING, source),
+            (ReleaseState.IN_REVIEW, source),
+        ]
+        if publish:
+            steps += [(ReleaseState.APPROVED, source), (ReleaseState.PUBLISHED, source)]
+        for target, note in steps:
+            release = release_transition(release_id=release.pk, target=target, note=note)
+    return release
+
+
+def model_visibility_follow(*, model_id: int, visibility: Visibility, upstream: str) -> None:
+    """Give a mirrored model the visibility it has on its upstream (a feed's visibility change)."""
+    with transaction.atomic():
+        model = GenerativeModel.objects.select_for_update().get(pk=model_id)
+        if model.visibility != visibility.value:
+            _visibility_apply(
+                model, visibility, actor=None, note=f"follows the upstream {upstream}"
+            )
 
 
 def medigan_catalog_import(

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "hub.accounts",
     "hub.registry",
     "hub.evaluations",
+    "hub.federation",
     "hub.web",
 ]
 
@@ -233,6 +234,17 @@ MEDIGAN_SANDBOX_BWRAP = os.environ.get("MEDIGAN_SANDBOX_BWRAP", "")
 MEDIGAN_SANDBOX_UID_BASE = int(os.environ.get("MEDIGAN_SANDBOX_UID_BASE", "1880000000"))
 MEDIGAN_WORK_DIR = DATA_DIR / "work"
 
+# Federation (docs/federation.md). The hub's name, as its key set and release attestations carry
+# it; its Ed25519 signing keys, kept outside the database (hub/signing.py).
+MEDIGAN_HUB_NAME = os.environ.get("MEDIGAN_HUB_NAME", "medigan-hub")
+# Changes per page a mirror asks its upstreams for: one page is applied in one transaction.
+MEDIGAN_MIRROR_PAGE = int(os.environ.get("MEDIGAN_MIRROR_PAGE", "200"))
+# The hub's URL as its users reach it, for what is written without a request (bundles).
+MEDIGAN_PUBLIC_URL = os.environ.get("MEDIGAN_PUBLIC_URL", "http://127.0.0.1:8000")
+MEDIGAN_SIGNING_KEY_DIR = Path(
+    os.environ.get("MEDIGAN_SIGNING_KEY_DIR", DATA_DIR / "keys")
+).resolve()
+
 # Contributed packages run with an environment built from their card's requirements, outside the
 # sandbox, once per requirement set (docs/runtimes.md, "Package environments"). pip's index:
 # unset means pip's own configuration; MEDIGAN_PIP_NO_INDEX=1 with MEDIGAN_PIP_FIND_LINKS (a
@@ -332,6 +344,11 @@ CELERY_BEAT_SCHEDULE = {
     "evaluations-janitor": {
         "task": "hub.evaluations.tasks.evaluations_janitor_run_task",
         "schedule": MEDIGAN_JANITOR_INTERVAL_SECONDS,
+    },
+    # Each upstream has its own interval and backoff; this only looks for the ones that are due.
+    "federation-upstreams": {
+        "task": "hub.federation.tasks.upstreams_sync_due_task",
+        "schedule": float(os.environ.get("MEDIGAN_UPSTREAM_POLL_SECONDS", "60")),
     },
 }
 

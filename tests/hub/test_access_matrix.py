@@ -558,6 +558,7 @@ ROUTES: dict[str, RouteSpec] = {
         }
     ),
     "catalog-snapshot": RouteSpec({"get": READ_CATALOGUE}),
+    "signing-keys": RouteSpec({"get": READ_CATALOGUE}),
     "catalog-changes": RouteSpec({"get": READ_CATALOGUE}, queries=lambda: [("since=0", "since=0")]),
     "model-list": RouteSpec({"get": READ_CATALOGUE}, queries=_searches),
     "model": RouteSpec({"get": Operation(_model_read)}),

@@ -48,6 +48,20 @@ class ErrorCode(StrEnum):
     NAMESPACE_TAKEN = "namespace_taken"
     # The change feed no longer holds changes that far back: sync the whole snapshot.
     FEED_GONE = "feed_gone"
+    # Signed catalogues: a signature that does not match, none where one is required, or one by
+    # a key other than the pinned one (docs/federation.md).
+    SIGNATURE_INVALID = "signature_invalid"
+    SIGNATURE_MISSING = "signature_missing"
+    KEY_CHANGED = "key_changed"
+    # Federation: a local release in a namespace an upstream carries, a mirrored release that
+    # clashes with a local one, a bundle that fails verification, an upstream that failed.
+    NAMESPACE_SHADOWED = "namespace_shadowed"
+    MIRROR_CLASH = "mirror_clash"
+    BUNDLE_INVALID = "bundle_invalid"
+    UPSTREAM_FAILED = "upstream_failed"
+    # A client of several hubs found one model id with different content on two of them and
+    # will not choose (the dependency-confusion guard): pin it to a hub.
+    HUB_CONFLICT = "hub_conflict"
 
 
 class ErrorBody(TypedDict):

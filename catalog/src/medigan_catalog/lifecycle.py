@@ -6,13 +6,17 @@ admin screens and the API list :func:`allowed_targets`. Nothing else decides wha
 ::
 
     submitted <-> validating -> in_review -> approved -> published -> deprecated
-         |             |             |  \\
-         v             v             v   v
-     withdrawn      rejected     rejected withdrawn
+         |             |             |  \\                  |             |
+         v             v             v   v                 v             v
+     withdrawn      rejected     rejected withdrawn      withdrawn     withdrawn
 
 ``validating -> submitted`` is the way back for a validation whose worker was lost (killed, out
 of memory, its host gone): the hub's janitor returns the release to the queue, and rejects it
 once it has been started too many times.
+
+``published -> withdrawn`` and ``deprecated -> withdrawn`` take a release out of the hub after
+publication (an admin's decision: a licence problem, patient data in the weights). The release
+leaves the catalogue and is no longer served, but its stored artifacts are kept for audit.
 """
 
 from __future__ import annotations
@@ -48,17 +52,15 @@ TRANSITIONS: Mapping[ReleaseState, frozenset[ReleaseState]] = MappingProxyType(
             {ReleaseState.APPROVED, ReleaseState.REJECTED, ReleaseState.WITHDRAWN}
         ),
         ReleaseState.APPROVED: frozenset({ReleaseState.PUBLISHED}),
-        ReleaseState.PUBLISHED: frozenset({ReleaseState.DEPRECATED}),
-        ReleaseState.DEPRECATED: frozenset(),
+        ReleaseState.PUBLISHED: frozenset({ReleaseState.DEPRECATED, ReleaseState.WITHDRAWN}),
+        ReleaseState.DEPRECATED: frozenset({ReleaseState.WITHDRAWN}),
         ReleaseState.REJECTED: frozenset(),
         ReleaseState.WITHDRAWN: frozenset(),
     }
 )
 
 # States no transition leaves.
-FINAL_STATES: frozenset[ReleaseState] = frozenset(
-    {ReleaseState.REJECTED, ReleaseState.WITHDRAWN, ReleaseState.DEPRECATED}
-)
+FINAL_STATES: frozenset[ReleaseState] = frozenset({ReleaseState.REJECTED, ReleaseState.WITHDRAWN})
 
 # Releases anyone may see by exact id and download: a deprecated release stays reachable so that
 # scripts pinned to it keep working, marked as deprecated.

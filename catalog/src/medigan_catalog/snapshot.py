@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from medigan_catalog.access import Visibility
 from medigan_catalog.errors import CatalogError, ErrorCode
 from medigan_catalog.schema import JSON_SCHEMA_DIALECT, SEMVER_RE, Card, schema_command
+from medigan_catalog.signing import Attestation
 
 API_ROOT: Final = "/api/v1"
 CATALOG_PATH: Final = f"{API_ROOT}/catalog"
@@ -200,10 +201,28 @@ class HubInfo(_WireModel):
     url: str
 
 
+class ReleaseOrigin(_WireModel):
+    """Where a mirrored release came from: the upstream hub, its id and serial there, and the
+    sha256 of its package as the upstream announced it (which the mirror's copy must equal)."""
+
+    hub: str
+    url: str
+    release_id: str
+    serial: int = Field(ge=0)
+    sha256: str | None = None
+
+
+def _is_none(value: object) -> bool:
+    return value is None
+
+
 class SnapshotRelease(_WireModel):
     """One published release in a catalogue snapshot: its card and the hub's evaluations.
 
     In the snapshot each card artifact the hub stores lists the hub's absolute download URL first.
+    ``attestation`` is the publishing hub's signature over the release's content identity
+    (``medigan_catalog.signing``); ``origin`` is set on a mirror's copy of another hub's release.
+    Both are left out of the document when absent.
     """
 
     model_id: str
@@ -214,6 +233,8 @@ class SnapshotRelease(_WireModel):
     visibility: Visibility = Visibility.PUBLIC
     card: Card
     evaluations: tuple[EvaluationSummary, ...] = ()
+    attestation: Attestation | None = Field(default=None, exclude_if=_is_none)
+    origin: ReleaseOrigin | None = Field(default=None, exclude_if=_is_none)
 
     @model_validator(mode="after")
     def _names_its_card(self) -> Self:
@@ -247,7 +268,9 @@ class CatalogChange(_WireModel):
 
     ``releases`` are the model's catalogue entries to put in place (added or replaced, each
     whole, as the snapshot carries them); ``removed`` names releases (``ns/name@version``) that
-    left the viewer's catalogue (the model became invisible to them, a release was withdrawn).
+    left the viewer's catalogue (the model became invisible to them, a release was withdrawn),
+    and ``removed_states`` says why each left, where it still exists: ``deprecated``,
+    ``withdrawn`` (a mirror marks its copy so), or absent when the viewer merely lost sight of it.
     Entries are the release's state when the page was answered, so applying a feed from any
     serial up to the current one gives the current snapshot.
     """
@@ -257,6 +280,7 @@ class CatalogChange(_WireModel):
     model_id: str
     releases: tuple[SnapshotRelease, ...] = ()
     removed: tuple[str, ...] = ()
+    removed_states: dict[str, str] = Field(default_factory=dict, exclude_if=lambda value: not value)
 
 
 class ChangePage(_WireModel):

@@ -8,13 +8,20 @@
 
 Search, rank and show work on the cached catalogue, offline; the first call syncs once when
 nothing is cached. torch is imported only when a model runs.
+
+Several hubs (``Client(hubs=[HubEntry(...), ...])`` or ``[[hubs]]`` in the config file, see
+docs/client-federation.md): each hub has its own cache, serial, scope, token and pinned keys.
+A model reference resolves on the first hub, in priority order, that carries it, or on the hub
+it names (``hub-name:ns/name[@version]``); two hubs carrying the same release with different
+content make the client refuse to choose (:class:`~medigan_client.errors.HubConflictError`)
+unless the config's ``[pins]`` names the hub (:meth:`Client.locate`).
 """
 
 from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -22,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from medigan_catalog.search import SearchHit, medigan_rank, parse_filter_terms, rank
 from medigan_catalog.search_index import IndexHit
-from medigan_client.errors import BadRequestError
-from medigan_client.settings import ClientSettings
+from medigan_client.errors import BadRequestError, ClientError, HubConflictError, NotFoundError
+from medigan_client.settings import ClientSettings, HubEntry
 from medigan_client.sync import (
     IndexedCatalog,
     Snapshot,
@@ -52,6 +59,7 @@ if TYPE_CHECKING:
         VisibilityState,
     )
     from medigan_catalog.schema import Card
+    from medigan_catalog.snapshot import SnapshotRelease
     from medigan_client.dataset import GeneratedDataset, StreamingDataset, Transform
     from medigan_client.evaluations import HubEvaluation, RankedRelease, Ranking
     from medigan_client.generate import GenerationResult
@@ -115,10 +123,76 @@ class ReleaseVersion:
     published_at: datetime | None
     package_sha256: str | None
     newest: bool
+    hub: str = ""
+
+
+@dataclass(frozen=True)
+class HubRelease:
+    """A catalogue entry and the configured hub it was found on (see :meth:`Client.locate`).
+
+    ``attestation_verified`` is True when a key pinned for a configured hub attested the entry,
+    None when no pinned key did (no attestation, or an unknown key); ``attested_by`` names the
+    hub whose key it was, as that hub names itself.
+    """
+
+    hub: str
+    hub_url: str
+    release: SnapshotRelease
+    attestation_verified: bool | None = None
+    attested_by: str | None = None
+
+    @property
+    def card(self) -> Card:
+        """The release's card."""
+        return self.release.card
+
+    @property
+    def reference(self) -> str:
+        """``hub:ns/name@version``: names this very release whatever the hubs' order."""
+        return f"{self.hub}:{self.release.model_id}@{self.release.version}"
+
+
+@dataclass(frozen=True)
+class HubSyncReport:
+    """The outcome of syncing one hub: its result, or the error that stopped it."""
+
+    hub: str
+    hub_url: str
+    result: SyncResult | None = None
+    error: ClientError | None = None
+
+
+def split_hub_ref(model: str) -> tuple[str | None, str]:
+    """``hub-name:ns/name@version`` as ``(hub name or None, ns/name@version)``."""
+    text = model.strip()
+    hub, sep, rest = text.rpartition(":")
+    if not sep:
+        return None, text
+    if not hub or not rest:
+        raise BadRequestError(f"{model!r} is not a model reference; write [hub:]ns/name[@version]")
+    return hub, rest
+
+
+def _content(release: SnapshotRelease) -> tuple[str, ...]:
+    """What identifies a release's content: its artifacts' sha256, as attested or on the card."""
+    digests: list[str | None]
+    if release.attestation is not None and release.attestation.artifacts:
+        digests = list(release.attestation.artifacts.values())
+    else:
+        digests = [artifact.sha256 for artifact in release.card.artifacts]
+    return tuple(sorted(digest.lower() for digest in digests if digest))
 
 
 class Client:
-    """A client of one hub with one cache: sync, search, rank, show, download, generate, push."""
+    """A client of one hub or several, with one cache: sync, search, rank, show, download,
+    generate, push.
+
+    ``hubs`` (:class:`~medigan_client.settings.HubEntry`, in priority order) and ``pins``
+    (``ns/name`` -> hub name) replace the configured hubs; without them the settings decide
+    (``[[hubs]]`` in the config file, else the one hub of ``hub_url``). The commands about one
+    hub's accounts and releases (push, status, review, tokens, organisations...) talk to the
+    first hub.
+    """
 
     def __init__(
         self,
@@ -130,17 +204,72 @@ class Client:
         timeout: float | None = None,
         settings: ClientSettings | None = None,
         progress: bool = True,
+        hubs: Sequence[HubEntry] | None = None,
+        pins: Mapping[str, str] | None = None,
     ):
-        self.settings = settings or ClientSettings.load(
+        resolved = settings or ClientSettings.load(
             hub_url=hub_url, token=token, cache_dir=cache_dir, offline=offline, timeout=timeout
         )
+        if hubs:
+            first = hubs[0]
+            resolved = replace(resolved.for_hub(first), hubs=tuple(hubs), hub_url_source="argument")
+        if pins is not None:
+            resolved = replace(resolved, pins=dict(pins))
+        self.settings = resolved
         self.progress = progress
         self._session: HubSession | None = None
-        # The search index of the cached snapshot, kept while the snapshot file is unchanged.
+        self._sessions: dict[str, HubSession] = {}
+        # The search index of each hub's cached snapshot, kept while its file is unchanged.
         self._indexed: IndexedCatalog | None = None
+        self._indexes: dict[str, IndexedCatalog] = {}
 
     def __repr__(self) -> str:
+        if self.multi_hub:
+            names = ", ".join(entry.name for entry in self.hubs)
+            return f"Client(hubs=[{names}], offline={self.settings.offline})"
         return f"Client(hub_url={self.settings.hub_url!r}, offline={self.settings.offline})"
+
+    # -- hubs ------------------------------------------------------------------------------
+
+    @property
+    def hubs(self) -> tuple[HubEntry, ...]:
+        """The configured hubs in priority order (one for a single hub)."""
+        return self.settings.hub_entries()
+
+    @property
+    def multi_hub(self) -> bool:
+        """Whether several hubs are configured."""
+        return len(self.settings.hubs) > 1
+
+    def hub_entry(self, name: str) -> HubEntry:
+        """The configured hub named ``name`` (or with that URL); ``BadRequestError`` otherwise."""
+        for entry in self.hubs:
+            if name in (entry.name, entry.url.rstrip("/")):
+                return entry
+        raise BadRequestError(
+            f"no hub named {name!r}; configured hubs: "
+            + ", ".join(f"{entry.name} ({entry.url})" for entry in self.hubs)
+        )
+
+    def hub_settings(self, name: str | None = None) -> ClientSettings:
+        """The settings of one hub (the first without ``name``): its URL, token, keys."""
+        if not self.settings.hubs:
+            if name is not None:
+                self.hub_entry(name)  # an unknown name is an error
+            return self.settings
+        entry = self.hubs[0] if name is None else self.hub_entry(name)
+        return self.settings.for_hub(entry)
+
+    def session_for(self, name: str) -> HubSession:
+        """The HTTP session to the hub named ``name``, opened on first use."""
+        if not self.settings.hubs or name == self.hubs[0].name:
+            return self.session
+        found = self._sessions.get(name)
+        if found is None:
+            from medigan_client.http import HubSession
+
+            found = self._sessions[name] = HubSession(self.hub_settings(name))
+        return found
 
     def __enter__(self) -> Client:
         return self
@@ -154,10 +283,13 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        """Close the HTTP connection pool, if one was opened."""
+        """Close the HTTP connection pools, if any were opened."""
         if self._session is not None:
             self._session.close()
             self._session = None
+        for session in self._sessions.values():
+            session.close()
+        self._sessions.clear()
 
     @property
     def session(self) -> HubSession:
@@ -171,26 +303,105 @@ class Client:
     # -- catalogue -------------------------------------------------------------------------
 
     def sync(self) -> SyncResult:
-        """Fetch the hub's catalogue into the cache (304 keeps it; unreachable falls back)."""
-        return sync_catalog(self.settings, session=self.session)
+        """Fetch the hub's catalogue into the cache (304 keeps it; unreachable falls back).
 
-    def snapshot(self) -> Snapshot:
-        """The cached catalogue, synced once first when nothing is cached and online."""
-        if not has_snapshot(self.settings) and not self.settings.offline:
-            self.sync()
-        return load_snapshot(self.settings)
+        With several hubs every hub is synced (:meth:`sync_hubs`) and the first hub's result
+        that succeeded is returned; when all fail, the first hub's error is raised.
+        """
+        if not self.settings.hubs:
+            return sync_catalog(self.settings, session=self.session)
+        reports = self.sync_hubs()
+        for report in reports:
+            if report.result is not None:
+                return report.result
+        error = reports[0].error
+        assert error is not None
+        raise error
+
+    def sync_hubs(self) -> list[HubSyncReport]:
+        """Sync every configured hub in priority order, each into its own cache entry, checked
+        against its own pinned keys; a hub that fails does not stop the others."""
+        reports = []
+        for entry in self.hubs:
+            settings = self.hub_settings(entry.name)
+            try:
+                result = sync_catalog(settings, session=self.session_for(entry.name))
+            except ClientError as error:
+                reports.append(HubSyncReport(entry.name, entry.url, error=error))
+            else:
+                reports.append(HubSyncReport(entry.name, entry.url, result=result))
+        return reports
+
+    def _hub_snapshot(self, name: str | None = None) -> Snapshot:
+        settings = self.hub_settings(name)
+        if not has_snapshot(settings) and not settings.offline:
+            sync_catalog(settings, session=self.session_for(settings.hub_name))
+        return load_snapshot(settings)
+
+    def snapshot(self, hub: str | None = None) -> Snapshot:
+        """The cached catalogue of a hub (the first without ``hub``), synced once first when
+        nothing is cached and online."""
+        return self._hub_snapshot(hub)
+
+    def snapshots(self) -> list[tuple[str, Snapshot]]:
+        """Every hub's cached catalogue in priority order, as ``(hub name, snapshot)``.
+
+        A hub whose catalogue is neither cached nor can be synced is left out; when that is
+        every hub, the first hub's error is raised.
+        """
+        if not self.settings.hubs:
+            return [(self.settings.hub_name, self._hub_snapshot())]
+        found: list[tuple[str, Snapshot]] = []
+        first_error: ClientError | None = None
+        for entry in self.hubs:
+            try:
+                found.append((entry.name, self._hub_snapshot(entry.name)))
+            except ClientError as error:
+                first_error = first_error or error
+        if not found and first_error is not None:
+            raise first_error
+        return found
+
+    def newest_releases(self) -> list[HubRelease]:
+        """The newest release of every model over all hubs, each from the first hub (priority
+        order) that carries the model, unless ``[pins]`` names another."""
+        chosen: dict[str, HubRelease] = {}
+        urls = {entry.name: entry.url for entry in self.hubs}
+        for name, snapshot in self.snapshots():
+            for release in latest_releases(snapshot):
+                pinned = self.settings.pins.get(release.model_id)
+                if release.model_id in chosen and pinned != name:
+                    continue
+                chosen[release.model_id] = HubRelease(name, urls.get(name, ""), release)
+        return list(chosen.values())
 
     def models(self) -> list[Card]:
-        """The newest release of every model in the catalogue, in catalogue order."""
-        return latest_cards(self.snapshot())
+        """The newest release of every model in the catalogue, in catalogue order (with several
+        hubs, the first hub's models first)."""
+        if not self.settings.hubs:
+            return latest_cards(self.snapshot())
+        return [found.card for found in self.newest_releases()]
 
-    def indexed_catalog(self) -> IndexedCatalog:
-        """The cached catalogue's search index, synced once first when nothing is cached and
-        online; read again only when the snapshot file changed (a sync, another process)."""
-        if not has_snapshot(self.settings) and not self.settings.offline:
-            self.sync()
-        self._indexed = load_indexed_catalog(self.settings, previous=self._indexed)
-        return self._indexed
+    def hub_of(self, card: Card) -> str:
+        """The hub a card of :meth:`models` (or a search or ranking) came from."""
+        for found in self.newest_releases():
+            if found.card.release_id == card.release_id:
+                return found.hub
+        return self.hubs[0].name
+
+    def indexed_catalog(self, hub: str | None = None) -> IndexedCatalog:
+        """A hub's cached catalogue search index (the first hub's without ``hub``), synced once
+        first when nothing is cached and online; read again only when the snapshot file changed
+        (a sync, another process)."""
+        settings = self.hub_settings(hub)
+        if not has_snapshot(settings) and not settings.offline:
+            sync_catalog(settings, session=self.session_for(settings.hub_name))
+        if not self.settings.hubs:
+            self._indexed = load_indexed_catalog(settings, previous=self._indexed)
+            return self._indexed
+        indexed = load_indexed_catalog(settings, previous=self._indexes.get(settings.hub_name))
+        self._indexes[settings.hub_name] = indexed
+        return indexed
 
     def search(
         self,
@@ -208,8 +419,10 @@ class Client:
         combined with ``operator``), and every hit has score 1.0. Answered from the search
         index; only the hits' cards are parsed.
         """
-        catalog, hits = self._search(query, filters, operator, medigan_semantics)
-        return [SearchHit(catalog.card(hit.entry), hit.score, hit.matched_terms) for hit in hits]
+        return [
+            SearchHit(catalog.card(hit.entry), hit.score, hit.matched_terms)
+            for _, hit, catalog in self._search(query, filters, operator, medigan_semantics)
+        ]
 
     def search_entries(
         self,
@@ -221,7 +434,25 @@ class Client:
     ) -> list[IndexHit]:
         """:meth:`search`'s hits without their cards: each names its entry (model id, version,
         title) and catalogue position, so no card is parsed at all."""
-        return self._search(query, filters, operator, medigan_semantics)[1]
+        return [hit for _, hit, _ in self._search(query, filters, operator, medigan_semantics)]
+
+    def search_hubs(
+        self,
+        query: str | Sequence[str] = (),
+        *,
+        filters: Mapping[str, str] | None = None,
+        operator: str = "AND",
+        medigan_semantics: bool = False,
+    ) -> list[tuple[str, IndexHit]]:
+        """:meth:`search_entries` over every hub, each hit with the name of its hub.
+
+        Hits are ordered by score, then by hub priority; a model carried by several hubs (a
+        mirror) is listed once per hub.
+        """
+        return [
+            (name, hit)
+            for name, hit, _ in self._search(query, filters, operator, medigan_semantics)
+        ]
 
     def _search(
         self,
@@ -229,28 +460,50 @@ class Client:
         filters: Mapping[str, str] | None,
         operator: str,
         medigan_semantics: bool,
-    ) -> tuple[IndexedCatalog, list[IndexHit]]:
+    ) -> list[tuple[str, IndexHit, IndexedCatalog]]:
         operator = operator.upper()
         if operator not in OPERATORS:
             raise BadRequestError(f"operator must be one of {', '.join(OPERATORS)}, not {operator}")
         tokens = _split_query(query) if isinstance(query, str) else [str(t) for t in query]
         terms, parsed_filters = parse_filter_terms(tokens)
         all_filters = {**parsed_filters, **dict(filters or {})}
+        values: list[str] = []
         if medigan_semantics:
             values = [term.strip('"').lower() for term in terms]
             values += [value.lower() for value in all_filters.values()]
             if not values:
                 raise BadRequestError("medigan semantics need at least one value to match")
-            catalog = self.indexed_catalog()
+        found: list[tuple[str, IndexHit, IndexedCatalog]] = []
+        catalogs = self._indexed_catalogs()
+        for name, catalog in catalogs:
             index = catalog.index
-            matched = tuple(values)
-            positions = index.medigan_find_matching(values, operator)
-            return catalog, [IndexHit(p, index.entry(p), 1.0, matched) for p in positions]
-        catalog = self.indexed_catalog()
-        query_text = " ".join(terms)
-        return catalog, catalog.index.search(
-            query_text, filters=all_filters or None, operator=operator
-        )
+            if medigan_semantics:
+                matched = tuple(values)
+                positions = index.medigan_find_matching(values, operator)
+                hits = [IndexHit(p, index.entry(p), 1.0, matched) for p in positions]
+            else:
+                hits = index.search(" ".join(terms), filters=all_filters or None, operator=operator)
+            found.extend((name, hit, catalog) for hit in hits)
+        if len(catalogs) > 1:
+            # Stable: equal scores keep the hubs' priority order and each hub's own order.
+            found.sort(key=lambda item: -item[1].score)
+        return found
+
+    def _indexed_catalogs(self) -> list[tuple[str, IndexedCatalog]]:
+        """Each hub's search index whose catalogue is cached or can be synced now; when none
+        is, the first hub's error is raised."""
+        if not self.settings.hubs:
+            return [(self.settings.hub_name, self.indexed_catalog())]
+        found: list[tuple[str, IndexedCatalog]] = []
+        first_error: ClientError | None = None
+        for entry in self.hubs:
+            try:
+                found.append((entry.name, self.indexed_catalog(entry.name)))
+            except ClientError as error:
+                first_error = first_error or error
+        if not found and first_error is not None:
+            raise first_error
+        return found
 
     def rank(self, metric: str, *, descending: bool = False) -> list[Card]:
         """The newest releases ordered by ``metric`` (dotted path under selection.performance).
@@ -275,9 +528,7 @@ class Client:
         """
         from medigan_client.evaluations import rank_by_hub_metric
 
-        releases = [
-            (release.card, release.evaluations) for release in latest_releases(self.snapshot())
-        ]
+        releases = [(release.card, release.evaluations) for release in self._newest_entries()]
         return rank_by_hub_metric(
             releases, metric, reference=reference, extractor=extractor, descending=descending
         )
@@ -301,9 +552,7 @@ class Client:
         """
         from medigan_client.evaluations import known_references, rank_hub_metric, rank_self_reported
 
-        releases = [
-            (release.card, release.evaluations) for release in latest_releases(self.snapshot())
-        ]
+        releases = [(release.card, release.evaluations) for release in self._newest_entries()]
         if reference is None:
             return rank_self_reported(
                 [card for card, _ in releases],
@@ -315,19 +564,26 @@ class Client:
             releases, metric, reference=reference, extractor=extractor, descending=descending
         )
 
-    def versions(self, model: str) -> list[ReleaseVersion]:
-        """Every release of ``ns/name`` in the synced catalogue, newest version first.
+    def _newest_entries(self) -> list[SnapshotRelease]:
+        if not self.settings.hubs:
+            return latest_releases(self.snapshot())
+        return [found.release for found in self.newest_releases()]
 
-        Raises ``NotFoundError`` (naming close matches) for a model the catalogue does not list.
+    def versions(self, model: str) -> list[ReleaseVersion]:
+        """Every release of ``[hub:]ns/name`` in the synced catalogue, newest version first.
+
+        With several hubs the releases are those of the hub ``ns/name`` resolves to
+        (:meth:`locate`). Raises ``NotFoundError`` (naming close matches) for a model the
+        catalogue does not list.
         """
         from medigan_catalog.lifecycle import ReleaseState
         from medigan_catalog.snapshot import newest, version_key
 
-        model_id, version = split_model_ref(model)
+        model_id, version = split_model_ref(split_hub_ref(model)[1])
         if version is not None:
             raise BadRequestError(f"{model!r} names a version; write {model_id}")
-        snapshot = self.snapshot()
-        find_release(snapshot, model_id)  # NotFoundError with close matches for an unknown model
+        found = self.locate(model)  # NotFoundError with close matches for an unknown model
+        snapshot = self.snapshot(found.hub if self.settings.hubs else None)
         releases = [r for r in snapshot.releases if r.card.model_id == model_id]
         latest = newest(releases)
         listed = []
@@ -341,47 +597,135 @@ class Client:
                     published_at=release.published_at,
                     package_sha256=artifact.sha256 if artifact is not None else None,
                     newest=release is latest,
+                    hub=found.hub,
                 )
             )
         return listed
 
     def evaluations(self, model: str) -> tuple[HubEvaluation, ...]:
-        """The hub's evaluations of ``ns/name`` (newest release) or ``ns/name@version``."""
-        card = self.show(model)
-        for release in self.snapshot().releases:
-            if release.card.release_id == card.release_id:
-                return release.evaluations
-        return ()
+        """The hub's evaluations of ``[hub:]ns/name`` (newest release) or ``ns/name@version``."""
+        return self.locate(model).release.evaluations
 
     def medigan_rank(self, metric: str, order: str = "asc") -> list[Card]:
         """Rank like medigan's ``rank_models_by_performance`` (``order`` asc or desc)."""
         return list(medigan_rank(self.models(), metric, order))
 
     def show(self, model: str) -> Card:
-        """The card of ``ns/name`` (newest release) or ``ns/name@version``.
+        """The card of ``[hub:]ns/name`` (newest release) or ``[hub:]ns/name@version``.
 
         A medigan-style id (``00102_NAME``, ``102``, maybe ``@version``) names the model of any
-        namespace it matches (:mod:`medigan_client.model_refs`).
+        namespace it matches (:mod:`medigan_client.model_refs`). With several hubs see
+        :meth:`locate`.
         """
-        return find_release(self.snapshot(), model)
+        return self.locate(model).card
+
+    def locate(self, model: str) -> HubRelease:
+        """The release ``[hub:]ns/name[@version]`` names, and the hub it is taken from.
+
+        With a ``hub:`` prefix, that hub's catalogue only. Otherwise the first hub in priority
+        order that carries the model, or the hub ``[pins]`` names for it. When another hub
+        carries the same model and version with other content (their artifacts' sha256
+        differ), :class:`~medigan_client.errors.HubConflictError` names both hubs and how to
+        pin, unless the model is pinned; the same content on several hubs (a mirror) is no
+        conflict. An entry whose attestation, by a key pinned for a configured hub, does not
+        hold raises :class:`~medigan_client.errors.AttestationInvalidError`.
+        """
+        hub, ref = split_hub_ref(model)
+        if hub is not None:
+            entry = self.hub_entry(hub)
+            snapshot = self.snapshot(entry.name)
+            return self._checked(entry, snapshot, find_release(snapshot, ref))
+        if not self.settings.hubs:
+            snapshot = self.snapshot()
+            return self._checked(self.hubs[0], snapshot, find_release(snapshot, ref))
+        found: list[tuple[HubEntry, Snapshot, Card]] = []
+        first_error: NotFoundError | None = None
+        snapshots = dict(self.snapshots())
+        for entry in self.hubs:
+            cached = snapshots.get(entry.name)
+            if cached is None:
+                continue
+            try:
+                found.append((entry, cached, find_release(cached, ref)))
+            except NotFoundError as error:
+                first_error = first_error or error
+        if not found:
+            if first_error is not None:
+                raise first_error
+            raise NotFoundError(f"no hub's catalogue lists {ref}")
+        model_id = found[0][2].model_id
+        pinned = self.settings.pins.get(model_id)
+        if pinned is not None:
+            for entry, snapshot, card in found:
+                if entry.name == pinned:
+                    return self._checked(entry, snapshot, card)
+            raise NotFoundError(
+                f"{model_id} is pinned to hub {pinned}, whose catalogue does not list {ref}"
+            )
+        entry, first, card = found[0]
+        chosen = self._entry_of(first, card)
+        for other, snapshot, _ in found[1:]:
+            same = [
+                release
+                for release in snapshot.releases
+                if release.model_id == model_id and release.version == card.version
+            ]
+            if same and _content(same[0]) != _content(chosen):
+                raise HubConflictError(
+                    f"{model_id}@{card.version} is carried by hub {entry.name} and by hub "
+                    f"{other.name} with different content (their artifacts' sha256 differ); "
+                    "the client does not choose between them. Pin it in the config "
+                    f'([pins] "{model_id}" = "{entry.name}") or name the hub: '
+                    f"{entry.name}:{model_id}@{card.version}",
+                    detail={
+                        "model_id": model_id,
+                        "version": card.version,
+                        "hubs": [entry.name, other.name],
+                    },
+                )
+        return self._checked(entry, first, card)
+
+    @staticmethod
+    def _entry_of(snapshot: Snapshot, card: Card) -> SnapshotRelease:
+        for release in snapshot.releases:
+            if release.card.release_id == card.release_id:
+                return release
+        raise NotFoundError(f"no entry {card.release_id} in the catalogue of {snapshot.hub_url}")
+
+    def _checked(self, entry: HubEntry, snapshot: Snapshot, card: Card) -> HubRelease:
+        """The entry of ``card`` in hub ``entry``'s ``snapshot``, its attestation checked where
+        a pinned key of a configured hub made it."""
+        release = self._entry_of(snapshot, card)
+        if release.attestation is None:
+            return HubRelease(entry.name, entry.url, release)
+        from medigan_client.trust import require_valid_attestation, trusted_keys_by_hub
+
+        keys = trusted_keys_by_hub([self.hub_settings(e.name) for e in self.hubs])
+        check = require_valid_attestation(release, keys, hub=entry.name)
+        return HubRelease(entry.name, entry.url, release, check.verified, check.key_hub)
 
     # -- artifacts and generation ----------------------------------------------------------
+
+    def _resolved(self, model: str) -> tuple[HubRelease, ClientSettings, HubSession]:
+        """The release ``model`` names, its hub's settings and session."""
+        found = self.locate(model)
+        name = found.hub if self.settings.hubs else None
+        settings = self.hub_settings(name)
+        return found, settings, self.session_for(settings.hub_name)
 
     def download(self, model: str) -> Path:
         """Download (once, verified) the package zip of a release; return its cached path."""
         from medigan_client.download import download_release
 
-        return download_release(
-            self.settings, self.show(model), session=self.session, progress=self.progress
-        )
+        found, settings, session = self._resolved(model)
+        return download_release(settings, found.card, session=session, progress=self.progress)
 
     def package(self, model: str) -> Path:
         """Download and extract (once) the package of a release; return its directory."""
         from medigan_client.download import ensure_package
 
-        return ensure_package(
-            self.settings, self.show(model), session=self.session, progress=self.progress
-        )
+        found, settings, session = self._resolved(model)
+        return ensure_package(settings, found.card, session=session, progress=self.progress)
 
     def generate(
         self,
@@ -431,8 +775,14 @@ class Client:
             dicom_uid_root=dicom_uid_root,
             overwrite=overwrite,
         )
+        found, settings, session = self._resolved(model)
         return generate(
-            self.settings, model, num_samples, Path(output_dir), options, session=self.session
+            settings,
+            found.card.release_id,
+            num_samples,
+            Path(output_dir),
+            options,
+            session=session,
         )
 
     # -- torch data sets and the visualiser ------------------------------------------------
@@ -462,7 +812,8 @@ class Client:
         from medigan_client.generate import resolve_arguments
 
         module = _dataset_module()
-        card = self.show(model)
+        found, settings, session = self._resolved(model)
+        card = found.card
         spec = module.DatasetSpec(
             card=card,
             num_samples=num_samples,
@@ -471,13 +822,13 @@ class Client:
             arguments=resolve_arguments(card, args),
         )
         dataset: GeneratedDataset = module.open_dataset(
-            self.settings,
+            settings,
             spec,
             transform=transform,
             target_transform=target_transform,
             device=device,
             isolation=isolation,
-            session=self.session,
+            session=session,
             progress=self.progress,
         )
         return dataset
@@ -502,15 +853,18 @@ class Client:
         (``inprocess``, ``cpu``); see :class:`medigan_client.dataset.StreamingDataset`.
         """
         from medigan_client.batching import default_batch_size
+        from medigan_client.download import ensure_package
         from medigan_client.generate import resolve_arguments
 
         module = _dataset_module()
-        card = self.show(model)
+        found, settings, session = self._resolved(model)
+        card = found.card
         arguments = resolve_arguments(card, args)
+        package_dir = ensure_package(settings, card, session=session, progress=self.progress)
         stream: StreamingDataset = module.StreamingDataset(
-            self.settings,
+            settings,
             card,
-            self.package(model),
+            package_dir,
             arguments=arguments,
             seed=seed,
             batch_size=batch_size if batch_size is not None else default_batch_size(card),
@@ -539,15 +893,16 @@ class Client:
         """
         from medigan_client.visualize import visualize
 
+        found, settings, session = self._resolved(model)
         return visualize(
-            self.settings,
-            model,
+            settings,
+            found.card.release_id,
             args=args,
             seed=seed,
             device=device,
             isolation=isolation,
             show=show,
-            session=self.session,
+            session=session,
             progress=self.progress,
         )
 

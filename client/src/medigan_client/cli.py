@@ -1,6 +1,6 @@
 """The ``medigan-client`` command line: sync, search, rank, versions, show, download, generate,
 init-package, push, status, review, login, whoami, token, org, namespace, visibility, logout,
-cache.
+keys, cache.
 
 ``medigan-client [--hub URL] [--token T] [--cache-dir D] [--offline] COMMAND ...``. Every error
 the client raises on purpose is printed as one line ``error: <message>`` on stderr with exit
@@ -14,6 +14,12 @@ default hub, so the commands after it need no ``--hub``. Each command that talks
 reads its cached catalogue first says on stderr which hub it uses and why, in one line such as
 ``hub: http://127.0.0.1:8123 (from config)``. Each command's help ends with an example
 (:data:`EXAMPLES`).
+
+Several hubs (``[[hubs]]`` in the config file, docs/client-federation.md): ``sync`` syncs each
+and reports per hub (exit status 1 only when every hub failed); ``search``, ``rank`` and
+``versions`` add a last column naming each line's hub and ``show`` a ``hub:`` line; every
+command that takes a model accepts ``hub-name:ns/name[@version]``. ``keys show|forget`` lists
+or drops the signing keys pinned for a hub.
 
 Built on click. Start-up time is the CLI's first impression: this module imports click, the
 client's settings and errors, and the search index; each command imports what it needs (the card
@@ -31,7 +37,7 @@ from typing import TYPE_CHECKING
 import click
 
 from medigan_catalog.errors import CatalogError
-from medigan_client.api import OPERATORS, Client
+from medigan_client.api import OPERATORS, Client, HubRelease
 from medigan_client.cache_cli import cache_group
 from medigan_client.compat.importer_cli import import_medigan_command
 from medigan_client.errors import BadRequestError, ClientError
@@ -48,6 +54,7 @@ if TYPE_CHECKING:
 
     from medigan_catalog.access import AccountInfo, Organisation, TokenInfo, VisibilityState
     from medigan_catalog.schema import Card
+    from medigan_client.sync import SyncResult
 
 MODEL_REF = "ns/name[@version]"
 RELEASE_REF = "ns/name@version"
@@ -84,6 +91,7 @@ EXAMPLES: dict[str, str] = {
     "namespace": "medigan-client namespace list",
     "visibility": "medigan-client visibility my-lab/my-model internal",
     "logout": "medigan-client logout --revoke",
+    "keys": "medigan-client keys forget institution",
     "cache": "medigan-client cache ls",
 }
 
@@ -103,6 +111,11 @@ ACCESS_HINTS: dict[str, str | None] = {
     "throttled": None,
     "namespace_not_found": "see `medigan-client namespace list`",
     "namespace_taken": None,
+    "signature_invalid": "the document was altered on the way; nothing of it was used",
+    "signature_missing": "a hub that signs nothing can be trusted with verify = false in its "
+    "config entry (docs/client-federation.md)",
+    "key_changed": "if the hub's operator confirms the new key out of band, "
+    "`medigan-client keys forget HUB` and sync again",
 }
 
 
@@ -119,7 +132,11 @@ def _client(ctx: click.Context) -> Client:
     if not ctx.meta.get(_HUB_ANNOUNCED):
         ctx.meta[_HUB_ANNOUNCED] = True
         source = HUB_SOURCES.get(client.settings.hub_url_source, client.settings.hub_url_source)
-        click.echo(f"hub: {client.settings.hub_url} ({source})", err=True)
+        if client.multi_hub:
+            listed = ", ".join(f"{entry.name} ({entry.url})" for entry in client.hubs)
+            click.echo(f"hubs: {listed} ({source})", err=True)
+        else:
+            click.echo(f"hub: {client.settings.hub_url} ({source})", err=True)
     return client
 
 
@@ -196,27 +213,55 @@ def sync(ctx: click.Context, hub_url: str | None) -> None:
     A hub given with --hub (here or before the command) becomes the default hub: it is recorded
     in the config file, and later commands without --hub use it.
     """
+    several_configured = False
     if hub_url is not None:
         given = _client_without_announcing(ctx)
-        client = Client(
-            settings=replace(given.settings, hub_url=hub_url, hub_url_source="argument"),
-            progress=given.progress,
-        )
+        several_configured = bool(given.settings.hubs)
+        client = Client(settings=given.settings.with_hub(hub_url), progress=given.progress)
         ctx.obj = client
         ctx.call_on_close(client.close)
     client = _client(ctx)
+    if client.multi_hub:
+        _sync_hubs(client)
+        return
     result = client.sync()
     if result.warning:
         _warn(result.warning)
-    state = "from cache" if result.from_cache else ("updated" if result.changed else "unchanged")
-    click.echo(
-        f"catalogue of {client.settings.hub_url}: serial {result.serial}, "
-        f"{result.release_count} releases ({state})"
-    )
+    click.echo(f"catalogue of {client.settings.hub_url}: {_sync_state(result)}")
     for problem in client.snapshot().skipped:
         _warn(f"skipped a release this client cannot read: {problem}")
-    if client.settings.hub_url_source == "argument":
+    if client.settings.hub_url_source == "argument" and not several_configured:
         _record_default_hub(client.settings.hub_url)
+
+
+def _sync_state(result: SyncResult) -> str:
+    state = "from cache" if result.from_cache else ("updated" if result.changed else "unchanged")
+    return f"serial {result.serial}, {result.release_count} releases ({state})"
+
+
+def _sync_hubs(client: Client) -> None:
+    """Sync every hub, one line each; fails (status 1) only when every hub failed."""
+    reports = client.sync_hubs()
+    for report in reports:
+        if report.error is not None:
+            click.echo(f"hub {report.hub} ({report.hub_url}): failed", err=False)
+            click.echo(f"error: {report.hub}: {_error_line(report.error)}", err=True)
+            continue
+        assert report.result is not None
+        if report.result.warning:
+            _warn(f"{report.hub}: {report.result.warning}")
+        click.echo(f"hub {report.hub} ({report.hub_url}): {_sync_state(report.result)}")
+        for problem in client.snapshot(report.hub).skipped:
+            _warn(f"{report.hub}: skipped a release this client cannot read: {problem}")
+    failed = [report for report in reports if report.error is not None]
+    if len(failed) == len(reports):
+        raise click.exceptions.Exit(1)
+    if failed:
+        _warn(
+            f"{len(failed)} of {len(reports)} hubs failed to sync ("
+            + ", ".join(report.hub for report in failed)
+            + "); the others were synced"
+        )
 
 
 def _client_without_announcing(ctx: click.Context) -> Client:
@@ -262,13 +307,15 @@ def search_command(
     A TERM written key=value filters a field (modality=mri).
     """
     # The index holds the id and title of every entry: no card is parsed to print them.
-    hits = _client(ctx).search_entries(
+    client = _client(ctx)
+    hits = client.search_hubs(
         list(terms), operator=operator.upper(), medigan_semantics=medigan_semantics
     )
     if not hits:
         click.echo("no model matches", err=True)
-    for hit in hits:
-        click.echo(f"{hit.entry.model_id}\t{hit.entry.title}")
+    for hub, hit in hits:
+        line = f"{hit.entry.model_id}\t{hit.entry.title}"
+        click.echo(f"{line}\t{hub}" if client.multi_hub else line)
 
 
 @app.command("rank")
@@ -300,8 +347,14 @@ def rank_command(
     stderr says so, and names the modalities or extractors when the ranked values mix them. A
     reference set no release was evaluated against is an error naming the known sets.
     """
-    ranking = _client(ctx).ranking(
+    client = _client(ctx)
+    ranking = client.ranking(
         metric, reference=reference, extractor=extractor, descending=descending
+    )
+    hubs = (
+        {found.card.release_id: found.hub for found in client.newest_releases()}
+        if client.multi_hub
+        else {}
     )
     for caveat in ranking.caveats:
         _warn(caveat)
@@ -311,7 +364,8 @@ def rank_command(
         else:
             shown = f"{row.value:g}" if ranking.self_reported else f"{row.value:.4f}"
         source = "" if row.extractor is None else f"\t[{row.extractor}]"
-        click.echo(f"{row.card.model_id}\t{shown}\t{row.card.title}{source}")
+        hub = f"\t{hubs.get(row.card.release_id, '-')}" if client.multi_hub else ""
+        click.echo(f"{row.card.model_id}\t{shown}\t{row.card.title}{source}{hub}")
 
 
 @app.command()
@@ -324,11 +378,17 @@ def versions(ctx: click.Context, model: str) -> None:
     digits) and "newest" on the release ns/name resolves to. The catalogue lists published
     releases only; `status ns/name@version` asks the hub about any release.
     """
-    for release in _client(ctx).versions(model):
+    client = _client(ctx)
+    for release in client.versions(model):
         published = release.published_at.date().isoformat() if release.published_at else "-"
         digest = release.package_sha256[:12] if release.package_sha256 else "-"
         fields = [release.version, release.state, published, digest]
-        click.echo("\t".join([*fields, "newest"] if release.newest else fields))
+        if release.newest:
+            fields.append("newest")
+        if client.multi_hub:
+            # Always the last column, after "newest" or an empty field where it is not.
+            fields = [*fields, release.hub] if release.newest else [*fields, "", release.hub]
+        click.echo("\t".join(fields))
 
 
 def _card_summary(card: Card) -> list[str]:
@@ -377,11 +437,35 @@ def show(ctx: click.Context, model: str) -> None:
     from medigan_client.evaluations import describe as describe_evaluation
 
     client = _client(ctx)
-    for line in _card_summary(client.show(model)):
+    found = client.locate(model)
+    lines = _card_summary(found.card)
+    lines[1:1] = _hub_lines(found)
+    for line in lines:
         click.echo(line)
     for evaluation in client.evaluations(model):
         for line in describe_evaluation(evaluation):
             click.echo(line)
+
+
+def _hub_lines(found: HubRelease) -> list[str]:
+    """Where a release was found, where it came from, and whether a pinned key attested it."""
+    lines = [f"  hub:         {found.hub} ({found.hub_url})"]
+    origin = found.release.origin
+    attestation = found.release.attestation
+    if attestation is None:
+        attested = "none"
+    elif found.attestation_verified:
+        attested = f"verified, by {attestation.key_id} of hub {found.attested_by}"
+    else:
+        attested = f"not verified (key {attestation.key_id} is pinned for no configured hub)"
+    if origin is not None:
+        lines.append(
+            f"  origin:      {origin.hub} ({origin.url}), mirrored at serial {origin.serial}"
+        )
+    elif attestation is not None:
+        lines.append(f"  origin:      {attestation.hub}")
+    lines.append(f"  attestation: {attested}")
+    return lines
 
 
 @app.command()
@@ -1100,6 +1184,65 @@ def visibility(ctx: click.Context, model: str, value: str | None, note: str) -> 
             err=True,
         )
     _echo_visibility(state)
+
+
+@app.group("keys")
+def keys_group() -> None:
+    """The signing keys pinned for each hub (docs/client-federation.md)."""
+
+
+@keys_group.command("show", epilog=example_epilog("medigan-client keys show institution"))
+@click.argument("hub", required=False, metavar="[HUB]")
+@click.pass_context
+def keys_show(ctx: click.Context, hub: str | None) -> None:
+    """List the keys pinned for each hub (or one): hub, key id, pinned since.
+
+    A hub with nothing pinned says so; its next sync pins its key set (or the key its config
+    entry names).
+    """
+    from medigan_client.trust import keys_path, load_pins
+
+    client = _client_without_announcing(ctx)
+    entries = [client.hub_entry(hub)] if hub is not None else list(client.hubs)
+    for entry in entries:
+        settings = client.hub_settings(entry.name) if client.settings.hubs else client.settings
+        if not client.settings.hubs and hub is None:
+            settings = client.settings
+        if not entry.verify:
+            click.echo(f"{entry.name}\t(verify = false: signatures not checked)")
+            continue
+        pins = load_pins(settings)
+        if pins is None:
+            click.echo(f"{entry.name}\t(nothing pinned yet; the next sync pins the hub's keys)")
+            continue
+        for key_id in sorted(pins.keys):
+            configured = "\tconfigured" if key_id in entry.keys else ""
+            click.echo(f"{entry.name}\t{key_id}\t{pins.pinned_at or '-'}{configured}")
+        click.echo(
+            f"  {entry.url} calls itself {pins.hub!r}; kept in {keys_path(settings)}", err=True
+        )
+
+
+@keys_group.command("forget", epilog=example_epilog("medigan-client keys forget institution"))
+@click.argument("hub", metavar="HUB")
+@click.pass_context
+def keys_forget(ctx: click.Context, hub: str) -> None:
+    """Unpin a hub's keys, after confirming its new key with its operator out of band.
+
+    The next sync pins the key set the hub then offers (trust on first use), or checks it
+    against the key its config entry names.
+    """
+    from medigan_client.trust import forget_pins
+
+    client = _client_without_announcing(ctx)
+    entry = client.hub_entry(hub)
+    settings = client.hub_settings(entry.name) if client.settings.hubs else client.settings
+    if forget_pins(settings):
+        click.echo(
+            f"forgot the keys pinned for {entry.name} ({entry.url}); the next sync pins anew"
+        )
+    else:
+        click.echo(f"no keys were pinned for {entry.name} ({entry.url})")
 
 
 app.add_command(cache_group)

@@ -219,6 +219,87 @@ class FeedGoneError(ClientError):
     code = ErrorCode.FEED_GONE
 
 
+class SignatureInvalidError(ClientError):
+    """A signed document (snapshot, feed page, key set, release attestation) does not match its
+    signature by a pinned key: it was altered on the way. Nothing of it was used or cached."""
+
+    code = ErrorCode.SIGNATURE_INVALID
+
+
+class SignatureMissingError(ClientError):
+    """A hub whose documents must be signed sent one without a signature.
+
+    A hub that signs nothing (an older hub) can be trusted explicitly with ``verify = false``
+    in its config entry (docs/client-federation.md).
+    """
+
+    code = ErrorCode.SIGNATURE_MISSING
+
+
+class KeyChangedError(ClientError):
+    """A document signed only by keys other than the ones pinned for its hub.
+
+    ``pinned`` and ``offered`` are the key ids; after confirming a new key out of band,
+    ``medigan-client keys forget HUB`` drops the old pin.
+    """
+
+    code = ErrorCode.KEY_CHANGED
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        detail: object = None,
+        code: ErrorCode | None = None,
+        traceback: str | None = None,
+        pinned: Sequence[str] = (),
+        offered: Sequence[str] = (),
+    ):
+        super().__init__(message, detail=detail, code=code, traceback=traceback)
+        self.pinned = tuple(pinned)
+        self.offered = tuple(offered)
+
+
+class NamespaceShadowedError(ClientError):
+    """A hub refused a local release in a namespace one of its upstreams carries."""
+
+    code = ErrorCode.NAMESPACE_SHADOWED
+
+
+class MirrorClashError(ClientError):
+    """A mirroring hub found an upstream's release clashing with one of its own."""
+
+    code = ErrorCode.MIRROR_CLASH
+
+
+class BundleInvalidError(ClientError):
+    """A catalogue bundle (for networks without a route to the hub) failed verification."""
+
+    code = ErrorCode.BUNDLE_INVALID
+
+
+class UpstreamFailedError(ClientError):
+    """A mirroring hub could not reach or use one of its upstreams."""
+
+    code = ErrorCode.UPSTREAM_FAILED
+
+
+class AttestationInvalidError(SignatureInvalidError):
+    """A catalogue entry's attestation, by a key pinned for a configured hub, does not match the
+    entry: the release is unusable (code ``signature_invalid``)."""
+
+
+class HubConflictError(ClientError):
+    """Two configured hubs carry the same model (and version) with different content.
+
+    The client refuses to choose (a dependency-confusion guard); ``detail`` is
+    ``{"model_id", "version", "hubs"}``. Pin the model to a hub in the config's ``[pins]`` table
+    or write ``hub-name:ns/name``.
+    """
+
+    code = ErrorCode.HUB_CONFLICT
+
+
 _BY_CODE: dict[str, type[ClientError]] = {
     cls.code.value: cls
     for cls in (
@@ -246,6 +327,14 @@ _BY_CODE: dict[str, type[ClientError]] = {
         NamespaceNotFoundError,
         NamespaceTakenError,
         FeedGoneError,
+        SignatureInvalidError,
+        SignatureMissingError,
+        KeyChangedError,
+        NamespaceShadowedError,
+        MirrorClashError,
+        BundleInvalidError,
+        UpstreamFailedError,
+        HubConflictError,
     )
 }
 

@@ -22,6 +22,15 @@ The index that ``venv`` isolation installs a model's pinned requirements from:
 ``MEDIGAN_PIP_FIND_LINKS`` (separated by ``os.pathsep``) and ``MEDIGAN_PIP_NO_INDEX``, or the
 config keys ``pip_index_url``, ``pip_extra_index_urls``, ``pip_find_links`` (a string or a list)
 and ``pip_no_index``. When none is set, pip's own configuration applies.
+
+Several hubs (docs/client-federation.md): the config file may list ``[[hubs]]`` tables in
+priority order, each with ``name``, ``url`` and optionally ``token`` (sent to that hub only),
+``key`` (a key id or a list of them: the hub's signing keys to trust) and ``verify`` (``false``
+for a hub that signs nothing), and a ``[pins]`` table mapping ``ns/name`` to the hub a model is
+taken from. The single-hub settings (``hub_url``, ``token``, ``MEDIGAN_HUB_URL``, ``--hub``) are
+the one-hub case: such a hub is named after its ``host:port`` (:func:`hub_name_for`), and the
+top-level keys ``key`` and ``verify`` apply to it. A hub named by an argument or the environment
+(a URL, or the name of a configured hub) replaces the list for that command.
 """
 
 from __future__ import annotations
@@ -32,9 +41,10 @@ import re
 import tempfile
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import platformdirs
 
@@ -49,6 +59,44 @@ HubUrlSource = Literal["argument", "environment", "config", "default"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+
+
+_KEY_ID = re.compile(r"^ed25519:[0-9a-f]{32}$")
+# What a hub's name may hold: it prefixes model references as ``name:ns/name``, so no ``/``.
+_HUB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+
+
+def hub_name_for(hub_url: str) -> str:
+    """The name of a hub given by URL only: its ``host:port`` (``default`` when it has none)."""
+    parts = urlsplit(hub_url)
+    if not parts.hostname:
+        return "default"
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return f"{parts.hostname.lower()}:{port}" if port else parts.hostname.lower()
+
+
+@dataclass(frozen=True)
+class HubEntry:
+    """One configured hub: its name, URL, token, the key ids pinned in the config, and whether
+    its signatures are verified (``verify = false`` only for hubs that sign nothing)."""
+
+    name: str
+    url: str
+    token: str | None = field(default=None, repr=False)
+    keys: tuple[str, ...] = ()
+    verify: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "url", self.url.rstrip("/"))
+        if not _HUB_NAME.fullmatch(self.name):
+            raise BadRequestError(
+                f"{self.name!r} is not a hub name: letters, digits, '.', '_', '-' and ':'"
+            )
+        for key in self.keys:
+            if not _KEY_ID.fullmatch(key):
+                raise BadRequestError(
+                    f"the key of hub {self.name!r} must be ed25519: and 32 hex digits, not {key!r}"
+                )
 
 
 def default_cache_dir() -> Path:
@@ -81,11 +129,71 @@ class ClientSettings:
     # Which setting named the hub: an argument (the CLI's --hub), MEDIGAN_HUB_URL, the config
     # file, or DEFAULT_HUB_URL. Settings made directly count as given by argument.
     hub_url_source: HubUrlSource = field(default="argument", compare=False)
+    # The hub of hub_url: its name ("" derives it from the URL), the key ids the config pins
+    # for it, and whether its signatures are verified.
+    hub_name: str = ""
+    hub_keys: tuple[str, ...] = ()
+    verify: bool = True
+    # Several hubs in priority order (the config's [[hubs]]); empty for the one hub above. When
+    # set, hub_url and token are the first hub's, for the commands that talk to one hub.
+    hubs: tuple[HubEntry, ...] = ()
+    # ns/name -> the name of the hub a model is taken from (the config's [pins]).
+    pins: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # A trailing slash would double up when paths are joined onto the base URL.
         object.__setattr__(self, "hub_url", self.hub_url.rstrip("/"))
         object.__setattr__(self, "cache_dir", Path(self.cache_dir).expanduser())
+        if not self.hub_name:
+            object.__setattr__(self, "hub_name", hub_name_for(self.hub_url))
+        object.__setattr__(self, "pins", dict(self.pins))
+
+    def hub_entries(self) -> tuple[HubEntry, ...]:
+        """Every hub of these settings in priority order (one entry for a single hub)."""
+        if self.hubs:
+            return self.hubs
+        entry = HubEntry(
+            name=self.hub_name,
+            url=self.hub_url,
+            token=self.token,
+            keys=self.hub_keys,
+            verify=self.verify,
+        )
+        return (entry,)
+
+    def with_hub(self, hub: str, source: HubUrlSource = "argument") -> ClientSettings:
+        """These settings for one hub given by name (a configured hub) or URL.
+
+        A configured hub brings its name, token, keys and verification; another URL keeps the
+        token (as ``--hub URL`` always did) and this hub's keys and verification only when it
+        is the same hub.
+        """
+        for entry in self.hub_entries():
+            if hub in (entry.name, entry.url):
+                return replace(self.for_hub(entry), hub_url_source=source)
+        url = hub.rstrip("/")
+        same = url == self.hub_url
+        return replace(
+            self,
+            hub_url=url,
+            hub_url_source=source,
+            hub_name="" if not same else self.hub_name,
+            hub_keys=self.hub_keys if same else (),
+            verify=self.verify if same else True,
+            hubs=(),
+        )
+
+    def for_hub(self, entry: HubEntry) -> ClientSettings:
+        """Settings of one of the hubs: its URL, name, token, keys and verification only."""
+        return replace(
+            self,
+            hub_url=entry.url,
+            token=entry.token,
+            hub_name=entry.name,
+            hub_keys=entry.keys,
+            verify=entry.verify,
+            hubs=(),
+        )
 
     @classmethod
     def load(
@@ -153,9 +261,50 @@ class ClientSettings:
             # The config file's token was issued by another hub (``login``, ``record_token``):
             # it is never sent to this one.
             raw_token = None
+        entries = _hub_entries(file_values.get("hubs"), path)
+        pins = _pins(file_values.get("pins"), entries, path)
+        chosen: HubEntry | None = None
+        several: tuple[HubEntry, ...] = ()
+        explicit_token = str(token or env.get("MEDIGAN_TOKEN") or "") or None
+        if hub_source in ("argument", "environment") and raw_hub:
+            # --hub / MEDIGAN_HUB_URL may name a configured hub, by name or URL.
+            wanted = str(raw_hub).rstrip("/")
+            named = [e for e in entries if wanted in (e.name, e.url)]
+            if named:
+                chosen = _with_tokens(
+                    (named[0],),
+                    explicit=explicit_token,
+                    stored=file_values.get("token"),
+                    stored_hub=token_hub,
+                )[0]
+        elif entries:
+            several = _with_tokens(
+                entries,
+                explicit=explicit_token,
+                stored=file_values.get("token"),
+                stored_hub=token_hub,
+            )
+            chosen = several[0]
+            hub_source = "config"
+        if chosen is not None:
+            raw_hub, raw_token = chosen.url, chosen.token
+            hub_name, hub_keys, verify = chosen.name, chosen.keys, chosen.verify
+        else:
+            # The top-level key and verify belong to the config file's hub_url (or the default).
+            config_hub = str(file_values.get("hub_url") or DEFAULT_HUB_URL).rstrip("/")
+            applies = (str(raw_hub).rstrip("/") if raw_hub else DEFAULT_HUB_URL) == config_hub
+            hub_name = ""
+            hub_keys = _key_ids(file_values.get("key"), "key") if applies else ()
+            raw_verify = file_values.get("verify")
+            verify = _as_bool(raw_verify, "verify") if applies and raw_verify is not None else True
         return cls(
             hub_url=str(raw_hub) if raw_hub else DEFAULT_HUB_URL,
             hub_url_source=hub_source if raw_hub else "default",
+            hub_name=hub_name,
+            hub_keys=hub_keys,
+            verify=verify,
+            hubs=several,
+            pins=pins,
             token=str(raw_token) if raw_token else None,
             cache_dir=Path(str(raw_cache)) if raw_cache else default_cache_dir(),
             offline=_as_bool(raw_offline, "offline") if raw_offline is not None else False,
@@ -352,6 +501,10 @@ def _read_config_file(path: Path) -> dict[str, object]:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise BadRequestError(f"cannot read the config file {path}: {exc}") from exc
     known = {"hub_url", "token", "token_hub_url", "cache_dir", "offline", "timeout"} | {
+        "hubs",
+        "pins",
+        "key",
+        "verify",
         "pip_index_url",
         "pip_extra_index_urls",
         "pip_find_links",
@@ -364,6 +517,97 @@ def _read_config_file(path: Path) -> dict[str, object]:
             f"known keys are {', '.join(sorted(known))}"
         )
     return dict(data)
+
+
+_HUB_KEYS = frozenset({"name", "url", "token", "key", "verify"})
+
+
+def _hub_entries(value: object, path: Path) -> tuple[HubEntry, ...]:
+    """The ``[[hubs]]`` tables of the config file, checked: names and URLs unique."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise BadRequestError(f"hubs in {path} must be a list of tables ([[hubs]])")
+    entries: list[HubEntry] = []
+    for number, table in enumerate(value, start=1):
+        unknown = sorted(set(table) - _HUB_KEYS)
+        if unknown:
+            raise BadRequestError(
+                f"unknown keys in hub {number} of {path}: {', '.join(unknown)}; "
+                f"known keys are {', '.join(sorted(_HUB_KEYS))}"
+            )
+        name, url = table.get("name"), table.get("url")
+        if not isinstance(name, str) or not isinstance(url, str) or not url.strip():
+            raise BadRequestError(f"hub {number} of {path} needs a name and a url")
+        token = table.get("token")
+        if token is not None and not isinstance(token, str):
+            raise BadRequestError(f"the token of hub {name!r} in {path} must be a string")
+        raw_verify = table.get("verify")
+        entries.append(
+            HubEntry(
+                name=name,
+                url=url.strip(),
+                token=token or None,
+                keys=_key_ids(table.get("key"), f"key of hub {name!r}"),
+                verify=_as_bool(raw_verify, "verify") if raw_verify is not None else True,
+            )
+        )
+    for attribute in ("name", "url"):
+        seen = [getattr(entry, attribute) for entry in entries]
+        doubled = sorted({item for item in seen if seen.count(item) > 1})
+        if doubled:
+            raise BadRequestError(f"two hubs in {path} have the same {attribute}: {doubled[0]}")
+    return tuple(entries)
+
+
+def _with_tokens(
+    entries: tuple[HubEntry, ...],
+    *,
+    explicit: str | None,
+    stored: object,
+    stored_hub: object,
+) -> tuple[HubEntry, ...]:
+    """The hubs with their tokens: their own; a ``--token``/``MEDIGAN_TOKEN`` for the first
+    hub; the config's top-level token for the hub that issued it (``token_hub_url``) only."""
+    issuer = str(stored_hub).rstrip("/") if stored_hub else None
+    result = []
+    for position, entry in enumerate(entries):
+        token = entry.token
+        if position == 0 and explicit:
+            token = explicit
+        elif token is None and stored and issuer == entry.url:
+            token = str(stored)
+        result.append(replace(entry, token=token))
+    return tuple(result)
+
+
+def _pins(value: object, entries: tuple[HubEntry, ...], path: Path) -> dict[str, str]:
+    """The ``[pins]`` table: ``ns/name`` -> the name of a configured hub."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise BadRequestError(f'pins in {path} must be a table of "ns/name" = "hub name"')
+    names = {entry.name for entry in entries}
+    for model_id, hub in value.items():
+        if "/" not in model_id:
+            raise BadRequestError(f"the pin {model_id!r} in {path} is not ns/name")
+        if names and hub not in names:
+            raise BadRequestError(
+                f"the pin {model_id!r} in {path} names hub {hub!r}, which is not configured; "
+                f"hubs: {', '.join(sorted(names))}"
+            )
+    return dict(value)
+
+
+def _key_ids(value: object, name: str) -> tuple[str, ...]:
+    """A key id or a list of them (``ed25519:`` and 32 hex digits each)."""
+    keys = _as_strings(value, name)
+    for key in keys:
+        if not _KEY_ID.fullmatch(key):
+            raise BadRequestError(f"{name} must be ed25519: and 32 hex digits, not {key!r}")
+    return keys
 
 
 def _as_bool(value: object, name: str) -> bool:

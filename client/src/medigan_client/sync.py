@@ -29,7 +29,7 @@ import difflib
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,6 +91,8 @@ class SyncResult:
     changed: bool
     from_cache: bool
     warning: str | None = None
+    # The name of the hub synced (ClientSettings.hub_name).
+    hub: str = ""
 
 
 def parse_snapshot(data: object, *, hub_url: str) -> Snapshot:
@@ -132,9 +134,25 @@ def sync(settings: ClientSettings, *, session: HubSession | None = None) -> Sync
     atomically. When the hub is unreachable (or the client is offline) and a cached document
     exists, returns it with ``from_cache=True`` and a warning; otherwise raises
     :class:`HubUnreachableError` / :class:`OfflineError`.
+
+    Every snapshot and feed page is checked against the keys pinned for the hub before it is
+    parsed (:mod:`medigan_client.trust`); a bad, missing or unknown signature raises
+    ``SignatureInvalidError``, ``SignatureMissingError`` or ``KeyChangedError`` and leaves the
+    cached copy as it was. A hub with ``verify = false`` is synced unchecked, with a warning.
     """
+    result = replace(_sync(settings, session=session), hub=settings.hub_name)
+    if settings.verify or settings.offline:
+        return result
+    from medigan_client.trust import unverified_warning
+
+    warnings = [w for w in (result.warning, unverified_warning(settings)) if w]
+    return replace(result, warning="; ".join(warnings))
+
+
+def _sync(settings: ClientSettings, *, session: HubSession | None) -> SyncResult:
     from medigan_catalog.snapshot import CATALOG_PATH
     from medigan_client.http import HubSession
+    from medigan_client.trust import verified_body
 
     cache = Cache(settings.cache_dir)
     snapshot_path = cache.snapshot_path(settings.hub_url)
@@ -162,8 +180,12 @@ def sync(settings: ClientSettings, *, session: HubSession | None = None) -> Sync
     own_session = session is None
     hub = session or HubSession(settings)
     try:
-        followed = _follow_feed(hub, cached) if cached is not None else None
+        followed = _follow_feed(settings, hub, cached) if cached is not None else None
         response = None if followed is not None else hub.send("GET", CATALOG_PATH, headers=headers)
+        verified = None
+        if response is not None and not (response.status_code == 304 and cached is not None):
+            # Checked before a byte of it is parsed; a refusal leaves the cached copy alone.
+            verified = verified_body(settings, hub, response, what="the catalogue")
     except HubUnreachableError as exc:
         if cached is None:
             raise HubUnreachableError(
@@ -210,7 +232,8 @@ def sync(settings: ClientSettings, *, session: HubSession | None = None) -> Sync
             changed=False,
             from_cache=False,
         )
-    body, etag = response.content, response.headers.get("ETag")
+    assert verified is not None
+    body, etag = verified, response.headers.get("ETag")
     try:
         document = json.loads(body)
     except ValueError as exc:
@@ -255,7 +278,9 @@ _UNCHANGED = _Unchanged()
 FEED_PAGE_SIZE = 500
 
 
-def _follow_feed(hub: HubSession, cached: dict[str, object]) -> CatalogSnapshot | _Unchanged | None:
+def _follow_feed(
+    settings: ClientSettings, hub: HubSession, cached: dict[str, object]
+) -> CatalogSnapshot | _Unchanged | None:
     """The cached catalogue brought up to date by the hub's change feed.
 
     ``_UNCHANGED`` when nothing changed (one small request); None when the feed cannot be used
@@ -272,6 +297,7 @@ def _follow_feed(hub: HubSession, cached: dict[str, object]) -> CatalogSnapshot 
     )
     from medigan_catalog.snapshot import parse_snapshot as read_snapshot
     from medigan_client.errors import FeedGoneError
+    from medigan_client.trust import verified_body
 
     scope, serial = cached.get("scope"), _serial(cached)
     if not isinstance(scope, str):
@@ -282,8 +308,10 @@ def _follow_feed(hub: HubSession, cached: dict[str, object]) -> CatalogSnapshot 
             response = hub.send("GET", changes_path(serial, FEED_PAGE_SIZE))
         except (NotFoundError, FeedGoneError):
             return None
+        # Each page is checked before it is parsed, let alone applied to the copy.
+        content = verified_body(settings, hub, response, what="a change feed page")
         try:
-            page = ChangePage.model_validate_json(response.content)
+            page = ChangePage.model_validate_json(content)
         except ValueError as exc:
             raise ServerError(f"a change feed page of {hub.settings.hub_url} is invalid") from exc
         if page.scope != scope:
