@@ -12,7 +12,7 @@ are not for everyone, so they are streamed by an access-checked API view
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from hub import snapshot, status
 from hub.accounts import apis as accounts
@@ -86,7 +86,14 @@ api_v1 = [
 urlpatterns = [
     path(f"{API_ROOT.strip('/')}/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="openapi-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="api-docs"),
+    # The split view serves Swagger UI's init script as a file: no inline script (CSP).
+    path(
+        "api/docs/",
+        SpectacularSwaggerSplitView.as_view(
+            url_name="openapi-schema", template_name="web/api_docs.html"
+        ),
+        name="api-docs",
+    ),
     path("admin/", admin.site.urls),
     path("", include("hub.web.urls")),
 ]

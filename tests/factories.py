@@ -164,8 +164,11 @@ def release_row(
     state: str = "published",
     grid: bool = True,
     package: bytes | None = None,
+    **card_overrides: Any,
 ) -> Any:
     """A release stored directly in ``state``, with a sample grid and optionally a package.
+
+    ``card_overrides`` replace top-level fields of its card (:func:`card_data`).
 
     For tests of reads (visibility, downloads, grids) that need a release in a given state without
     running a push and its validation.
@@ -185,7 +188,7 @@ def release_row(
         generative_model=generative_model,
         version=version,
         state=state,
-        card=card_data(model_id=model_id, version=version),
+        card=card_data(model_id=model_id, version=version, **card_overrides),
         submitted_by=submitter,
         published_at=timezone.now() if state in {"published", "deprecated"} else None,
     )
@@ -220,6 +223,29 @@ def reference_set_row(slug: str = "noise") -> Any:
         channels=1,
         images=f"references/{slug}.npz",
         images_sha256="0" * 64,
+    )
+
+
+def evaluation_row(release: Any, *, fid_rs: float, reference_set: Any = None, seed: int = 0) -> Any:
+    """A finished evaluation of ``release`` with the ``medical-cnn`` extractor, for reads."""
+    from django.utils import timezone
+
+    from hub.evaluations.models import Evaluation, ReferenceSet
+
+    if reference_set is None:
+        reference_set = ReferenceSet.objects.filter(slug="noise").first() or reference_set_row()
+    return Evaluation.objects.create(
+        release=release,
+        reference_set=reference_set,
+        extractor_id="medical-cnn",
+        preprocess_key="default",
+        num_samples=1000,
+        seed=seed,
+        status=Evaluation.Status.SUCCEEDED,
+        fid_rs=fid_rs,
+        fid_rr_mean=fid_rs / 4,
+        provenance={},
+        finished_at=timezone.now(),
     )
 
 

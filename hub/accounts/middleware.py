@@ -1,4 +1,5 @@
-"""Refuses the admin's sign-in form with ``429`` from an address that failed too often."""
+"""Refuses the sign-in forms (the admin's, the contributors') with ``429`` from an address that
+failed too often."""
 
 from __future__ import annotations
 
@@ -11,17 +12,17 @@ from hub.accounts.throttling import auth_blocked, client_address
 
 
 class AdminLoginThrottleMiddleware:
-    """Before the admin checks a password, refuse an address past the failure limit."""
+    """Before a sign-in form checks a password, refuse an address past the failure limit."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
-        self._login_path: str | None = None
+        self._login_paths: frozenset[str] | None = None
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.method == "POST":
-            if self._login_path is None:
-                self._login_path = reverse("admin:login")
-            if request.path == self._login_path:
+            if self._login_paths is None:
+                self._login_paths = frozenset({reverse("admin:login"), reverse("web-login")})
+            if request.path in self._login_paths:
                 blocked = auth_blocked(client_address(request))
                 if blocked is not None:
                     response = HttpResponse(

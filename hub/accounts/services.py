@@ -190,6 +190,39 @@ def user_get_or_create(
     return user
 
 
+class SignUpError(CatalogError):
+    """A sign-up that cannot go through: the name is taken, or its namespace would be."""
+
+    code = ErrorCode.BAD_REQUEST
+
+
+@transaction.atomic
+def user_sign_up(*, username: str, email: str, password: str) -> User:
+    """A contributor's own account, with the namespace of their username, from the web form.
+
+    Unlike :func:`user_get_or_create` (operators, the seed) it refuses a name that exists, and
+    a name whose namespace is reserved or taken, so that every contributor who signs up can
+    push under their own name at once.
+    """
+    from hub.accounts.selectors import namespace_for_username
+
+    if User.objects.filter(username__iexact=username).exists():
+        raise SignUpError(f"the name {username!r} is taken", {"field": "username"})
+    personal = namespace_for_username(username)
+    if personal is None:
+        raise SignUpError(
+            f"{username!r} gives no namespace: use letters, digits, '-' or '_'",
+            {"field": "username"},
+        )
+    if personal in RESERVED_NAMESPACES or Namespace.objects.filter(name=personal).exists():
+        raise SignUpError(
+            f"the namespace {personal!r} of that name is taken or reserved", {"field": "username"}
+        )
+    user = User.objects.create_user(username=username, email=email, password=password)
+    Namespace.objects.create(name=personal, user=user)
+    return user
+
+
 def namespace_check_free(name: str) -> None:
     """Refuse a name that is not a namespace, is reserved, or is taken."""
     if not re.fullmatch(NAMESPACE_PATTERN, name):

@@ -1,10 +1,13 @@
-"""Review in the Django admin: releases with their checks, sample grid, card and audit trail.
+"""Review in the Django admin: releases with their sample grid, checks, card and audit trail.
 
-A failed check shows the contributor's message and, collapsed, the full traceback behind it,
-which only staff (the admin's users) ever see.
+A release's page reads in the order a reviewer works: the sample grid, the validation checks,
+the card as text (its JSON collapsed below it), then the release's records. A failed check shows
+the contributor's message and, collapsed, the full traceback behind it, which only staff (the
+admin's users) ever see. A release in review links to its review page (``hub.web.review``).
 
 Approve and reject are admin actions that ask for a note and go through the lifecycle services,
-so the admin cannot change a state any other way.
+so the admin cannot change a state any other way. The admin's index links the review queue with
+the number of releases waiting for the signed-in reviewer.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.functional import lazy
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from hub import sandbox
@@ -58,6 +63,13 @@ def _site_header() -> str:
 
 # Evaluated at each rendering, so the header follows the sandbox's state, not the import's.
 admin.site.site_header = lazy(_site_header, str)()
+# The stock index with the review queue on top (admin/hub_index.html extends admin/index.html):
+# a template of its own name, since django.contrib.admin's templates come first in the search.
+admin.site.index_template = "admin/hub_index.html"
+
+# How a message says that a decision was applied.
+_RELEASE_DECIDED = {"approve": "approved and published", "reject": "rejected"}
+_REQUEST_DECIDED = {"approve": "approved", "reject": "rejected"}
 
 
 def _reviewer(request: HttpRequest) -> User:
@@ -79,21 +91,16 @@ class _ReadOnlyInline(admin.TabularInline[Any, Release]):
         return False
 
 
-class ReleaseCheckInline(_ReadOnlyInline):
-    model = ReleaseCheck
-    fields = readonly_fields = ("name", "status", "message", "traceback", "duration_seconds")
-
-    @admin.display(description="traceback (staff only)")
-    def traceback(self, check: ReleaseCheck) -> SafeString | str:
-        # The message sums the failure up for the contributor; this is all of it, collapsed so
-        # that the checks stay readable.
-        if not check.detail:
-            return "-"
-        return format_html(
-            "<details><summary>full traceback</summary>"
-            '<pre style="white-space: pre-wrap">{}</pre></details>',
-            check.detail,
-        )
+def _traceback(check: ReleaseCheck) -> SafeString | str:
+    # The message sums the failure up for the contributor; this is all of it, collapsed so that
+    # the checks stay readable.
+    if not check.detail:
+        return "-"
+    return format_html(
+        '<details><summary>full traceback</summary><pre class="review-traceback">{}</pre>'
+        "</details>",
+        check.detail,
+    )
 
 
 class ReleaseEventInline(_ReadOnlyInline):
@@ -106,30 +113,50 @@ class ArtifactInline(_ReadOnlyInline):
     fields = readonly_fields = ("role", "filename", "sha256", "size", "external_urls")
 
 
+_RELEASE_FIELDS = (
+    "generative_model",
+    "version",
+    "state",
+    "submitted_by",
+    "created_at",
+    "published_at",
+    "doi",
+    "pinned",
+)
+_ORIGIN_FIELDS = ("origin_hub", "origin_url", "origin_release_id", "origin_serial", "origin_sha256")
+
+
 @admin.register(Release)
 class ReleaseAdmin(admin.ModelAdmin[Release]):
+    # The grid's size and pixelated scaling live in a style sheet: the Content-Security-Policy
+    # allows no style attribute.
+    class Media:
+        css = {"all": ["web/admin.css"]}
+
     list_display = ["release_id", "state", "submitted_by", "created_at", "published_at", "pinned"]
     list_filter = ["state", "generative_model__namespace", "pinned"]
     search_fields = ["generative_model__namespace", "generative_model__name", "version"]
-    readonly_fields = [
-        "generative_model",
-        "version",
-        "state",
-        "submitted_by",
-        "created_at",
-        "published_at",
-        "doi",
-        "pinned",
-        "origin_hub",
-        "origin_url",
-        "origin_release_id",
-        "origin_serial",
-        "origin_sha256",
-        "grid_preview",
-        "card_pretty",
+    # What a reviewer looks at first comes first: the grid, the checks, the card as text. The
+    # JSON card runs to thousands of pixels, so it is collapsed; the checks are a table of their
+    # own here (not an inline), because inlines always follow every fieldset.
+    fieldsets = [
+        ("Sample grid", {"fields": ["grid_preview"]}),
+        ("Validation checks", {"fields": ["checks_table"]}),
+        ("Card", {"fields": ["card_text"]}),
+        ("Card as JSON", {"fields": ["card_pretty"], "classes": ["collapse"]}),
+        ("Release", {"fields": _RELEASE_FIELDS}),
+        ("Origin (mirrored releases)", {"fields": _ORIGIN_FIELDS, "classes": ["collapse"]}),
     ]
-    exclude = ["card", "sample_grid", "attestation"]
-    inlines = [ReleaseCheckInline, ArtifactInline, ReleaseEventInline]
+    # Every field is read-only: states change only through the review services.
+    readonly_fields = [
+        "grid_preview",
+        "checks_table",
+        "card_text",
+        "card_pretty",
+        *_RELEASE_FIELDS,
+        *_ORIGIN_FIELDS,
+    ]
+    inlines = [ArtifactInline, ReleaseEventInline]
     actions = ["approve", "reject"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -147,15 +174,72 @@ class ReleaseAdmin(admin.ModelAdmin[Release]):
         if path is None:
             return "-"
         return format_html(
-            '<img src="{}" alt="sample grid of {}" style="image-rendering: pixelated; '
-            'width: 512px">',
+            '<img class="review-grid-large" src="{}" alt="sample grid of {}">',
             path,
             release.release_id,
         )
 
+    @admin.display(description="checks")
+    def checks_table(self, release: Release) -> SafeString | str:
+        checks = list(release.checks.order_by("id"))
+        if not checks:
+            return "no checks ran on this hub"
+        rows = format_html_join(
+            "",
+            '<tr><td>{}</td><td class="status-{}">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            (
+                (
+                    check.name,
+                    check.status,
+                    check.status,
+                    check.message,
+                    _traceback(check),
+                    f"{check.duration_seconds:.1f} s",
+                )
+                for check in checks
+            ),
+        )
+        return format_html(
+            '<table class="review-checks"><thead><tr><th>check</th><th>result</th>'
+            "<th>message</th><th>traceback (staff only)</th><th>duration</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            rows,
+        )
+
     @admin.display(description="card")
+    def card_text(self, release: Release) -> SafeString | str:
+        # The template escapes every field of the card.
+        try:
+            card = selectors.release_card(release)
+        except CatalogError as error:
+            return f"the stored card does not read as a card: {error.message}"
+        return render_to_string("web/review_card.html", {"card": card})
+
+    @admin.display(description="card (JSON)")
     def card_pretty(self, release: Release) -> SafeString:
         return format_html("<pre>{}</pre>", json.dumps(release.card, indent=2))
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Release | None = None,
+    ) -> HttpResponse:
+        # A release in review links to its review page, where the decision is taken with a note.
+        if (
+            obj is not None
+            and obj.state == ReleaseState.IN_REVIEW
+            and self.has_review_permission(request)
+        ):
+            model = obj.generative_model
+            context["review_url"] = reverse(
+                "review-release",
+                kwargs={"namespace": model.namespace, "name": model.name, "version": obj.version},
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Release]:
         # The admin shows staff what they may see, by the same rule as the API (hub.access).
@@ -166,7 +250,7 @@ class ReleaseAdmin(admin.ModelAdmin[Release]):
 
     def has_review_permission(self, request: HttpRequest) -> bool:
         # Staff who may review some release; services.release_review decides for each.
-        return user_is_reviewer(request.user) or bool(request_viewer(request).org_roles)
+        return selectors.viewer_reviews_anything(request_viewer(request))
 
     def _review(
         self, request: HttpRequest, queryset: QuerySet[Release], decision: str
@@ -185,7 +269,9 @@ class ReleaseAdmin(admin.ModelAdmin[Release]):
                     except CatalogError as error:
                         messages.error(request, f"{release.release_id}: {error.message}")
                     else:
-                        messages.success(request, f"{release.release_id}: {decision}d")
+                        messages.success(
+                            request, f"{release.release_id}: {_RELEASE_DECIDED[decision]}"
+                        )
                 return None
         else:
             form = ReviewNoteForm()
@@ -269,12 +355,12 @@ class GenerativeModelAdmin(admin.ModelAdmin[GenerativeModel]):
                     viewer=request_viewer(request),
                     reviewer=_reviewer(request),
                     decision=decision,
-                    note=f"{decision}d in the admin",
+                    note=f"{_REQUEST_DECIDED[decision]} in the admin",
                 )
             except CatalogError as error:
                 messages.error(request, f"{model.model_id}: {error.message}")
             else:
-                messages.success(request, f"{model.model_id}: request {decision}d")
+                messages.success(request, f"{model.model_id}: request {_REQUEST_DECIDED[decision]}")
 
     @admin.action(
         description="Approve the requests to make these models public", permissions=["review"]

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -30,14 +31,16 @@ from hub.access import (
 )
 from hub.registry.models import Artifact, CatalogChange, CatalogSerial, GenerativeModel, Release
 from medigan_catalog.access import Visibility
-from medigan_catalog.lifecycle import CATALOGUE_STATES, VISIBLE_STATES
+from medigan_catalog.lifecycle import CATALOGUE_STATES, VISIBLE_STATES, ReleaseState
 from medigan_catalog.schema import Card, card_from_json
+from medigan_catalog.search import parse_filter_terms, split_query
 from medigan_catalog.search_index import SearchIndex
 from medigan_catalog.snapshot import (
     ReleaseOrigin,
     artifact_path,
     newest_per_model,
     sample_grid_path,
+    version_key,
 )
 
 _VISIBLE = sorted(state.value for state in VISIBLE_STATES)
@@ -193,6 +196,24 @@ def model_get_visible(
     return generative_model, releases
 
 
+def releases_submitted_by(user: User) -> QuerySet[Release]:
+    """Every release ``user`` pushed, newest first, whatever its state."""
+    return (
+        Release.objects.filter(submitted_by=user)
+        .select_related("generative_model")
+        .order_by("-created_at", "-pk")
+    )
+
+
+def release_submitted_by(*, user: User, namespace: str, name: str, version: str) -> Release | None:
+    """The release ``namespace/name@version`` if ``user`` pushed it."""
+    return (
+        releases_submitted_by(user)
+        .filter(generative_model__namespace=namespace, generative_model__name=name, version=version)
+        .first()
+    )
+
+
 def model_get_for_settings(*, namespace: str, name: str, viewer: Viewer) -> GenerativeModel | None:
     """A model ``viewer`` sees at all (any visible release), for reading or changing settings."""
     found = model_get_visible(namespace=namespace, name=name, viewer=viewer)
@@ -230,6 +251,53 @@ def release_sample_grid_get(
     if release is None or not release.sample_grid:
         return None
     return release
+
+
+def viewer_reviews_anything(viewer: Viewer) -> bool:
+    """Whether ``viewer`` may review some release: a hub reviewer, or a member of an
+    organisation (its roles decide which releases). The admin's review actions and the review
+    queue open to the same people; ``Viewer.may_review`` decides each release."""
+    return viewer.hub_reviewer or bool(viewer.org_roles)
+
+
+def releases_awaiting_review(viewer: Viewer) -> list[Release]:
+    """The releases in review that ``viewer`` may approve or reject, oldest first.
+
+    The database narrows them to what the viewer sees (never their own); ``Viewer.may_review``,
+    the rule ``services.release_review`` applies, then decides each, so the queue offers exactly
+    the releases whose review would be accepted.
+    """
+    if not viewer.signed_in:
+        return []
+    candidates = (
+        Release.objects.filter(release_visible_to(viewer), state=ReleaseState.IN_REVIEW)
+        .exclude(submitted_by_id=viewer.user_id)
+        .select_related("generative_model", "submitted_by")
+        .order_by("created_at", "pk")
+    )
+    return [
+        release
+        for release in candidates
+        if viewer.may_review(
+            namespace=release.generative_model.namespace,
+            visibility=release.generative_model.visibility,
+            submitted_by_id=release.submitted_by_id,
+        )
+    ]
+
+
+def release_previous_version(release: Release, viewer: Viewer) -> Release | None:
+    """The newest release of the same model before ``release`` by semantic version, of those
+    ``viewer`` sees, whatever its state; None for a model's first version."""
+    current = version_key(release.version)
+    earlier = [
+        other
+        for other in Release.objects.filter(
+            release_visible_to(viewer), generative_model_id=release.generative_model_id
+        ).exclude(pk=release.pk)
+        if version_key(other.version) < current
+    ]
+    return max(earlier, key=lambda other: version_key(other.version), default=None)
 
 
 def release_is_public(release: Release) -> bool:
@@ -453,8 +521,10 @@ def model_search(
 
     ``operator`` is one of ``medigan_catalog.search.OPERATORS`` (AND, OR, XOR) under either
     semantics. ``medigan_semantics`` reproduces medigan's value matching (whole values,
-    catalogue order); otherwise the hub's token and prefix search ranks the results. Both are
-    answered by the catalogue's search index (:func:`catalog_search`).
+    catalogue order); otherwise the hub's token and prefix search ranks the results, and
+    ``key=value`` words of the query (``modality=mri``, ``type=dcgan``, ``namespace=zoo``) are
+    filters, as on the client's command line. Both are answered by the catalogue's search index
+    (:func:`catalog_search`).
     """
     found = catalog_search()
 
@@ -467,7 +537,10 @@ def model_search(
         positions = found.index.medigan_find_matching(query.split(), operator)
         matches = [at(position) for position in positions]
     else:
-        matches = [at(hit.position) for hit in found.index.search(query, operator=operator)]
+        # ``modality=mri type=dcgan`` filters as the CLI's words do; the rest are search terms.
+        terms, filters = parse_filter_terms(split_query(query))
+        hits = found.index.search(" ".join(terms), filters=filters or None, operator=operator)
+        matches = [at(hit.position) for hit in hits]
     scope = viewer.catalog_scope()
     return [
         entry

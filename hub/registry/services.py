@@ -235,6 +235,33 @@ def release_withdraw_published(*, release_id: int, actor: User, note: str) -> Re
     )
 
 
+def release_withdraw_submission(*, release_id: int, actor: User, note: str = "") -> Release:
+    """The submitter takes back a release before it is published (submitted or in review).
+
+    Only the account that pushed it may; a release being validated finishes first (withdraw it
+    once it is in review), and a published one is withdrawn by an administrator
+    (:func:`release_withdraw_published`).
+    """
+    release = Release.objects.get(pk=release_id)
+    if release.submitted_by_id != actor.pk:
+        raise CatalogError(
+            "only the contributor who pushed a release withdraws it",
+            code=ErrorCode.PERMISSION_DENIED,
+        )
+    if release.state not in (ReleaseState.SUBMITTED, ReleaseState.IN_REVIEW):
+        raise CatalogError(
+            f"a release {release.state} cannot be withdrawn by its contributor; only one that is "
+            "submitted or in review",
+            code=ErrorCode.TRANSITION_NOT_ALLOWED,
+        )
+    return release_transition(
+        release_id=release_id,
+        target=ReleaseState.WITHDRAWN,
+        actor=actor,
+        note=note.strip() or "withdrawn by its contributor",
+    )
+
+
 # --- artifacts served before they are held ---------------------------------------------------
 
 # A fetcher gives the bytes of an artifact this hub serves but does not hold yet (a mirrored

@@ -496,6 +496,43 @@ def _release_read(caller: Caller, release: ReleaseSpec) -> Expected:
     return OK if sees_release(caller, release) else NOT_FOUND
 
 
+# A page's 404 is an HTML page, without the API's error code; it must still read exactly like
+# the 404 of a model that does not exist.
+PAGE_NOT_FOUND = Expected(404)
+
+
+def _model_page_read(caller: Caller, model: ModelSpec) -> Expected:
+    return OK if sees_model(caller, model) else PAGE_NOT_FOUND
+
+
+def _release_page_read(caller: Caller, release: ReleaseSpec) -> Expected:
+    return OK if sees_release(caller, release) else PAGE_NOT_FOUND
+
+
+# The reviewer's pages: nobody signed in is sent to sign in; someone who reviews nothing (neither
+# a hub reviewer nor in any organisation) is refused whatever they name.
+PAGE_SIGN_IN = Expected(302)
+PAGE_DENIED = Expected(403)
+
+
+def reviews_anything(caller: Caller) -> bool:
+    return caller.hub_reviewer or caller.superuser or caller.role is not None
+
+
+def _review_queue_read(caller: Caller, _: Any) -> Expected:
+    if not caller.signed_in:
+        return PAGE_SIGN_IN
+    return OK if reviews_anything(caller) else PAGE_DENIED
+
+
+def _review_page_read(caller: Caller, release: ReleaseSpec) -> Expected:
+    if not caller.signed_in:
+        return PAGE_SIGN_IN
+    if not reviews_anything(caller):
+        return PAGE_DENIED
+    return OK if sees_release(caller, release) else PAGE_NOT_FOUND
+
+
 def _organisation_read(caller: Caller, _: Any) -> Expected:
     return _signed_in(caller, lambda: OK if sees_organisation(caller) else NOT_FOUND)
 
@@ -601,16 +638,38 @@ ROUTES: dict[str, RouteSpec] = {
     "openapi-schema": RouteSpec({"get": READ_CATALOGUE}),
     "catalog-page": RouteSpec({"get": READ_CATALOGUE}, page=True),
     "leaderboard-page": RouteSpec({"get": READ_CATALOGUE}, page=True),
+    "model-page": RouteSpec({"get": Operation(_model_page_read)}, page=True),
+    "model-version-page": RouteSpec({"get": Operation(_release_page_read)}, page=True),
+    "review-queue": RouteSpec({"get": Operation(_review_queue_read)}, page=True),
+    "review-release": RouteSpec({"get": Operation(_review_page_read)}, page=True),
 }
 
 # Routes outside the matrix, each with the reason; anything else the resolver has must be in it.
 OUT_OF_MATRIX = {
     "admin": "the Django admin: staff sign in to it with a password; tests/hub/*/test_admin.py",
     "api-docs": "the Swagger UI page: static, it holds no data and reads /api/schema/",
+    # The contributors' own pages show only what the signed-in user made (their account, their
+    # tokens, their submissions) and answer others' with 404: tests/hub/web/test_contributor.py.
+    "web-signup": "the sign-up form: it shows nothing of anyone",
+    "web-login": "the sign-in form: it shows nothing of anyone",
+    "web-logout": "signing out: it shows nothing",
+    "web-tokens": "the signed-in user's own tokens (test_contributor.py)",
+    "web-submit": "the submission form; a push goes through the same service as release-create",
+    "web-card-check": "checks a card typed by the signed-in user against the schema",
+    "web-submissions": "the signed-in user's own releases (test_contributor.py)",
+    "web-submission": "one of the signed-in user's own releases; another's is 404",
+    "web-submission-withdraw": "withdraws one of the signed-in user's own releases",
 }
 # Where a route belongs to the matrix: the API, its schema and the web pages.
 MATRIX_PREFIXES = ("api/v1/", "api/schema/")
-PAGE_ROUTES = {"catalog-page", "leaderboard-page"}
+PAGE_ROUTES = {
+    "catalog-page",
+    "leaderboard-page",
+    "model-page",
+    "model-version-page",
+    "review-queue",
+    "review-release",
+}
 
 # Objects of a route, by its path parameters.
 _OBJECTS_BY_PARAMETERS: dict[frozenset[str], Callable[[], list[ObjectKey]]] = {
@@ -1095,6 +1154,15 @@ def _presence_problems(cell: Cell, caller: Caller, world: World, content: bytes)
         metric = RELEASE_BY_KEY[cell.obj].metric
         if metric is not None and repr(metric).encode() not in content:
             problems.append("its metric")
+    elif cell.route == "model-page" and cell.obj in MODEL_BY_KEY:
+        if MODEL_BY_KEY[cell.obj].model_id.encode() not in content:
+            problems.append("its model id")
+    elif cell.route in ("model-version-page", "review-release") and cell.obj in RELEASE_BY_KEY:
+        if RELEASE_BY_KEY[cell.obj].title.encode() not in content:
+            problems.append("its title")
+    elif cell.route == "review-queue":
+        waiting = [r for r in RELEASES if r.state is State.IN_REVIEW and may_review(caller, r)]
+        problems += [f"{r.key} model" for r in waiting if r.model.model_id.encode() not in content]
     elif cell.route == "model" and cell.obj in MODEL_BY_KEY:
         seen = [r for r in RELEASES if r.model.key == cell.obj and sees_release(caller, r)]
         problems += [f"{r.key} title" for r in seen if r.title.encode() not in content]

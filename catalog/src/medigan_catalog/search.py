@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,7 @@ __all__ = [
     "parse_filter_terms",
     "rank",
     "search",
+    "split_query",
 ]
 
 _FILTER_RE = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_.]*)=(?P<value>.*)$", re.DOTALL)
@@ -193,6 +195,15 @@ def rank(cards: Sequence[Card], metric: str, *, descending: bool = False) -> lis
             ranked.append((value, card))
     ranked.sort(key=lambda pair: pair[0], reverse=descending)
     return [card for _, card in ranked] + unranked
+
+
+def split_query(query: str) -> list[str]:
+    """Words of a typed query, keeping ``"quoted phrases"`` together (unbalanced quotes: plain
+    split); the words then go to :func:`parse_filter_terms`."""
+    try:
+        return shlex.split(query)
+    except ValueError:
+        return query.split()
 
 
 def parse_filter_terms(tokens: Sequence[str]) -> tuple[list[str], dict[str, str]]:

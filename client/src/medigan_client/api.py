@@ -19,7 +19,6 @@ unless the config's ``[pins]`` names the hub (:meth:`Client.locate`).
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -27,7 +26,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from medigan_catalog.search import SearchHit, medigan_rank, parse_filter_terms, rank
+from medigan_catalog.search import (
+    SearchHit,
+    medigan_rank,
+    parse_filter_terms,
+    rank,
+    split_query,
+)
 from medigan_catalog.search_index import IndexHit
 from medigan_client.errors import BadRequestError, ClientError, HubConflictError, NotFoundError
 from medigan_client.settings import ClientSettings, HubEntry
@@ -98,14 +103,6 @@ def _dataset_module() -> ModuleType:
             "pip install 'medigan-client[torch]'"
         ) from exc
     return dataset
-
-
-def _split_query(query: str) -> list[str]:
-    """Words of a query, keeping ``"quoted phrases"`` together (unbalanced quotes: plain split)."""
-    try:
-        return shlex.split(query)
-    except ValueError:
-        return query.split()
 
 
 @dataclass(frozen=True)
@@ -464,7 +461,7 @@ class Client:
         operator = operator.upper()
         if operator not in OPERATORS:
             raise BadRequestError(f"operator must be one of {', '.join(OPERATORS)}, not {operator}")
-        tokens = _split_query(query) if isinstance(query, str) else [str(t) for t in query]
+        tokens = split_query(query) if isinstance(query, str) else [str(t) for t in query]
         terms, parsed_filters = parse_filter_terms(tokens)
         all_filters = {**parsed_filters, **dict(filters or {})}
         values: list[str] = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.test import Client as HttpClient
@@ -28,7 +30,7 @@ def test_the_admin_change_page_shows_the_grid_through_the_checked_view() -> None
     grid.close()  # a FileResponse holds the file open until it is closed
 
     assert page.status_code == 200
-    assert b'<img src="' + _GRID + b'"' in page.content
+    assert re.search(rb'<img [^>]*src="' + re.escape(_GRID) + rb'"', page.content)
     assert b"/media/grids/" not in page.content
     assert grid.status_code == 200
     assert grid["Content-Type"] == "image/png"
@@ -42,4 +44,4 @@ def test_the_review_confirmation_shows_each_releases_grid() -> None:
     )
 
     assert confirmation.status_code == 200
-    assert b'<img src="' + _GRID + b'"' in confirmation.content
+    assert re.search(rb'<img [^>]*src="' + re.escape(_GRID) + rb'"', confirmation.content)
