@@ -44,6 +44,18 @@ def test_v2_card_round_trips_through_json(v2_card_data: dict[str, Any]) -> None:
     assert document["schema_version"] == SCHEMA_VERSION == "1.0"
 
 
+def test_release_notes_round_trip_and_are_left_out_when_absent(
+    v2_card_data: dict[str, Any],
+) -> None:
+    noted = card_from_json({**v2_card_data, "release_notes": "Fixed the <b>seed</b> grid."})
+
+    assert noted.to_json()["release_notes"] == "Fixed the <b>seed</b> grid."
+    assert card_from_json(noted.to_json()) == noted
+    assert "release_notes" not in card_from_json(v2_card_data).to_json()
+    too_long = {**v2_card_data, "release_notes": "x" * 20_001}
+    assert [problem["loc"] for problem in _problems(too_long)] == ["release_notes"]
+
+
 def test_card_helpers(v2_card_data: dict[str, Any]) -> None:
     card = card_from_json(v2_card_data)
     assert card.namespace == "zoo"

@@ -110,6 +110,21 @@ def test_show_prints_summary_and_provenance(
     assert "argument:    brightness (int, default 128)" in out
 
 
+def test_show_prints_the_release_notes_line_by_line(
+    capsys: pytest.CaptureFixture[str],
+    hub: FakeHub,
+    tmp_path: Path,
+    publish: Callable[[dict[str, Any]], dict[str, Any]],
+    make_card: Callable[..., dict[str, Any]],
+) -> None:
+    publish({**make_card(), "release_notes": "Sharper samples.\nFixed the seed grid."})
+
+    code, out, _ = _run(capsys, hub, tmp_path / "c", "show", "zoo/noise-8")
+
+    assert code == 0
+    assert "  notes:       Sharper samples.\n               Fixed the seed grid.\n" in out
+
+
 def test_generate_writes_images_and_manifest_also_with_the_hub_down(
     capsys: pytest.CaptureFixture[str], hub: FakeHub, tmp_path: Path, published: dict[str, Any]
 ) -> None:

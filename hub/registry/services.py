@@ -162,7 +162,9 @@ def release_transition(
     """Move a release to ``target`` if the lifecycle table allows it, and record the event.
 
     Runs in a transaction with the release row locked, so two reviewers or two workers cannot
-    both move the same release. Publishing and deprecating bump the catalogue serial.
+    both move the same release. Publishing and deprecating bump the catalogue serial. Once the
+    transaction commits, the release's contributor is mailed about the change
+    (:mod:`hub.registry.notifications`).
     """
     with transaction.atomic():
         release = (
@@ -198,15 +200,28 @@ def release_transition(
                 lambda: signals.release_published.send(sender=Release, release_id=published_id)
             )
         release.save(update_fields=update_fields)
-        ReleaseEvent.objects.create(
+        event = ReleaseEvent.objects.create(
             release=release,
             actor=actor,
             from_state=current.value,
             to_state=target.value,
             note=note,
         )
+        if release.submitted_by_id is not None:
+            event_id = event.pk
+            transaction.on_commit(lambda: _queue_event_mail(event_id))
     logger.info("release %s: %s -> %s", release.release_id, current.value, target.value)
     return release
+
+
+def _queue_event_mail(event_id: int) -> None:
+    from hub.registry.tasks import release_event_mail_task
+
+    try:
+        release_event_mail_task.delay(event_id)
+    except Exception:
+        # The transition stands; a lost notice must not undo it or fail the request.
+        logger.exception("could not queue the mail of release event %s", event_id)
 
 
 def release_attestation_make(release: Release) -> dict[str, Any]:

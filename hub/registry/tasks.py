@@ -12,7 +12,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from hub.registry import services
+from hub.registry import notifications, services
 from hub.work import BUSY_RETRY, previous_run_lost
 
 
@@ -37,3 +37,9 @@ def release_validate_task(self: Task, release_id: int) -> str:
 def registry_janitor_run_task() -> dict[str, Any]:
     """Re-queue lost validations and remove leftovers of killed processes (run by beat)."""
     return services.registry_janitor_run()
+
+
+@shared_task(name="hub.registry.tasks.release_event_mail_task", **BUSY_RETRY)
+def release_event_mail_task(event_id: int) -> bool:
+    """Tell a release's contributor about one of its state changes (queue ``default``)."""
+    return notifications.release_event_mail(event_id=event_id)

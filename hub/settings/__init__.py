@@ -208,6 +208,18 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# Contributors are mailed on each state change of their releases. The embedded default prints
+# the mails in the worker's log; production names its backend (SMTP) and sender.
+EMAIL_BACKEND = os.environ.get(
+    "MEDIGAN_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
+)
+DEFAULT_FROM_EMAIL = os.environ.get("MEDIGAN_EMAIL_FROM", "medigan hub <hub@localhost>")
+EMAIL_HOST = os.environ.get("MEDIGAN_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("MEDIGAN_EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("MEDIGAN_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("MEDIGAN_EMAIL_PASSWORD", "")
+EMAIL_USE_TLS = _env_flag("MEDIGAN_EMAIL_TLS", False)
+
 # The contributors' pages sign in at the web form; the admin keeps its own.
 LOGIN_URL = "web-login"
 LOGIN_REDIRECT_URL = "web-submissions"

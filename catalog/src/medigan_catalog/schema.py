@@ -426,6 +426,9 @@ class DescriptionInfo(_MediganBlock):
     comment: str | None = None
 
 
+RELEASE_NOTES_MAX_LENGTH = 20_000
+
+
 class Card(_CardModel):
     """The metadata of one release: what the model is, how to run it, what it produces, whence.
 
@@ -450,6 +453,13 @@ class Card(_CardModel):
     selection: SelectionInfo = Field(default_factory=SelectionInfo)
     description: DescriptionInfo = Field(default_factory=DescriptionInfo)
     compat: Compat | None = None
+    # Left out of the document when absent, so cards written before it read and hash as before.
+    release_notes: str | None = Field(
+        default=None,
+        max_length=RELEASE_NOTES_MAX_LENGTH,
+        description="what changed in this version, for the model's users (plain text)",
+        exclude_if=lambda value: value is None,
+    )
 
     @field_validator("model_id")
     @classmethod

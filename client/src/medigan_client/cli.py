@@ -417,6 +417,10 @@ def _card_summary(card: Card) -> list[str]:
         lines.append(f"  privacy:     {provenance.privacy_measures}")
     if provenance.training is not None and provenance.training.hardware:
         lines.append(f"  training:    {provenance.training.hardware}")
+    if card.release_notes:
+        notes = card.release_notes.strip().splitlines()
+        lines.append(f"  notes:       {notes[0]}")
+        lines.extend(f"               {line}" for line in notes[1:])
     for argument in card.generation_arguments:
         lines.append(
             f"  argument:    {argument.name} ({argument.type.value}, default "

@@ -217,3 +217,14 @@ def test_the_model_page_says_what_changed_in_the_card_since_the_previous_version
 
     assert "What changed in the card since 1.0.0" in page
     assert '<span class="diff-add">+      &quot;a new author&quot;' in page
+
+
+def test_the_model_page_shows_the_release_notes_as_text() -> None:
+    factories.release_row(
+        submitter=factories.user("alice"), release_notes="Sharper.\n<script>x()</script>"
+    )
+
+    page = HttpClient().get("/models/alice/noise-16/").content.decode()
+
+    assert "What's new in 1.0.0" in page
+    assert "Sharper.<br>&lt;script&gt;x()&lt;/script&gt;" in page
