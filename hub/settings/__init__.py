@@ -240,6 +240,13 @@ SPECTACULAR_SETTINGS = {
 
 # Uploads above this go to a temporary file instead of memory; the push limit is separate.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+# A file part past the package limit is stopped while it arrives, not after it was spooled whole
+# (the web submission form; the API's push parser has its own count).
+FILE_UPLOAD_HANDLERS = [
+    "hub.web.uploads.PackageSizeLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 # Text fields of a form are read whole before any view sees them: the card (1 MiB) and a little.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024 + 64 * 1024
 MEDIGAN_MAX_PACKAGE_BYTES = int(os.environ.get("MEDIGAN_MAX_PACKAGE_BYTES", str(512 * 1024 * 1024)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -17,6 +18,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.datastructures import MultiValueDict
 from django.views.decorators.http import require_POST
 
 from hub.access import request_viewer
@@ -25,6 +27,7 @@ from hub.accounts import services as account_services
 from hub.registry import selectors, services
 from hub.registry.models import Release
 from hub.web.forms import SignUpForm, SubmissionForm, TokenForm
+from hub.web.uploads import upload_too_large
 from medigan_catalog.access import TokenScope, Visibility
 from medigan_catalog.errors import CardInvalidError, CatalogError
 from medigan_catalog.lifecycle import ReleaseState
@@ -141,6 +144,17 @@ def _prefilled_card(request: HttpRequest) -> str:
 def submit(request: HttpRequest) -> HttpResponse:
     """The submission form: a package zip and its card; errors beside their fields."""
     card_problems: list[dict[str, str]] = []
+    if request.method == "POST" and upload_too_large(request):
+        # The body was dropped past the package: a bound, empty form carries the error.
+        form = SubmissionForm({"visibility": Visibility.PUBLIC.value}, MultiValueDict())
+        form.is_valid()
+        form.errors.pop("package", None)
+        form.add_error(
+            "package",
+            f"the package is larger than the hub's limit of "
+            f"{int(settings.MEDIGAN_MAX_PACKAGE_BYTES):,} bytes; nothing was stored",
+        )
+        return render(request, "web/submit.html", {"form": form, "card_problems": []}, status=413)
     if request.method == "POST":
         form = SubmissionForm(request.POST, request.FILES)
         if form.is_valid():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -236,3 +237,22 @@ def test_a_live_submission_page_loads_its_polling_script_and_a_final_one_does_no
     assert 'src="/static/web/submission.js"' in live
     assert 'data-status-url="/api/v1/models/alice/noise-16/releases/1.0.0"' in live
     assert "submission.js" not in done
+
+
+def test_a_package_over_the_limit_is_stopped_as_it_arrives_with_a_clear_error(
+    settings: Any, tmp_path: Path
+) -> None:
+    archive, _, _ = factories.package_zip(tmp_path, model_id="alice/noise-16")
+    settings.MEDIGAN_MAX_PACKAGE_BYTES = archive.stat().st_size // 2
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 16  # past this an upload would be spooled to disk
+    spool = Path(settings.FILE_UPLOAD_TEMP_DIR)
+    spooled_before = set(spool.iterdir())
+
+    answer = _signed_in().post(
+        "/submit/", {"package": _upload(archive), "visibility": "public", "card": ""}
+    )
+
+    assert answer.status_code == 413
+    assert b"the package is larger than the hub&#x27;s limit" in answer.content
+    assert not Release.objects.exists()
+    assert set(spool.iterdir()) == spooled_before
