@@ -117,6 +117,10 @@ def test_a_contributor_submits_the_zoo_package_and_a_reviewer_approves_it(
     expect(reviewer.page.locator(".messages")).to_contain_text("approved")
     reviewer.page.context.close()
 
+    # The contributor's page follows the release and reloads itself once it is published; wait
+    # for that reload to finish before leaving, or the navigation below would race it.
+    expect(page.locator("#state-badge")).to_have_text("published", timeout=VALIDATION_MS)
+    expect(page.locator("#live-note")).to_have_count(0, timeout=VALIDATION_MS)
     page.goto(f"/models/{MODEL_ID}/")
     version = page.get_by_role("row").filter(has_text="(shown)")
     expect(version).to_contain_text("1.0.0")
