@@ -49,12 +49,13 @@ from hub.api.parsers import LimitedFormParser, LimitedJSONParser
 from hub.evaluations import selectors as evaluation_selectors
 from hub.evaluations import services as evaluation_services
 from hub.evaluations.models import Evaluation
+from hub.pinning import selectors as pinning_selectors
 from hub.registry import selectors as registry_selectors
 from hub.registry.models import Release
 from hub.registry.selectors import SerialState
 from medigan_catalog.access import Visibility
 from medigan_catalog.errors import ErrorCode
-from medigan_catalog.lifecycle import CATALOGUE_STATES
+from medigan_catalog.lifecycle import CATALOGUE_STATES, ReleaseState
 from medigan_catalog.signing import SIGNATURE_HEADER, Attestation
 from medigan_catalog.snapshot import (
     CATALOG_PATH,
@@ -62,6 +63,7 @@ from medigan_catalog.snapshot import (
     CatalogSnapshot,
     ChangePage,
     HubInfo,
+    ReleasePin,
     SnapshotRelease,
     release_key,
 )
@@ -99,17 +101,25 @@ def release_attestation(release: Release) -> Attestation | None:
 
 
 def _snapshot_entry(
-    release: Release, *, base_url: str, stored: set[str], evaluations: list[Any]
+    release: Release,
+    *,
+    base_url: str,
+    stored: set[str],
+    evaluations: list[Any],
+    pin: ReleasePin | None = None,
 ) -> SnapshotRelease:
     return SnapshotRelease(
         model_id=release.model_id,
         version=release.version,
         published_at=release.published_at,
+        state=ReleaseState(release.state),
+        notice=registry_selectors.release_notice(release),
         visibility=Visibility(release.generative_model.visibility),
         card=registry_selectors.release_card_for_clients(release, base_url=base_url, stored=stored),
         evaluations=tuple(evaluations),
         attestation=release_attestation(release),
         origin=registry_selectors.release_origin(release),
+        pin=pin,
     )
 
 
@@ -131,8 +141,8 @@ def catalog_snapshot(
     """The catalogue snapshot of a viewer scope: every published release it may see, with its
     card, its model's visibility and the hub's evaluations.
 
-    Four queries at any size: the scope's serial (unless given), the releases, the stored
-    artifacts and the evaluations.
+    Five queries at any size: the scope's serial (unless given), the releases, the stored
+    artifacts, the evaluations and the DOI pins.
     """
     if serial is None:
         serial = registry_selectors.catalog_scope_state(scope).serial
@@ -140,14 +150,17 @@ def catalog_snapshot(
     for release_id, filename in registry_selectors.artifacts_stored_in_catalogue(scope):
         stored.setdefault(release_id, set()).add(filename)
     summaries = evaluation_selectors.evaluation_summaries_of_catalogue()
+    listed = list(registry_selectors.release_list_catalogue(scope))
+    pins = pinning_selectors.release_pins_wire(listed)
     releases = [
         _snapshot_entry(
             release,
             base_url=base_url,
             stored=stored.get(release.pk, set()),
             evaluations=summaries.get(release.pk, []),
+            pin=pins.get(release.pk),
         )
-        for release in registry_selectors.release_list_catalogue(scope)
+        for release in listed
     ]
     return CatalogSnapshot(
         serial=serial,
@@ -412,6 +425,7 @@ def catalog_change_page(
     summaries = evaluation_selectors.evaluation_summaries_of_releases(
         release.pk for release in in_catalogue if release.generative_model_id in seen
     )
+    pins = pinning_selectors.release_pins_wire(in_catalogue)
     changes = []
     for row in rows:
         entries: tuple[SnapshotRelease, ...] = ()
@@ -429,6 +443,7 @@ def catalog_change_page(
                         base_url=base_url,
                         stored=stored.get(release.pk, set()),
                         evaluations=summaries.get(release.pk, []),
+                        pin=pins.get(release.pk),
                     )
                     for release in own
                     if release.state in _CATALOGUE_STATES
@@ -438,7 +453,7 @@ def catalog_change_page(
                     for r in own
                     if r.state not in _CATALOGUE_STATES
                 )
-                # Why each left: a mirror marks its copy deprecated or withdrawn likewise.
+                # Why each left: a mirror marks its copy withdrawn likewise.
                 removed_states = {
                     release_key(r.model_id, r.version): r.state
                     for r in own

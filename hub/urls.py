@@ -17,8 +17,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from hub import snapshot, status
 from hub.accounts import apis as accounts
 from hub.evaluations import apis as evaluations
+from hub.github import apis as github
 from hub.registry import apis as registry
-from medigan_catalog.snapshot import API_ROOT
+from medigan_catalog.snapshot import API_ROOT, LIFECYCLE_ACTIONS
 
 _MODEL = "models/<str:namespace>/<str:name>"
 _RELEASE = f"{_MODEL}/releases/<str:version>"
@@ -56,9 +57,31 @@ api_v1 = [
         registry.ModelVisibilityReviewApi.as_view(),
         name="model-visibility-review",
     ),
+    path(f"{_MODEL}/github", github.ModelGithubLinkApi.as_view(), name="model-github-link"),
+    path(
+        "github/links/<int:link_id>/webhook",
+        github.GithubWebhookApi.as_view(),
+        name="github-webhook",
+    ),
+    path(
+        "github/submissions", github.GithubSubmissionCreateApi.as_view(), name="github-submissions"
+    ),
+    path(
+        "github/submissions/<int:submission_id>",
+        github.GithubSubmissionDetailApi.as_view(),
+        name="github-submission",
+    ),
     path("releases", registry.ReleaseCreateApi.as_view(), name="release-create"),
     path(_RELEASE, registry.ReleaseDetailApi.as_view(), name="release"),
     path(f"{_RELEASE}/review", registry.ReleaseReviewApi.as_view(), name="release-review"),
+    *(
+        path(
+            f"{_RELEASE}/{action}",
+            registry.ReleaseLifecycleApi.as_view(action=action),
+            name=f"release-{action}",
+        )
+        for action in LIFECYCLE_ACTIONS
+    ),
     path(
         f"{_RELEASE}/sample-grid",
         registry.ReleaseSampleGridApi.as_view(),

@@ -190,7 +190,7 @@ def release_row(
         state=state,
         card=card_data(model_id=model_id, version=version, **card_overrides),
         submitted_by=submitter,
-        published_at=timezone.now() if state in {"published", "deprecated"} else None,
+        published_at=timezone.now() if state in {"published", "deprecated", "yanked"} else None,
     )
     if grid:
         release.sample_grid.save(f"{name}-{version}.png", ContentFile(png_bytes()))

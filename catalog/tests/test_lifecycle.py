@@ -14,6 +14,7 @@ from medigan_catalog.lifecycle import (
     allowed_targets,
     check_transition,
     is_final,
+    selection_rank,
 )
 
 S = ReleaseState
@@ -32,8 +33,11 @@ def test_graph_is_the_documented_one() -> None:
         ("in_review", "withdrawn"),
         ("approved", "published"),
         ("published", "deprecated"),
+        ("published", "yanked"),
         ("published", "withdrawn"),
+        ("deprecated", "yanked"),
         ("deprecated", "withdrawn"),
+        ("yanked", "withdrawn"),
     }
     assert set(TRANSITIONS) == set(ReleaseState)
 
@@ -92,7 +96,7 @@ def test_leaving_a_final_state_says_so() -> None:
 
 def test_withdrawn_release_cannot_come_back() -> None:
     # Withdrawal after publication is final: the release never returns to the catalogue.
-    for target in (S.PUBLISHED, S.DEPRECATED, S.SUBMITTED):
+    for target in (S.PUBLISHED, S.DEPRECATED, S.YANKED, S.SUBMITTED):
         with pytest.raises(TransitionNotAllowedError):
             check_transition(S.WITHDRAWN, target)
 
@@ -103,5 +107,24 @@ def test_unknown_state_is_a_value_error() -> None:
 
 
 def test_visibility_sets() -> None:
-    assert frozenset({S.PUBLISHED}) == CATALOGUE_STATES
-    assert frozenset({S.PUBLISHED, S.DEPRECATED}) == VISIBLE_STATES
+    assert frozenset({S.PUBLISHED, S.DEPRECATED, S.YANKED}) == CATALOGUE_STATES
+    assert VISIBLE_STATES == CATALOGUE_STATES
+
+
+def test_a_bare_model_id_prefers_published_then_deprecated_and_never_takes_a_yanked_release() -> (
+    None
+):
+    ranks = {state: selection_rank(state) for state in ReleaseState}
+
+    assert ranks[S.PUBLISHED] == 0
+    assert ranks[S.DEPRECATED] == 1
+    assert {state for state, rank in ranks.items() if rank is None} == set(ReleaseState) - {
+        S.PUBLISHED,
+        S.DEPRECATED,
+    }
+
+
+def test_a_yanked_or_deprecated_release_cannot_be_published_again() -> None:
+    for state in (S.DEPRECATED, S.YANKED):
+        with pytest.raises(TransitionNotAllowedError):
+            check_transition(state, S.PUBLISHED)

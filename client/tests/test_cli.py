@@ -125,6 +125,36 @@ def test_show_prints_the_release_notes_line_by_line(
     assert "  notes:       Sharper samples.\n               Fixed the seed grid.\n" in out
 
 
+def test_show_names_the_pinned_doi_and_says_when_its_pin_broke(
+    capsys: pytest.CaptureFixture[str],
+    hub: FakeHub,
+    tmp_path: Path,
+    publish: Callable[[dict[str, Any]], dict[str, Any]],
+    make_card: Callable[..., dict[str, Any]],
+) -> None:
+    publish(make_card())
+    entry = hub.state.releases[-1]
+    entry["pin"] = {
+        "doi": "10.5072/zenodo.12",
+        "concept_doi": "10.5072/zenodo.11",
+        "broken": False,
+        "checked_at": "2026-01-02T03:04:00+00:00",
+    }
+    code, intact, _ = _run(capsys, hub, tmp_path / "c", "show", "zoo/noise-8")
+    entry["pin"] = {**entry["pin"], "broken": True, "note": "w.zip changed: md5 a is now b"}
+    hub.state.serial += 1
+    _run(capsys, hub, tmp_path / "c", "sync")
+    _, broken, _ = _run(capsys, hub, tmp_path / "c", "show", "zoo/noise-8")
+
+    assert code == 0
+    assert (
+        "  pinned DOI:  10.5072/zenodo.12 (its record holds this release, all versions "
+        "10.5072/zenodo.11, checked 2026-01-02 03:04)"
+    ) in intact
+    assert "  pinned DOI:  10.5072/zenodo.12 (PIN BROKEN, checked 2026-01-02 03:04)" in broken
+    assert "  pin broken:  w.zip changed: md5 a is now b" in broken
+
+
 def test_generate_writes_images_and_manifest_also_with_the_hub_down(
     capsys: pytest.CaptureFixture[str], hub: FakeHub, tmp_path: Path, published: dict[str, Any]
 ) -> None:

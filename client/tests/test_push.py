@@ -175,3 +175,37 @@ def test_the_push_command_waits_for_the_checks(
     assert main(["--hub", hub.url, "push", str(package), "--wait"]) == 0
     mover.join()
     assert capsys.readouterr().out.splitlines()[-1] == "zoo/mine@1.0.0: in_review"
+
+
+def test_push_asks_for_a_minted_doi_or_names_one_in_form_fields(
+    settings: ClientSettings,
+    hub: FakeHub,
+    make_card: Callable[..., dict[str, Any]],
+    write_package: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    minted = write_package(tmp_path / "minted", make_card(model_id="zoo/minted"))
+    named = write_package(tmp_path / "named", make_card(model_id="zoo/named"))
+
+    push(settings, minted, mint_doi=True)
+    push(settings, named, doi="10.5281/zenodo.7031735")
+
+    first, second = hub.state.pushes
+    assert first["mint_doi"] == b"true" and "doi" not in first
+    assert second["doi"] == b"10.5281/zenodo.7031735" and "mint_doi" not in second
+
+
+def test_push_refuses_both_doi_options_before_any_traffic(
+    settings: ClientSettings,
+    hub: FakeHub,
+    make_card: Callable[..., dict[str, Any]],
+    write_package: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    from medigan_client.errors import BadRequestError
+
+    package = write_package(tmp_path / "both", make_card(model_id="zoo/both"))
+
+    with pytest.raises(BadRequestError, match="not both"):
+        push(settings, package, mint_doi=True, doi="10.5281/zenodo.1")
+    assert hub.state.pushes == []

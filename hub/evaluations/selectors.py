@@ -103,7 +103,8 @@ def extractors_available() -> list[str]:
 
 
 def evaluations_succeeded() -> QuerySet[Evaluation]:
-    """Finished evaluations of releases in the catalogue (published), newest first."""
+    """Finished evaluations of releases in the catalogue (published, deprecated, yanked), newest
+    first."""
     return (
         Evaluation.objects.filter(status=Evaluation.Status.SUCCEEDED, release__state__in=_CATALOGUE)
         .select_related("reference_set")
@@ -242,6 +243,8 @@ def leaderboard(
     metric = metric_named(sort)
     queryset = (
         evaluations_succeeded()
+        # A yanked release is not one to choose (PEP 592): it leaves the boards, its numbers stay.
+        .exclude(release__state=ReleaseState.YANKED)
         .filter(model_visible_to(viewer, via="release__generative_model__"))
         .select_related("release__generative_model")
     )

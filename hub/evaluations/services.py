@@ -38,6 +38,7 @@ from hub import signals
 from hub.evaluations import selectors
 from hub.evaluations.models import Evaluation, ReferenceSet
 from hub.sandbox import redact, sandbox_generate
+from hub.storage import stored_open
 from hub.work import StaleWork, paths_remove_stale
 from medigan_catalog.errors import CatalogError, ErrorCode
 from medigan_catalog.lifecycle import ReleaseState
@@ -300,7 +301,11 @@ def release_package_extract(*, release: Release, destination: Path) -> Path:
         )
     destination.mkdir(parents=True, exist_ok=True)
     archive = destination / artifact.filename
-    with artifact.file.open("rb") as source, archive.open("wb") as target:
+    # Streamed out of storage: on S3 the object's body is read as it arrives, never held whole.
+    with (
+        stored_open(artifact.file.storage, str(artifact.file.name)) as source,
+        archive.open("wb") as target,
+    ):
         shutil.copyfileobj(source, target, _COPY_CHUNK_BYTES)
     verify_file(archive, sha256=artifact.sha256, size=artifact.size)
     package_dir = destination / "package"

@@ -49,6 +49,7 @@ from hub.federation.upstream import trusted_keys
 from hub.registry import services as registry_services
 from hub.registry.models import Artifact, Release
 from hub.snapshot import FEED_MAX_LIMIT, catalog_change_page, catalog_snapshot, signed_json
+from hub.storage import stored_open
 from medigan_catalog.errors import CatalogError, ErrorCode
 from medigan_catalog.signing import (
     KeySet,
@@ -168,7 +169,8 @@ def _add_artifact(archive: tarfile.TarFile, name: str, artifact: Artifact) -> di
             buffer[: len(chunk)] = chunk
             return len(chunk)
 
-    with artifact.file.storage.open(str(artifact.file.name), "rb") as handle:
+    # Streamed out of storage: on S3 the object's body is read as it arrives, never held whole.
+    with stored_open(artifact.file.storage, str(artifact.file.name)) as handle:
         size = int(artifact.size if artifact.size is not None else artifact.file.size)
         info = tarfile.TarInfo(name)
         info.size = size

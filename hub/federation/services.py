@@ -14,8 +14,9 @@ Applying a change (``_apply_change``):
   this hub's own validation in the sandbox first, when the upstream asks for ``revalidate``),
   with its origin recorded and its origin attestation kept; an entry already mirrored must carry the
   same package sha256 (releases are immutable on both sides);
-- a removed release becomes deprecated or withdrawn here as it did there; one the upstream's
-  token merely stopped seeing is withdrawn (its stored artifacts stay for audit);
+- a deprecated or yanked release becomes so here, with the upstream's notice; a withdrawn one
+  becomes withdrawn here, and so does one the upstream's token merely stopped seeing (its
+  stored artifacts stay for audit);
 - a clash (a local model or namespace of the same name, another upstream's, an attestation that
   does not verify) refuses that entry, records an ``entry_refused`` event, and goes on.
 
@@ -51,7 +52,7 @@ from hub.federation.upstream import (
 from hub.registry import services as registry_services
 from hub.registry.models import Artifact, GenerativeModel, Release
 from medigan_catalog.errors import CatalogError, ErrorCode
-from medigan_catalog.lifecycle import ReleaseState
+from medigan_catalog.lifecycle import ReleaseState, allowed_targets
 from medigan_catalog.signing import is_key_id
 from medigan_catalog.snapshot import (
     CatalogChange,
@@ -308,12 +309,14 @@ def _mirror_entry(
                 f"here, {sha256} there)",
                 serial,
             )
-        elif existing.generative_model.visibility != entry.visibility.value:
-            registry_services.model_visibility_follow(
-                model_id=existing.generative_model_id,
-                visibility=entry.visibility,
-                upstream=upstream.name,
-            )
+        else:
+            if existing.generative_model.visibility != entry.visibility.value:
+                registry_services.model_visibility_follow(
+                    model_id=existing.generative_model_id,
+                    visibility=entry.visibility,
+                    upstream=upstream.name,
+                )
+            _follow_state(upstream, existing, entry, serial, report)
         return
     release = registry_services.release_mirror_create(
         card=entry.card,
@@ -335,10 +338,41 @@ def _mirror_entry(
     )
     MirroredRelease.objects.create(upstream=upstream, release=release)
     report.mirrored.append(key)
+    _follow_state(upstream, release, entry, serial, report)
 
 
+def _follow_state(
+    upstream: Upstream, release: Release, entry: SnapshotRelease, serial: int, report: SyncReport
+) -> None:
+    """Deprecate or yank the mirrored copy as the upstream did, with the upstream's notice.
+
+    Only a copy published here follows (one still in local review follows at a later change),
+    and only forward: the lifecycle has no way back from deprecated or yanked.
+    """
+    target = ReleaseState(entry.state)
+    current = ReleaseState(release.state)
+    if target is current or target not in allowed_targets(current):
+        return
+    notice = entry.notice
+    reason = notice.reason if notice is not None else "no reason given"
+    registry_services.release_transition(
+        release_id=release.pk,
+        target=target,
+        note=reason,
+        replacement_model_id=(notice.replacement or "") if notice is not None else "",
+    )
+    report.retired.append(
+        f"{release_key(entry.model_id, entry.version)}: {target.value} on the upstream "
+        f"{upstream.name} (serial {serial})"
+    )
+
+
+# Why a release left an upstream's feed: withdrawn (or, from hubs that took deprecated
+# releases out of their catalogue, deprecated); a release that merely left the token's sight is
+# withdrawn here, since it can no longer be served from there.
 _RETIRE_TARGETS: Final = {
     ReleaseState.DEPRECATED.value: ReleaseState.DEPRECATED,
+    ReleaseState.YANKED.value: ReleaseState.YANKED,
     ReleaseState.WITHDRAWN.value: ReleaseState.WITHDRAWN,
 }
 
@@ -372,7 +406,7 @@ def _retire(
     current = ReleaseState(release.state)
     if current == target or current in (ReleaseState.WITHDRAWN, ReleaseState.REJECTED):
         return
-    if target is ReleaseState.DEPRECATED and current is not ReleaseState.PUBLISHED:
+    if target not in allowed_targets(current):
         target = ReleaseState.WITHDRAWN
     note = (
         f"{state or 'no longer visible to this hub'} on the upstream {upstream.name} "
@@ -419,14 +453,15 @@ def _apply_snapshot(upstream: Upstream, client: UpstreamClient, report: SyncRepo
         for entry in snapshot.releases:
             _mirror_entry(upstream, entry, snapshot.serial, report)
         gone = MirroredRelease.objects.filter(
-            upstream=upstream, release__state=ReleaseState.PUBLISHED.value
+            upstream=upstream,
+            release__state__in=[ReleaseState.PUBLISHED.value, ReleaseState.DEPRECATED.value],
         ).select_related("release__generative_model")
         for mirror in gone:
             key = release_key(mirror.release.model_id, mirror.release.version)
             if key not in listed:
-                # The snapshot does not say why it left; deprecation keeps it reachable by
-                # exact version and out of "newest", the cautious reading.
-                _retire(upstream, key, ReleaseState.DEPRECATED.value, snapshot.serial, report)
+                # The snapshot does not say why it left; yanking keeps it reachable by exact
+                # version and out of "newest", the cautious reading.
+                _retire(upstream, key, ReleaseState.YANKED.value, snapshot.serial, report)
         Upstream.objects.filter(pk=upstream.pk).update(
             serial=snapshot.serial, latest_serial=snapshot.serial, scope=snapshot.scope or ""
         )

@@ -5,9 +5,11 @@ the card as text (its JSON collapsed below it), then the release's records. A fa
 the contributor's message and, collapsed, the full traceback behind it, which only staff (the
 admin's users) ever see. A release in review links to its review page (``hub.web.review``).
 
-Approve and reject are admin actions that ask for a note and go through the lifecycle services,
-so the admin cannot change a state any other way. The admin's index links the review queue with
-the number of releases waiting for the signed-in reviewer.
+Approve and reject are admin actions that ask for a note, and deprecate, yank and withdraw are
+admin actions that ask for a reason (and for deprecation, a replacement model); all go through the
+lifecycle services, so the admin cannot change a state any other way, nor skip who may. The
+admin's index links the review queue with the number of releases waiting for the signed-in
+reviewer.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ admin.site.index_template = "admin/hub_index.html"
 # How a message says that a decision was applied.
 _RELEASE_DECIDED = {"approve": "approved and published", "reject": "rejected"}
 _REQUEST_DECIDED = {"approve": "approved", "reject": "rejected"}
+_LIFECYCLE_DONE = {"deprecate": "deprecated", "yank": "yanked", "withdraw": "withdrawn"}
 
 
 def _reviewer(request: HttpRequest) -> User:
@@ -79,6 +82,15 @@ def _reviewer(request: HttpRequest) -> User:
 
 class ReviewNoteForm(forms.Form):
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 4, "cols": 80}), required=False)
+
+
+class LifecycleReasonForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 4, "cols": 80}))
+    replacement = forms.CharField(
+        required=False,
+        max_length=300,
+        help_text="deprecate only: the model (namespace/name) users should take instead",
+    )
 
 
 class _ReadOnlyInline(admin.TabularInline[Any, Release]):
@@ -122,6 +134,11 @@ _RELEASE_FIELDS = (
     "published_at",
     "doi",
     "pinned",
+    "pin_broken",
+    "pin_note",
+    "lifecycle_reason",
+    "replacement_model_id",
+    "lifecycle_at",
 )
 _ORIGIN_FIELDS = ("origin_hub", "origin_url", "origin_release_id", "origin_serial", "origin_sha256")
 
@@ -157,7 +174,7 @@ class ReleaseAdmin(admin.ModelAdmin[Release]):
         *_ORIGIN_FIELDS,
     ]
     inlines = [ArtifactInline, ReleaseEventInline]
-    actions = ["approve", "reject"]
+    actions = ["approve", "reject", "deprecate", "yank", "withdraw"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Releases arrive by push (API or client), never typed into the admin.
@@ -300,6 +317,63 @@ class ReleaseAdmin(admin.ModelAdmin[Release]):
     @admin.action(description="Reject the selected releases (with a note)", permissions=["review"])
     def reject(self, request: HttpRequest, queryset: QuerySet[Release]) -> HttpResponse | None:
         return self._review(request, queryset, "reject")
+
+    def has_lifecycle_permission(self, request: HttpRequest) -> bool:
+        # Any staff member may ask; the services decide for each release who may do what.
+        return bool(request.user.is_staff)
+
+    def _lifecycle(
+        self, request: HttpRequest, queryset: QuerySet[Release], action: str
+    ) -> HttpResponse | None:
+        form = LifecycleReasonForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            viewer, actor = request_viewer(request), _reviewer(request)
+            for release in queryset:
+                try:
+                    services.release_lifecycle_act(
+                        action=action,
+                        release_id=release.pk,
+                        viewer=viewer,
+                        actor=actor,
+                        reason=form.cleaned_data["reason"],
+                        replacement_model_id=form.cleaned_data["replacement"],
+                    )
+                except CatalogError as error:
+                    messages.error(request, f"{release.release_id}: {error.message}")
+                else:
+                    messages.success(request, f"{release.release_id}: {_LIFECYCLE_DONE[action]}")
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{action.capitalize()} releases",
+            "action_name": action,
+            "releases": queryset,
+            "form": form,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/registry/release/lifecycle.html", context)
+
+    @admin.action(
+        description="Deprecate the selected releases (with a reason and a replacement)",
+        permissions=["lifecycle"],
+    )
+    def deprecate(self, request: HttpRequest, queryset: QuerySet[Release]) -> HttpResponse | None:
+        return self._lifecycle(request, queryset, "deprecate")
+
+    @admin.action(
+        description="Yank the selected releases (downloadable by exact version, never chosen)",
+        permissions=["lifecycle"],
+    )
+    def yank(self, request: HttpRequest, queryset: QuerySet[Release]) -> HttpResponse | None:
+        return self._lifecycle(request, queryset, "yank")
+
+    @admin.action(
+        description="Withdraw the selected releases (with a reason; after publication: admins)",
+        permissions=["lifecycle"],
+    )
+    def withdraw(self, request: HttpRequest, queryset: QuerySet[Release]) -> HttpResponse | None:
+        return self._lifecycle(request, queryset, "withdraw")
 
 
 class ModelEventInline(admin.TabularInline[ModelEvent, GenerativeModel]):

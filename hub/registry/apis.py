@@ -31,6 +31,7 @@ from hub.api.parsers import (
 )
 from hub.registry import selectors, services
 from hub.registry.models import Artifact, GenerativeModel, Release
+from hub.storage import stored_open
 from medigan_catalog.access import Visibility, VisibilityRequest, VisibilityReview, VisibilityState
 from medigan_catalog.errors import CardInvalidError, ErrorCode
 from medigan_catalog.search import OPERATORS
@@ -73,6 +74,13 @@ class ReleaseStatusSerializer(serializers.Serializer[Any]):
     published_at = serializers.DateTimeField(allow_null=True)
     doi = serializers.CharField()
     pinned = serializers.BooleanField()
+    pin_broken = serializers.BooleanField(
+        help_text="a re-check found the pinned DOI's record changed or gone (pin_note says how)"
+    )
+    pin_note = serializers.CharField()
+    notice = serializers.SerializerMethodField(
+        help_text="why a deprecated or yanked release is so, and its replacement (else null)"
+    )
     checks = CheckOutputSerializer(many=True, source="checks.all")
     events = EventOutputSerializer(many=True, source="events.all")
     card = serializers.SerializerMethodField()
@@ -91,6 +99,10 @@ class ReleaseStatusSerializer(serializers.Serializer[Any]):
             # says so) still shows its status, with the card as it was stored.
             return dict(release.card)
         return card.to_json()
+
+    def get_notice(self, release: Release) -> dict[str, Any] | None:
+        notice = selectors.release_notice(release)
+        return None if notice is None else notice.model_dump(mode="json")
 
     def get_url(self, release: Release) -> str:
         return self._base_url().rstrip("/") + release_path(release.model_id, release.version)
@@ -123,12 +135,29 @@ def _visible_release_or_404(request: Request, namespace: str, name: str, version
         namespace=namespace, name=name, version=version, viewer=request_viewer(request)
     )
     if release is None:
+        _raise_if_withdrawn(request, namespace, name, version)
         raise ApiError(ErrorCode.NOT_FOUND, f"no release {namespace}/{name}@{version}")
     return release
 
 
+def _raise_if_withdrawn(request: Request, namespace: str, name: str, version: str) -> None:
+    """410 ``release_withdrawn`` for a release withdrawn after publication, where the caller
+    sees its model: a client pinned to it learns that it is gone, and why."""
+    withdrawn = selectors.release_get_withdrawn(
+        namespace=namespace, name=name, version=version, viewer=request_viewer(request)
+    )
+    if withdrawn is not None:
+        reason = selectors.release_withdrawal_reason(withdrawn)
+        raise ApiError(
+            ErrorCode.RELEASE_WITHDRAWN,
+            f"{withdrawn.release_id} was withdrawn by the hub: {reason}",
+            {"release": withdrawn.release_id, "reason": reason},
+        )
+
+
 class ModelSummarySerializer(serializers.Serializer[Any]):
-    """A search result: a model and its newest published release (by semantic version)."""
+    """A search result: a model and the release its id resolves to (its newest published one,
+    else its newest deprecated one; never a yanked one)."""
 
     model_id = serializers.CharField(source="card.model_id")
     title = serializers.CharField(source="card.title")
@@ -247,6 +276,20 @@ def _unstorable_text(document: Any) -> str | None:
     return None
 
 
+def _form_flag(value: object, name: str) -> bool:
+    """A yes/no form field: ``true``/``1``/``yes`` or ``false``/``0``/``no``/absent."""
+    text = str(value or "").strip().lower()
+    if text in {"", "false", "0", "no"}:
+        return False
+    if text in {"true", "1", "yes"}:
+        return True
+    raise ApiError(
+        ErrorCode.BAD_REQUEST,
+        f"{name} must be true or false",
+        [{"loc": name, "msg": "true or false"}],
+    )
+
+
 def _card_from_push(request: Request) -> dict[str, Any]:
     # The card comes as a text field (the client) or as a file part (`curl -F card=@...`); the
     # parser has held either to CARD_MAX_BYTES already.
@@ -315,6 +358,19 @@ class ReleaseCreateApi(APIView):
                         "description": "who sees the model, when the push creates it "
                         "(default public; private only in an organisation's namespace)",
                     },
+                    "doi": {
+                        "type": "string",
+                        "maxLength": 255,
+                        "description": "the Zenodo DOI (10.NNNN/zenodo.N) of a record that "
+                        "already holds this package: on approval the hub checks its files "
+                        "against the package's sha256 and pins it",
+                    },
+                    "mint_doi": {
+                        "type": "boolean",
+                        "description": "ask the hub to deposit the package on Zenodo on "
+                        "approval and pin the DOI it gets (a new version of the model's "
+                        "previous deposit); refused where the hub deposits nothing",
+                    },
                 },
                 "required": ["card", "package"],
             }
@@ -334,6 +390,14 @@ class ReleaseCreateApi(APIView):
                 "sha256 must be 64 hexadecimal digits",
                 [{"loc": "sha256", "msg": "64 hexadecimal digits"}],
             )
+        doi = str(form.get("doi") or "").strip()
+        mint_doi = _form_flag(form.get("mint_doi"), "mint_doi")
+        if doi and mint_doi:
+            raise ApiError(
+                ErrorCode.BAD_REQUEST,
+                "a push either names the DOI that holds its package or asks the hub to mint "
+                "one, not both",
+            )
         card_data = _card_from_push(request)
         package = request.FILES.get("package")
         if package is None:
@@ -345,6 +409,8 @@ class ReleaseCreateApi(APIView):
             declared_sha256=declared_sha256,
             viewer=request_viewer(request),
             visibility=visibility,
+            doi=doi,
+            mint_doi=mint_doi,
         )
         return Response(_release_status(request, release), status=status.HTTP_202_ACCEPTED)
 
@@ -382,6 +448,55 @@ class ReleaseReviewApi(APIView):
             decision=payload.validated_data["decision"],
             note=payload.validated_data["note"],
             viewer=request_viewer(request),
+        )
+        return Response(_release_status(request, release))
+
+
+class LifecycleInputSerializer(serializers.Serializer[Any]):
+    reason = serializers.CharField(max_length=10_000)
+    replacement = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=300,
+        help_text="deprecate only: the model (namespace/name) to use instead",
+    )
+
+
+class ReleaseLifecycleApi(APIView):
+    """Deprecate, yank or withdraw a release, with the reason that goes with it.
+
+    - ``deprecate`` (a maintainer of the namespace): the release stays downloadable, marked;
+      clients warn and name ``replacement``.
+    - ``yank`` (a maintainer, PEP 592): downloadable by exact version, never chosen as newest.
+    - ``withdraw``: its contributor before publication; an administrator (admin-scope token)
+      after it, when the release leaves the catalogue and its artifacts are kept for audit.
+    """
+
+    permission_classes = [IsAuthenticated]
+    parser_classes = [LimitedJSONParser, LimitedFormParser]
+    # Which of LIFECYCLE_ACTIONS this route does (set in hub/urls.py).
+    action = ""
+
+    @extend_schema(
+        parameters=parameters.RELEASE_PATH,
+        request=LifecycleInputSerializer,
+        responses={
+            200: ReleaseStatusSerializer,
+            **error_responses(400, 401, 403, 404, 409, 413, 415, 503),
+        },
+    )
+    def post(self, request: Request, namespace: str, name: str, version: str) -> Response:
+        release = _visible_release_or_404(request, namespace, name, version)
+        payload = LifecycleInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        release = services.release_lifecycle_act(
+            action=self.action,
+            release_id=release.pk,
+            viewer=request_viewer(request),
+            actor=_signed_in_user(request),
+            reason=payload.validated_data["reason"],
+            replacement_model_id=payload.validated_data["replacement"],
         )
         return Response(_release_status(request, release))
 
@@ -458,9 +573,9 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | _Unsatisfiable | N
     return start, end
 
 
-def _stream(handle: IO[bytes], start: int, length: int) -> Iterator[bytes]:
+def _stream(handle: IO[bytes], length: int) -> Iterator[bytes]:
+    # ``handle`` is already at the range's first byte (hub.storage asks S3 for the range alone).
     with handle:
-        handle.seek(start)
         remaining = length
         while remaining > 0:
             chunk = handle.read(min(_STREAM_CHUNK, remaining))
@@ -511,22 +626,17 @@ class ReleaseArtifactDownloadApi(APIView):
             viewer=request_viewer(request),
         )
         if artifact is None:
+            _raise_if_withdrawn(request, namespace, name, version)
             raise ApiError(ErrorCode.NOT_FOUND, f"no artifact {filename} in this release")
         if not artifact.file:
-            if not artifact.release.origin_hub:
-                raise ApiError(
-                    ErrorCode.ARTIFACT_UNREACHABLE,
-                    f"{filename} is hosted outside this hub",
-                    {"urls": artifact.external_urls},
-                )
-            # A mirrored release's artifact: fetched from the upstream on first download,
-            # verified by its sha256 and stored, then served like any other.
+            # An artifact the hub serves before it holds it (a mirrored release's, from its
+            # upstream; a pinned import's, from its Zenodo record): fetched on first download,
+            # verified by its recorded sha256 and stored, then served like any other. One that
+            # no fetcher provides answers artifact_unreachable with where it lives.
             artifact = services.artifact_materialise(artifact_id=artifact.pk)
-        handle = _artifact_open(artifact)
-        size = int(artifact.size if artifact.size is not None else artifact.file.size)
+        size = _artifact_size(artifact)
         byte_range = _parse_range(range_header, size)
         if isinstance(byte_range, _Unsatisfiable):
-            handle.close()
             response = error_response(
                 ErrorCode.BAD_REQUEST, f"the range lies outside the {size} bytes of {filename}"
             )
@@ -535,8 +645,9 @@ class ReleaseArtifactDownloadApi(APIView):
             return response
         start, end = (0, size - 1) if byte_range is None else byte_range
         length = end - start + 1
+        handle = _artifact_open(artifact, start=start, length=length)
         streaming = StreamingHttpResponse(
-            _stream(handle, start, length),
+            _stream(handle, length),
             status=status.HTTP_206_PARTIAL_CONTENT if byte_range else status.HTTP_200_OK,
             content_type="application/zip",
         )
@@ -554,18 +665,34 @@ class ReleaseArtifactDownloadApi(APIView):
         return streaming
 
 
-def _artifact_open(artifact: Artifact) -> IO[bytes]:
-    # Opened before the response starts, so that a file missing from storage is a clear 404
-    # rather than a stream that breaks after its headers were sent.
+def _artifact_missing(artifact: Artifact, error: OSError) -> ApiError:
+    logger.error("artifact %s is missing from storage: %s", artifact, error)
+    return ApiError(
+        ErrorCode.ARTIFACT_UNREACHABLE,
+        f"{artifact.filename} is missing from this hub's storage",
+        {"urls": artifact.external_urls},
+    )
+
+
+def _artifact_size(artifact: Artifact) -> int:
+    if artifact.size is not None:
+        return int(artifact.size)
     try:
-        return artifact.file.storage.open(str(artifact.file.name), "rb")
+        return int(artifact.file.size)
     except OSError as error:
-        logger.error("artifact %s is missing from storage: %s", artifact, error)
-        raise ApiError(
-            ErrorCode.ARTIFACT_UNREACHABLE,
-            f"{artifact.filename} is missing from this hub's storage",
-            {"urls": artifact.external_urls},
-        ) from error
+        raise _artifact_missing(artifact, error) from error
+
+
+def _artifact_open(artifact: Artifact, *, start: int, length: int) -> IO[bytes]:
+    # Opened before the response starts, so that a file missing from storage is a clear 404
+    # rather than a stream that breaks after its headers were sent. Only the range is read:
+    # on S3 a ranged GET whose body streams through, never the whole object first.
+    try:
+        return stored_open(
+            artifact.file.storage, str(artifact.file.name), start=start, length=length
+        )
+    except OSError as error:
+        raise _artifact_missing(artifact, error) from error
 
 
 def _visibility_state(model: GenerativeModel) -> dict[str, Any]:

@@ -88,6 +88,18 @@ class Release(models.Model):
     origin_release_id = models.CharField(max_length=300, blank=True, default="")
     origin_serial = models.BigIntegerField(null=True, blank=True)
     origin_sha256 = models.CharField(max_length=64, blank=True, default="")
+    # Why a maintainer deprecated or yanked the release, and the model that replaces it: what
+    # the snapshot carries and the client's warning says (docs/lifecycle.md).
+    lifecycle_reason = models.TextField(blank=True, default="")
+    replacement_model_id = models.CharField(max_length=300, blank=True, default="")
+    lifecycle_at = models.DateTimeField(null=True, blank=True)
+    # A pinned DOI whose record no longer holds the release's bytes (a re-check found a file
+    # changed or gone): the release stays, flagged, and ``pin_note`` says what was found.
+    pin_broken = models.BooleanField(default=False)
+    # The pusher asked the hub to deposit the release on Zenodo and pin the DOI it gets
+    # (``push --mint-doi``); the pin happens between approval and publication.
+    doi_mint_requested = models.BooleanField(default=False)
+    pin_note = models.TextField(blank=True, default="")
 
     class Meta:
         constraints = [

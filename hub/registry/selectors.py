@@ -31,11 +31,17 @@ from hub.access import (
 )
 from hub.registry.models import Artifact, CatalogChange, CatalogSerial, GenerativeModel, Release
 from medigan_catalog.access import Visibility
-from medigan_catalog.lifecycle import CATALOGUE_STATES, VISIBLE_STATES, ReleaseState
+from medigan_catalog.lifecycle import (
+    CATALOGUE_STATES,
+    NOTICE_STATES,
+    VISIBLE_STATES,
+    ReleaseState,
+)
 from medigan_catalog.schema import Card, card_from_json
 from medigan_catalog.search import parse_filter_terms, split_query
 from medigan_catalog.search_index import SearchIndex
 from medigan_catalog.snapshot import (
+    ReleaseNotice,
     ReleaseOrigin,
     artifact_path,
     newest_per_model,
@@ -47,6 +53,7 @@ _VISIBLE = sorted(state.value for state in VISIBLE_STATES)
 # The change log's stand-in for the history of a hub from before the log began.
 BASELINE_KIND = "baseline"
 _CATALOGUE = sorted(state.value for state in CATALOGUE_STATES)
+_NOTICE_STATES = frozenset(state.value for state in NOTICE_STATES)
 
 
 @dataclass(frozen=True)
@@ -138,8 +145,8 @@ def releases_of_models_once_published(model_ids: Iterable[int]) -> list[Release]
 
 
 def release_list_catalogue(scope: CatalogScope) -> QuerySet[Release]:
-    """The releases a scope's catalogue lists (published), in catalogue order: model id, then
-    publication."""
+    """The releases a scope's catalogue lists (published, deprecated, yanked), in catalogue order:
+    model id, then publication."""
     return (
         Release.objects.filter(state__in=_CATALOGUE)
         .filter(catalog_scope_q(scope, via="generative_model__"))
@@ -175,6 +182,33 @@ def release_get_visible(
         .filter(generative_model__namespace=namespace, generative_model__name=name, version=version)
         .first()
     )
+
+
+def release_get_withdrawn(
+    *, namespace: str, name: str, version: str, viewer: Viewer
+) -> Release | None:
+    """The release ``namespace/name@version`` if it was withdrawn after publication and
+    ``viewer`` sees its model: they may learn that it is gone, and why."""
+    release = (
+        Release.objects.select_related("generative_model")
+        .filter(
+            generative_model__namespace=namespace,
+            generative_model__name=name,
+            version=version,
+            state=ReleaseState.WITHDRAWN,
+            published_at__isnull=False,
+        )
+        .first()
+    )
+    if release is None or not viewer.sees_model(namespace, release.generative_model.visibility):
+        return None
+    return release
+
+
+def release_withdrawal_reason(release: Release) -> str:
+    """The administrator's note of a release's withdrawal."""
+    event = release.events.filter(to_state=ReleaseState.WITHDRAWN).order_by("-pk").first()
+    return event.note if event is not None and event.note else "no reason given"
 
 
 def model_get_visible(
@@ -327,6 +361,17 @@ def release_origin(release: Release) -> ReleaseOrigin | None:
         release_id=release.origin_release_id,
         serial=release.origin_serial or 0,
         sha256=release.origin_sha256 or None,
+    )
+
+
+def release_notice(release: Release) -> ReleaseNotice | None:
+    """Why a deprecated or yanked release is so, and its replacement; None for other states."""
+    if release.state not in _NOTICE_STATES:
+        return None
+    return ReleaseNotice(
+        reason=release.lifecycle_reason or "no reason given",
+        replacement=release.replacement_model_id or None,
+        at=release.lifecycle_at,
     )
 
 

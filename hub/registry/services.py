@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from django.apps import apps
 from django.conf import settings
@@ -47,10 +47,16 @@ from hub.registry.models import (
     ReleaseCheck,
     ReleaseEvent,
 )
+from hub.storage import stored_open
 from hub.work import StaleWork, paths_remove_stale
 from medigan_catalog.access import TokenScope, Visibility
 from medigan_catalog.errors import CatalogError, ErrorCode, TransitionNotAllowedError
-from medigan_catalog.lifecycle import ReleaseState, check_transition
+from medigan_catalog.lifecycle import (
+    CATALOGUE_STATES,
+    NOTICE_STATES,
+    ReleaseState,
+    check_transition,
+)
 from medigan_catalog.schema import Artifact as CardArtifact
 from medigan_catalog.schema import Card, card_from_json
 from medigan_catalog.validation import validate_card
@@ -158,11 +164,15 @@ def release_transition(
     target: ReleaseState,
     actor: User | None = None,
     note: str = "",
+    replacement_model_id: str = "",
 ) -> Release:
     """Move a release to ``target`` if the lifecycle table allows it, and record the event.
 
     Runs in a transaction with the release row locked, so two reviewers or two workers cannot
-    both move the same release. Publishing and deprecating bump the catalogue serial. Once the
+    both move the same release. Every change of the catalogue (publishing, deprecating, yanking,
+    a withdrawal after publication) bumps the catalogue serial, so the change feed carries it.
+    A move to ``deprecated`` or ``yanked`` keeps ``note`` as the release's notice (with
+    ``replacement_model_id`` for a deprecation), which the snapshot carries to clients. Once the
     transaction commits, the release's contributor is mailed about the change
     (:mod:`hub.registry.notifications`).
     """
@@ -184,10 +194,14 @@ def release_transition(
             if not release.attestation and not release.origin_hub:
                 release.attestation = release_attestation_make(release)
                 update_fields.append("attestation")
+        if target in NOTICE_STATES:
+            release.lifecycle_reason = note
+            release.replacement_model_id = replacement_model_id
+            release.lifecycle_at = timezone.now()
+            update_fields += ["lifecycle_reason", "replacement_model_id", "lifecycle_at"]
         # A withdrawal before publication changes no catalogue; after it, it does.
-        if target in {ReleaseState.PUBLISHED, ReleaseState.DEPRECATED} or (
-            target is ReleaseState.WITHDRAWN
-            and current in {ReleaseState.PUBLISHED, ReleaseState.DEPRECATED}
+        if target in CATALOGUE_STATES or (
+            target is ReleaseState.WITHDRAWN and current in CATALOGUE_STATES
         ):
             catalog_serial_bump(
                 kind=f"release_{target.value}",
@@ -207,11 +221,33 @@ def release_transition(
             to_state=target.value,
             note=note,
         )
+        event_id = event.pk
         if release.submitted_by_id is not None:
-            event_id = event.pk
             transaction.on_commit(lambda: _queue_event_mail(event_id))
+        changed = {
+            "release_id": release.pk,
+            "from_state": current.value,
+            "to_state": target.value,
+            "event_id": event_id,
+        }
+        # A receiver's failure is logged, not raised: the transition has committed.
+        transaction.on_commit(
+            lambda: _log_receiver_errors(
+                signals.release_state_changed.send_robust(sender=Release, **changed)
+            )
+        )
     logger.info("release %s: %s -> %s", release.release_id, current.value, target.value)
     return release
+
+
+def _log_receiver_errors(responses: list[tuple[Any, Any]]) -> None:
+    for receiver, response in responses:
+        if isinstance(response, Exception):
+            logger.error(
+                "a receiver of a release's state change failed: %r",
+                receiver,
+                exc_info=(type(response), response, response.__traceback__),
+            )
 
 
 def _queue_event_mail(event_id: int) -> None:
@@ -230,6 +266,141 @@ def release_attestation_make(release: Release) -> dict[str, Any]:
     return signing.release_attest(
         model_id=release.model_id, version=release.version, card=card_from_json(release.card)
     ).model_dump(mode="json")
+
+
+def _check_may_maintain(release: Release, viewer: Viewer, doing: str) -> None:
+    """Deprecating and yanking are the model's maintainers' (who may push to its namespace)."""
+    require_scope(viewer, TokenScope.PUSH, doing)
+    namespace = release.generative_model.namespace
+    if release.generative_model.mirrored_from:
+        raise CatalogError(
+            f"{release.model_id} is mirrored from the upstream hub "
+            f"{release.generative_model.mirrored_from!r}; its lifecycle follows the upstream's",
+            {"model_id": release.model_id},
+            code=ErrorCode.PERMISSION_DENIED,
+        )
+    reserved = namespace in RESERVED_NAMESPACES
+    if not viewer.may_push_to(namespace, reserved=reserved):
+        raise NamespaceForbiddenError(
+            f"only the maintainers of {namespace!r} {doing} its releases",
+            {"namespace": namespace},
+        )
+
+
+def _check_replacement(replacement_model_id: str, release: Release, viewer: Viewer) -> str:
+    replacement = replacement_model_id.strip()
+    if not replacement:
+        return ""
+    namespace, _, name = replacement.partition("/")
+    if "@" in replacement or not namespace or not name:
+        raise CatalogError(
+            f"the replacement {replacement!r} is not a model id; write namespace/name",
+            {"replacement": replacement},
+            code=ErrorCode.BAD_REQUEST,
+        )
+    if replacement == release.model_id:
+        raise CatalogError(
+            "a release cannot be replaced by its own model; name another model",
+            {"replacement": replacement},
+            code=ErrorCode.BAD_REQUEST,
+        )
+    model = GenerativeModel.objects.filter(namespace=namespace, name=name).first()
+    if model is None or not viewer.sees_model(model.namespace, model.visibility):
+        raise CatalogError(
+            f"the replacement {replacement} is not a model of this hub",
+            {"replacement": replacement},
+            code=ErrorCode.NOT_FOUND,
+        )
+    return replacement
+
+
+def _required_reason(reason: str, doing: str) -> str:
+    if not reason.strip():
+        raise CatalogError(f"say why the release is {doing}", code=ErrorCode.BAD_REQUEST)
+    return reason.strip()
+
+
+def release_deprecate(
+    *, release_id: int, viewer: Viewer, actor: User, reason: str, replacement_model_id: str = ""
+) -> Release:
+    """A maintainer deprecates a published release, with a reason and maybe the model to use
+    instead.
+
+    The release stays in the catalogue and downloadable, marked: clients warn whoever uses it
+    and name the replacement, and a bare model id resolves to it only when no published release
+    of the model is left (:func:`medigan_catalog.lifecycle.selection_rank`).
+    """
+    release = Release.objects.select_related("generative_model").get(pk=release_id)
+    _check_may_maintain(release, viewer, "deprecate")
+    return release_transition(
+        release_id=release_id,
+        target=ReleaseState.DEPRECATED,
+        actor=actor,
+        note=_required_reason(reason, "deprecated"),
+        replacement_model_id=_check_replacement(replacement_model_id, release, viewer),
+    )
+
+
+def release_yank(*, release_id: int, viewer: Viewer, actor: User, reason: str) -> Release:
+    """A maintainer yanks a published or deprecated release (PEP 592), with a reason.
+
+    The release stays downloadable by its exact version, for whoever pinned it, and is never
+    chosen for a model named without a version, nor ranked on leaderboards.
+    """
+    release = Release.objects.select_related("generative_model").get(pk=release_id)
+    _check_may_maintain(release, viewer, "yank")
+    return release_transition(
+        release_id=release_id,
+        target=ReleaseState.YANKED,
+        actor=actor,
+        note=_required_reason(reason, "yanked"),
+        replacement_model_id=release.replacement_model_id,
+    )
+
+
+def release_withdraw(*, release_id: int, viewer: Viewer, actor: User, reason: str) -> Release:
+    """Withdraw a release: its contributor before publication, an administrator after it.
+
+    One entry point for the API, the CLI and the admin, which picks
+    :func:`release_withdraw_submission` or :func:`release_withdraw_published` by the state.
+    """
+    release = Release.objects.get(pk=release_id)
+    if release.state in CATALOGUE_STATES:
+        if not (actor.is_superuser and viewer.has_scope(TokenScope.ADMIN)):
+            raise CatalogError(
+                "only the hub's administrators withdraw a published release (with a token of "
+                "the admin scope); a maintainer may deprecate or yank it",
+                code=ErrorCode.PERMISSION_DENIED,
+            )
+        return release_withdraw_published(release_id=release_id, actor=actor, note=reason)
+    require_scope(viewer, TokenScope.PUSH, "withdraw")
+    return release_withdraw_submission(release_id=release_id, actor=actor, note=reason)
+
+
+def release_lifecycle_act(
+    *,
+    action: str,
+    release_id: int,
+    viewer: Viewer,
+    actor: User,
+    reason: str,
+    replacement_model_id: str = "",
+) -> Release:
+    """Do one of ``LIFECYCLE_ACTIONS`` (deprecate, yank, withdraw) on a release: the one entry
+    point of the API and the admin, so that both apply the same service and rules."""
+    if action == "deprecate":
+        return release_deprecate(
+            release_id=release_id,
+            viewer=viewer,
+            actor=actor,
+            reason=reason,
+            replacement_model_id=replacement_model_id,
+        )
+    if action == "yank":
+        return release_yank(release_id=release_id, viewer=viewer, actor=actor, reason=reason)
+    if action == "withdraw":
+        return release_withdraw(release_id=release_id, viewer=viewer, actor=actor, reason=reason)
+    raise CatalogError(f"{action!r} is not a lifecycle action", code=ErrorCode.BAD_REQUEST)
 
 
 def release_withdraw_published(*, release_id: int, actor: User, note: str) -> Release:
@@ -325,7 +496,9 @@ def artifact_materialise(*, artifact_id: int) -> Artifact:
         return artifact
     if not artifact.sha256:
         raise CatalogError(
-            f"{artifact.filename} has no recorded sha256, so it cannot be fetched and verified",
+            f"{artifact.filename} is hosted outside this hub and has no recorded sha256, so "
+            "the hub cannot fetch and verify it",
+            {"urls": artifact.external_urls},
             code=ErrorCode.ARTIFACT_UNREACHABLE,
         )
     for fetcher in _artifact_fetchers:
@@ -512,23 +685,30 @@ def release_submit(
     declared_sha256: str | None = None,
     viewer: Viewer | None = None,
     visibility: Visibility | None = None,
+    queue_validation: bool = True,
+    doi: str = "",
+    mint_doi: bool = False,
 ) -> Release:
     """Store a pushed package with its card as a new ``submitted`` release.
 
     ``viewer`` is the caller with their token (the API's); without one, ``user`` pushes with
     every scope of their account (the operator's commands). ``visibility`` is the new model's
-    (public unless given); a push to an existing model does not change it.
+    (public unless given); a push to an existing model does not change it. ``doi`` names the
+    record that already holds the package, ``mint_doi`` asks the hub to deposit it: either is
+    pinned on approval by the publication gate, which must accept it now (``_push_doi_check``).
 
     The card is validated and the push's permission and version checked before anything is
     stored. The file is stored before the transaction that records it, so no database lock is
     held while hundreds of MB are copied; if anything fails after that (a concurrent push of the
     same version, a locked database, a crash of the commit) the stored file is removed again, so
     no file is left without its row. Validation of the package itself runs on the ``validation``
-    queue once the transaction commits.
+    queue once the transaction commits, unless ``queue_validation`` is false: the caller then
+    validates in its own process, and a worker must not race it for the release.
     """
     card = validate_card(card_data)
     viewer = viewer if viewer is not None else viewer_for(user)
     # Refuse what can be refused before storing anything (read only, no lock taken).
+    _push_doi_check(doi=doi, mint_doi=mint_doi)
     _check_push_allowed(
         card=card,
         viewer=viewer,
@@ -556,6 +736,8 @@ def release_submit(
                 version=card.version,
                 card=card.to_json(),
                 submitted_by=user,
+                doi=doi,
+                doi_mint_requested=mint_doi,
             )
             Artifact.objects.create(
                 release=release,
@@ -573,7 +755,8 @@ def release_submit(
                 note=_declared_hash_note(declared_sha256, sha256),
             )
             release_pk = release.pk
-            transaction.on_commit(lambda: _queue_validation(release_pk))
+            if queue_validation:
+                transaction.on_commit(lambda: _queue_validation(release_pk))
     except IntegrityError as error:
         # Two pushes of one version raced past the checks; the unique constraint chose one.
         _stored_file_remove(stored_name)
@@ -965,28 +1148,40 @@ def _check_four_eyes(*, release_id: int, reviewer: User) -> None:
 def release_approve(*, release_id: int, reviewer: User, note: str = "") -> Release:
     """Approve a release in review and publish it; the reviewer may not be its submitter.
 
-    DOI pinning is not part of publishing yet: the release is recorded as unpinned, and the
-    published event says so.
+    When a publication gate takes the approved release over (``hub.pinning``: a DOI to pin, the
+    contributor's or one the hub deposits), it stays ``approved`` until the gate has pinned the
+    DOI and published it; otherwise it is published at once, recorded as unpinned.
     """
     _check_four_eyes(release_id=release_id, reviewer=reviewer)
-    return _release_approve_and_publish(release_id=release_id, reviewer=reviewer, note=note)
+    return _release_approve_and_publish(
+        release_id=release_id, reviewer=reviewer, note=note, gated=True
+    )
 
 
-def _release_approve_and_publish(*, release_id: int, reviewer: User, note: str) -> Release:
+def _release_approve_and_publish(
+    *, release_id: int, reviewer: User, note: str, gated: bool = False
+) -> Release:
     release_transition(
         release_id=release_id, target=ReleaseState.APPROVED, actor=reviewer, note=note
     )
+    if gated and _publication_taken_over(release_id):
+        return Release.objects.select_related("generative_model").get(pk=release_id)
     return release_publish(release_id=release_id, actor=reviewer)
 
 
 def release_publish(*, release_id: int, actor: User | None = None) -> Release:
-    """Publish an approved release: it enters the catalogue and the serial goes up."""
-    Release.objects.filter(pk=release_id).update(pinned=False)
+    """Publish an approved release: it enters the catalogue and the serial goes up. Its event
+    says whether a DOI is pinned for it."""
+    release = Release.objects.only("doi", "pinned").get(pk=release_id)
     return release_transition(
         release_id=release_id,
         target=ReleaseState.PUBLISHED,
         actor=actor,
-        note="published unpinned (no DOI pinned)",
+        note=(
+            f"published with DOI {release.doi} pinned"
+            if release.pinned
+            else "published unpinned (no DOI pinned)"
+        ),
     )
 
 
@@ -1195,6 +1390,9 @@ def release_import_external(*, card: Card, actor: User | None, source: str) -> R
             version=card.version,
             card=card.to_json(),
             submitted_by=actor,
+            # The DOI of the record its package lives under, as the registered resolvers read it
+            # (not pinned: nothing here has checked the record's bytes).
+            doi=_external_doi(card),
         )
         _artifacts_record_hosted_elsewhere(release, card)
         ReleaseEvent.objects.create(
@@ -1368,7 +1566,9 @@ def package_publish_as_operator(*, package_dir: Path, operator: User, note: str)
     The one rule it does not apply is four eyes: the operator both submits and approves. That is
     deliberate: this path is reached only from ``manage.py`` (seed_demo), by whoever runs the
     hub, for the project's own models, where there is no second person to ask; no API or admin
-    view leads here, and the events record the operator as both submitter and reviewer.
+    view leads here, and the events record the operator as both submitter and reviewer. Nor do
+    the publication gates apply (no DOI is deposited for the project's own models): the seed
+    publishes before any worker runs.
     """
     import json
 
@@ -1379,8 +1579,13 @@ def package_publish_as_operator(*, package_dir: Path, operator: User, note: str)
         archive = Path(scratch) / "package.zip"
         info = build_deterministic_zip(package_dir, archive)
         with archive.open("rb") as package:
+            # Validated right below in this process: a running worker must not take it too.
             release = release_submit(
-                user=operator, card_data=card_data, package=package, declared_sha256=info.sha256
+                user=operator,
+                card_data=card_data,
+                package=package,
+                declared_sha256=info.sha256,
+                queue_validation=False,
             )
     validated = release_validate(release_id=release.pk)
     if validated is None or validated.state != ReleaseState.IN_REVIEW:
@@ -1430,7 +1635,8 @@ def _storage_walk(storage: Storage, prefix: str) -> Iterable[str]:
 def _stored_hash(storage: Storage, name: str) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
-    with storage.open(name, "rb") as handle:
+    # Streamed out of storage: on S3 the object's body is read as it arrives, never held whole.
+    with stored_open(storage, name) as handle:
         while chunk := handle.read(_HASH_CHUNK_BYTES):
             digest.update(chunk)
             size += len(chunk)
@@ -1502,3 +1708,164 @@ def _modified_before(storage: Storage, name: str, cutoff: datetime) -> bool:
     if timezone.is_naive(modified):
         modified = timezone.make_aware(modified, timezone.get_default_timezone())
     return modified < cutoff
+
+
+# --- DOI pins: the hooks and writes of hub.pinning ----------------------------------------------
+# The registry knows no Zenodo. hub.pinning registers a publication gate (asked whether a push's
+# DOI request can be honoured, and, once a release is approved, whether it pins a DOI before
+# publishing the release itself) and a resolver of the DOI an imported package lives under. What
+# it pins or finds broken it records through the services below, which keep the release's pin
+# fields and the catalogue serial in step (the snapshot carries the pin).
+
+
+class PublicationGate(Protocol):
+    """An app that may pin a release's DOI between its approval and its publication."""
+
+    def push_refusal(self, *, doi: str, mint_doi: bool) -> CatalogError | None:
+        """Why a push naming ``doi``, or asking for a minted DOI, cannot be honoured; or None."""
+
+    def takes_over(self, *, release_id: int) -> bool:
+        """Asked once a release is approved: True when the gate publishes it itself, later."""
+
+
+_publication_gates: list[PublicationGate] = []
+
+# Gives the DOI an imported release's package lives under (its record's, derived from the
+# artifact's URL), or None when it cannot tell.
+ExternalDoiResolver = Callable[[Card], str | None]
+_external_doi_resolvers: list[ExternalDoiResolver] = []
+
+
+def publication_gate_register(gate: PublicationGate) -> None:
+    """Let ``gate`` take over the publication of approved releases that need a DOI pinned."""
+    if gate not in _publication_gates:
+        _publication_gates.append(gate)
+
+
+def external_doi_resolver_register(resolver: ExternalDoiResolver) -> None:
+    """Let ``resolver`` name the DOI of imported releases (``release_import_external``)."""
+    if resolver not in _external_doi_resolvers:
+        _external_doi_resolvers.append(resolver)
+
+
+def _push_doi_check(*, doi: str, mint_doi: bool) -> None:
+    """Refuse a push whose DOI request no gate of this hub can honour, before anything is stored."""
+    if not doi and not mint_doi:
+        return
+    if not _publication_gates:
+        raise CatalogError(
+            "this hub pins no DOIs",
+            code=ErrorCode.DOI_MINT_UNAVAILABLE if mint_doi else ErrorCode.DOI_UNRESOLVABLE,
+        )
+    for gate in _publication_gates:
+        refusal = gate.push_refusal(doi=doi, mint_doi=mint_doi)
+        if refusal is not None:
+            raise refusal
+
+
+def _publication_taken_over(release_id: int) -> bool:
+    return any(gate.takes_over(release_id=release_id) for gate in _publication_gates)
+
+
+def _external_doi(card: Card) -> str:
+    for resolver in _external_doi_resolvers:
+        doi = resolver(card)
+        if doi:
+            return doi
+    return ""
+
+
+def _in_catalogue(release: Release) -> bool:
+    return ReleaseState(release.state) in CATALOGUE_STATES
+
+
+def release_pin_record(*, release_id: int, doi: str, note: str = "") -> Release:
+    """Record ``doi`` as pinned for a release: its record was found to hold the release's bytes.
+
+    Clears a broken pin (a re-check found the record whole again). A release in the catalogue
+    keeps the DOI it was published with: another one is refused. A change of what clients see
+    gets the next catalogue serial.
+    """
+    with transaction.atomic():
+        release = (
+            Release.objects.select_for_update()
+            .select_related("generative_model")
+            .get(pk=release_id)
+        )
+        if _in_catalogue(release) and release.doi and release.doi.lower() != doi.lower():
+            raise CatalogError(
+                f"{release.release_id} was published with DOI {release.doi}; a published "
+                f"release's DOI never changes, so {doi} is not pinned for it",
+                {"doi": release.doi},
+                code=ErrorCode.TRANSITION_NOT_ALLOWED,
+            )
+        before = (release.doi, release.pinned, release.pin_broken, release.pin_note)
+        release.doi, release.pinned, release.pin_broken, release.pin_note = doi, True, False, note
+        release.save(update_fields=["doi", "pinned", "pin_broken", "pin_note", "updated_at"])
+        if before != (doi, True, False, note) and _in_catalogue(release):
+            catalog_serial_bump(
+                kind="release_pinned", generative_model=release.generative_model, release=release
+            )
+    logger.info("release %s: DOI %s pinned", release.release_id, doi)
+    return release
+
+
+def release_pin_flag_broken(*, release_id: int, note: str) -> Release:
+    """Flag a release's pinned DOI as broken: its record no longer holds the release's bytes.
+
+    The release stays as it is (the hub still serves its own verified copy); ``note`` says what
+    was found, and clients see the flag with the next serial.
+    """
+    with transaction.atomic():
+        release = (
+            Release.objects.select_for_update()
+            .select_related("generative_model")
+            .get(pk=release_id)
+        )
+        if release.pin_broken and release.pin_note == note:
+            return release
+        release.pin_broken, release.pin_note = True, note
+        release.save(update_fields=["pin_broken", "pin_note", "updated_at"])
+        if _in_catalogue(release):
+            catalog_serial_bump(
+                kind="release_pin_broken",
+                generative_model=release.generative_model,
+                release=release,
+            )
+    logger.warning("release %s: pinned DOI %s broken: %s", release.release_id, release.doi, note)
+    return release
+
+
+def release_check_record(
+    *, release_id: int, name: str, passed: bool, message: str, detail: str = ""
+) -> ReleaseCheck:
+    """Record the outcome of a named check made after validation (the DOI pin), replacing an
+    earlier outcome of the same check: contributors and reviewers see the latest."""
+    with transaction.atomic():
+        ReleaseCheck.objects.filter(release_id=release_id, name=name).delete()
+        return ReleaseCheck.objects.create(
+            release_id=release_id,
+            name=name,
+            status=ReleaseCheck.Status.PASSED if passed else ReleaseCheck.Status.FAILED,
+            message=message,
+            detail=detail,
+        )
+
+
+def artifact_checksum_fill(*, artifact_id: int, sha256: str, size: int) -> Artifact:
+    """Record the sha256 and size of an artifact recorded without them (an imported package
+    whose bytes the hub verified against their record): a value already recorded is never
+    replaced by another, which is a mismatch."""
+    with transaction.atomic():
+        artifact = Artifact.objects.select_for_update().get(pk=artifact_id)
+        if (artifact.sha256 and artifact.sha256 != sha256) or (
+            artifact.size is not None and artifact.size != size
+        ):
+            raise ArtifactChecksumError(
+                f"{artifact.filename} is recorded with sha256 {artifact.sha256 or '-'} and "
+                f"{artifact.size} bytes, not sha256 {sha256} and {size} bytes",
+                {"expected": artifact.sha256, "actual": sha256},
+            )
+        artifact.sha256, artifact.size = sha256, size
+        artifact.save(update_fields=["sha256", "size"])
+    return artifact

@@ -28,6 +28,7 @@ from PIL import Image
 
 from hub.registry.models import Artifact, Release
 from hub.sandbox import redact, sandbox_generate
+from hub.storage import stored_open
 from medigan_catalog.errors import CatalogError
 from medigan_catalog.packaging import ArchiveLimits, safe_extract
 from medigan_catalog.schema import Card
@@ -167,7 +168,11 @@ def _check_artifact_integrity(context: _Context) -> str:
 def _copy_and_hash(artifact: Artifact, destination: Path) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
-    with artifact.file.open("rb") as source, destination.open("wb") as target:
+    # Streamed out of storage: on S3 the object's body is read as it arrives, never held whole.
+    with (
+        stored_open(artifact.file.storage, str(artifact.file.name)) as source,
+        destination.open("wb") as target,
+    ):
         while chunk := source.read(_CHUNK):
             digest.update(chunk)
             size += len(chunk)

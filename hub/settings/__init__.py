@@ -63,6 +63,8 @@ INSTALLED_APPS = [
     "hub.registry",
     "hub.evaluations",
     "hub.federation",
+    "hub.github",
+    "hub.pinning",
     "hub.web",
 ]
 
@@ -138,15 +140,10 @@ MEDIA_ROOT = Path(os.environ.get("MEDIGAN_MEDIA_ROOT", DATA_DIR / "media")).reso
 _STORAGE_KIND = os.environ.get("MEDIGAN_STORAGE", "filesystem")
 _default_storage: dict[str, Any]
 if _STORAGE_KIND == "s3":
-    _default_storage = {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {
-            "bucket_name": os.environ.get("MEDIGAN_S3_BUCKET", "medigan-hub"),
-            "endpoint_url": os.environ.get("MEDIGAN_S3_ENDPOINT_URL") or None,
-            "default_acl": None,
-            "file_overwrite": False,
-        },
-    }
+    # django-storages with the settings of hub/settings/storage.py (the tests use the same).
+    from hub.settings.storage import s3_storage
+
+    _default_storage = s3_storage(os.environ)
 elif _STORAGE_KIND == "filesystem":
     _default_storage = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
@@ -290,6 +287,58 @@ MEDIGAN_SIGNING_KEY_DIR = Path(
     os.environ.get("MEDIGAN_SIGNING_KEY_DIR", DATA_DIR / "keys")
 ).resolve()
 
+# GitHub-linked submissions (docs/github.md). The API's base URL (GitHub Enterprise Server:
+# https://HOST/api/v3) and the hub's token, which never leaves the hub: it reads release assets
+# (private repositories included) and posts commit statuses (a fine-grained token with
+# "Contents: read" and "Commit statuses: write" on the linked repositories). Webhook secrets are
+# kept encrypted with a key derived from MEDIGAN_GITHUB_SECRET_KEY (DJANGO_SECRET_KEY unless set):
+# changing it makes every link's secret unreadable, so maintainers link again.
+MEDIGAN_GITHUB_API_URL = os.environ.get("MEDIGAN_GITHUB_API_URL", "https://api.github.com")
+MEDIGAN_GITHUB_TOKEN = os.environ.get("MEDIGAN_GITHUB_TOKEN", "")
+MEDIGAN_GITHUB_SECRET_KEY = os.environ.get("MEDIGAN_GITHUB_SECRET_KEY", "") or SECRET_KEY
+MEDIGAN_GITHUB_TIMEOUT_SECONDS = int(os.environ.get("MEDIGAN_GITHUB_TIMEOUT_SECONDS", "30"))
+# A rate-limited fetch or status is retried after GitHub's reset time (X-RateLimit-Reset), at
+# least this long and at most the maximum, this many times.
+MEDIGAN_GITHUB_RETRY_MIN_SECONDS = float(os.environ.get("MEDIGAN_GITHUB_RETRY_MIN_SECONDS", "30"))
+MEDIGAN_GITHUB_RETRY_MAX_SECONDS = float(os.environ.get("MEDIGAN_GITHUB_RETRY_MAX_SECONDS", "3600"))
+MEDIGAN_GITHUB_MAX_RETRIES = int(os.environ.get("MEDIGAN_GITHUB_MAX_RETRIES", "8"))
+
+# DOI pinning with Zenodo (hub.pinning; docs/operations.md, "DOI pinning"). The instance's base
+# URL (zenodo.org, https://sandbox.zenodo.org, an InvenioRDM instance with Zenodo's deposit API)
+# and the hub's token there (scopes deposit:write and deposit:actions), needed only to deposit.
+# MEDIGAN_ZENODO_MINT says when the hub deposits an approved release: never, on_request (the
+# contributor's `push --mint-doi`) or always. A DOI a push or card names is checked against the
+# package and pinned before publication unless MEDIGAN_ZENODO_PIN_PROVIDED=0.
+MEDIGAN_ZENODO_URL = os.environ.get("MEDIGAN_ZENODO_URL", "https://zenodo.org").rstrip("/")
+MEDIGAN_ZENODO_TOKEN = os.environ.get("MEDIGAN_ZENODO_TOKEN", "")
+MEDIGAN_ZENODO_MINT = os.environ.get("MEDIGAN_ZENODO_MINT", "on_request").strip().lower()
+if MEDIGAN_ZENODO_MINT not in {"never", "on_request", "always"}:
+    raise RuntimeError(
+        f"MEDIGAN_ZENODO_MINT must be never, on_request or always, not {MEDIGAN_ZENODO_MINT!r}"
+    )
+MEDIGAN_ZENODO_PIN_PROVIDED = _env_flag("MEDIGAN_ZENODO_PIN_PROVIDED", True)
+# Each request: seconds to connect, and to wait for an answer (an upload's whole body is sent
+# before the wait starts). Reads are retried at once this many times, backing off from the
+# given seconds; a pin as a whole is tried MEDIGAN_ZENODO_PIN_ATTEMPTS times, waiting
+# MEDIGAN_ZENODO_RETRY_SECONDS, then twice that, ... (at most an hour) in between.
+MEDIGAN_ZENODO_CONNECT_TIMEOUT_SECONDS = float(
+    os.environ.get("MEDIGAN_ZENODO_CONNECT_TIMEOUT_SECONDS", "10")
+)
+MEDIGAN_ZENODO_READ_TIMEOUT_SECONDS = float(
+    os.environ.get("MEDIGAN_ZENODO_READ_TIMEOUT_SECONDS", "120")
+)
+MEDIGAN_ZENODO_HTTP_RETRIES = int(os.environ.get("MEDIGAN_ZENODO_HTTP_RETRIES", "3"))
+MEDIGAN_ZENODO_HTTP_BACKOFF_SECONDS = float(
+    os.environ.get("MEDIGAN_ZENODO_HTTP_BACKOFF_SECONDS", "1")
+)
+MEDIGAN_ZENODO_PIN_ATTEMPTS = int(os.environ.get("MEDIGAN_ZENODO_PIN_ATTEMPTS", "8"))
+MEDIGAN_ZENODO_RETRY_SECONDS = float(os.environ.get("MEDIGAN_ZENODO_RETRY_SECONDS", "60"))
+# Pinned records are fetched again when their last check is older than this (daily); beat
+# looks for them every MEDIGAN_ZENODO_RECHECK_POLL_SECONDS. With MEDIGAN_ZENODO_RECHECK_DOWNLOAD
+# the files are downloaded and their sha256 compared too, not only Zenodo's md5 and size.
+MEDIGAN_ZENODO_RECHECK_SECONDS = float(os.environ.get("MEDIGAN_ZENODO_RECHECK_SECONDS", "86400"))
+MEDIGAN_ZENODO_RECHECK_DOWNLOAD = _env_flag("MEDIGAN_ZENODO_RECHECK_DOWNLOAD", False)
+
 # Contributed packages run with an environment built from their card's requirements, outside the
 # sandbox, once per requirement set (docs/runtimes.md, "Package environments"). pip's index:
 # unset means pip's own configuration; MEDIGAN_PIP_NO_INDEX=1 with MEDIGAN_PIP_FIND_LINKS (a
@@ -394,6 +443,12 @@ CELERY_BEAT_SCHEDULE = {
     "federation-upstreams": {
         "task": "hub.federation.tasks.upstreams_sync_due_task",
         "schedule": float(os.environ.get("MEDIGAN_UPSTREAM_POLL_SECONDS", "60")),
+    },
+    # Queues a re-check of each pinned Zenodo record whose last check is older than
+    # MEDIGAN_ZENODO_RECHECK_SECONDS.
+    "pinning-recheck": {
+        "task": "hub.pinning.tasks.pins_recheck_due_task",
+        "schedule": float(os.environ.get("MEDIGAN_ZENODO_RECHECK_POLL_SECONDS", "3600")),
     },
 }
 

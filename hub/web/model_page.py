@@ -4,7 +4,8 @@ The page is the card rendered as text (never as markup: every field goes through
 escaping), the release's sample grid, its versions and checks, what changed in its card since the
 previous version, the hub's evaluations with their
 provenance and the release's place on each leaderboard, its typed generation arguments, snippets
-to use it, and where its package comes from.
+to use it, where its package comes from, and the DOI pinned for it (with a warning when a
+re-check found its Zenodo record changed).
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from typing import Any, Final
 
 from hub.access import Viewer
 from hub.evaluations import selectors as evaluation_selectors
+from hub.pinning import selectors as pinning_selectors
+from hub.pinning.selectors import PinSummary
 from hub.registry import selectors
 from hub.registry.models import GenerativeModel, Release
 from hub.web.review_page import DiffLine, card_diff
 from medigan_catalog.lifecycle import CATALOGUE_STATES
 from medigan_catalog.schema import Card
-from medigan_catalog.snapshot import EvaluationSummary, newest, version_key
+from medigan_catalog.snapshot import EvaluationSummary, newest, newest_selectable, version_key
 
 _ZENODO_HINTS: Final = ("zenodo.org", "10.5281/zenodo")
 _SNIPPET_SAMPLES: Final = 8
@@ -50,6 +53,7 @@ class ModelPage:
     package_elsewhere: list[str]
     on_zenodo: bool
     dois: list[str]
+    pin: PinSummary | None = None
     previous: Release | None = None
     changes: list[DiffLine] = field(default_factory=list)
     snippets: dict[str, str] = field(default_factory=dict)
@@ -61,7 +65,9 @@ def _chosen_release(releases: list[Release], version: str | None) -> Release | N
     listed = [
         release for release in releases if release.state in {s.value for s in CATALOGUE_STATES}
     ]
-    return newest(listed or releases)
+    # The release a bare model id means (published, else deprecated, never yanked); a model
+    # whose releases are all yanked, or not yet published, shows its newest.
+    return newest_selectable(listed) or newest(listed or releases)
 
 
 def _placings(
@@ -126,9 +132,21 @@ def model_page(
         release.pk, []
     )
     package = release.artifacts.filter(role="package").first()
-    served = package is not None and (bool(package.file) or bool(release.origin_hub))
+    pin = pinning_selectors.release_pin_summary(release)
+    # Held, or fetched on first download: from the upstream of a mirrored release, from the
+    # Zenodo record of a pinned one (verified by the sha256 recorded when it was pinned).
+    served = package is not None and (
+        bool(package.file)
+        or bool(release.origin_hub)
+        or (pin is not None and pin.pinned and bool(package.sha256))
+    )
     package_elsewhere = list(package.external_urls) if package is not None else []
-    dois = [*card.provenance.dois, *(card.description.doi or [])]
+    # The release's own DOI is shown with its pin; the card's are citations.
+    dois = [
+        doi
+        for doi in [*card.provenance.dois, *(card.description.doi or [])]
+        if pin is None or doi.lower() != pin.doi.lower()
+    ]
     previous = selectors.release_previous_version(release, viewer)
     locations = " ".join([*package_elsewhere, *dois]).lower()
     return ModelPage(
@@ -148,6 +166,7 @@ def model_page(
         package_elsewhere=package_elsewhere,
         on_zenodo=any(hint in locations for hint in _ZENODO_HINTS),
         dois=list(dict.fromkeys(dois)),
+        pin=pin,
         previous=previous,
         changes=(
             card_diff(

@@ -381,6 +381,34 @@ def expect_release_review(caller: Caller, release: ReleaseSpec) -> Expected:
     return OK
 
 
+def expect_release_maintain(caller: Caller, release: ReleaseSpec) -> Expected:
+    """Deprecate and yank: the namespace's maintainers (who may push), published releases."""
+    if not caller.signed_in:
+        return SIGN_IN
+    if not sees_release(caller, release):
+        return NOT_FOUND
+    if "push" not in caller.scopes:
+        return SCOPE_MISSING
+    if not may_push(caller):
+        return DENIED
+    if release.state is not State.PUBLISHED:
+        return Expected(409, "transition_not_allowed")
+    return OK
+
+
+def expect_release_withdraw(caller: Caller, release: ReleaseSpec) -> Expected:
+    """Its submitter before publication; an administrator (admin scope) after it."""
+    if not caller.signed_in:
+        return SIGN_IN
+    if not sees_release(caller, release):
+        return NOT_FOUND
+    if release.state is State.PUBLISHED:
+        return OK if caller.superuser and "admin" in caller.scopes else DENIED
+    if "push" not in caller.scopes:
+        return SCOPE_MISSING
+    return OK if caller.username == SUBMITTER else DENIED
+
+
 def expect_visibility_change(caller: Caller, model: ModelSpec) -> Expected:
     """The matrix asks to make each model public: that waits for a hub reviewer (202)."""
     if not caller.signed_in:
@@ -437,6 +465,30 @@ def expect_push(caller: Caller) -> Expected:
     if "push" not in caller.scopes:
         return SCOPE_MISSING
     return Expected(202) if may_push(caller) else DENIED
+
+
+def expect_github_link(allowed: Expected) -> Callable[[Caller, ModelSpec], Expected]:
+    """A model's GitHub link is its maintainers' (those who push): ``allowed`` for them (the
+    matrix's models have no link, so reading or removing one is 404, making one 201)."""
+
+    def expect(caller: Caller, model: ModelSpec) -> Expected:
+        if not caller.signed_in:
+            return SIGN_IN
+        if not sees_model(caller, model):
+            return NOT_FOUND
+        if "push" not in caller.scopes:
+            return SCOPE_MISSING
+        return allowed if may_push(caller) else DENIED
+
+    return expect
+
+
+def expect_github_submission(caller: Caller, _: Any) -> Expected:
+    """Fetching a GitHub release on demand needs the push scope and a linked model the caller
+    maintains; the matrix's repository is linked to none."""
+    if not caller.signed_in:
+        return SIGN_IN
+    return NOT_FOUND if "push" in caller.scopes else SCOPE_MISSING
 
 
 # --- the routes ---------------------------------------------------------------------------
@@ -612,6 +664,23 @@ ROUTES: dict[str, RouteSpec] = {
             )
         }
     ),
+    "model-github-link": RouteSpec(
+        {
+            "get": Operation(expect_github_link(NOT_FOUND)),
+            "post": Operation(
+                expect_github_link(Expected(201)), body=lambda _: {"repository": "acme/matrix"}
+            ),
+            "delete": Operation(expect_github_link(NOT_FOUND)),
+        }
+    ),
+    "github-submissions": RouteSpec(
+        {
+            "post": Operation(
+                expect_github_submission,
+                body=lambda _: {"repository": "acme/matrix", "tag": "v1.0.0"},
+            )
+        }
+    ),
     "release-create": RouteSpec({"post": Operation(lambda c, _: expect_push(c), push=True)}),
     "release": RouteSpec({"get": Operation(_release_read)}),
     "release-review": RouteSpec(
@@ -620,6 +689,19 @@ ROUTES: dict[str, RouteSpec] = {
                 expect_release_review, body=lambda _: {"decision": "reject", "note": "x"}
             )
         }
+    ),
+    "release-deprecate": RouteSpec(
+        {
+            "post": Operation(
+                expect_release_maintain, body=lambda _: {"reason": "superseded", "replacement": ""}
+            )
+        }
+    ),
+    "release-yank": RouteSpec(
+        {"post": Operation(expect_release_maintain, body=lambda _: {"reason": "broken"})}
+    ),
+    "release-withdraw": RouteSpec(
+        {"post": Operation(expect_release_withdraw, body=lambda _: {"reason": "mistake"})}
     ),
     "release-sample-grid": RouteSpec({"get": Operation(_release_read)}),
     "release-evaluations": RouteSpec(
@@ -659,6 +741,10 @@ OUT_OF_MATRIX = {
     "web-submissions": "the signed-in user's own releases (test_contributor.py)",
     "web-submission": "one of the signed-in user's own releases; another's is 404",
     "web-submission-withdraw": "withdraws one of the signed-in user's own releases",
+    "github-webhook": "GitHub's deliveries: authenticated by their HMAC signature with the "
+    "link's secret, never by a user (tests/hub/github/test_webhooks.py)",
+    "github-submission": "one GitHub submission by id, for whoever asked for it or maintains "
+    "its model, else 404 (tests/hub/github/test_links_and_push.py)",
 }
 # Where a route belongs to the matrix: the API, its schema and the web pages.
 MATRIX_PREFIXES = ("api/v1/", "api/schema/")
@@ -1141,7 +1227,17 @@ def _presence_problems(cell: Cell, caller: Caller, world: World, content: bytes)
     elif cell.route == "hub-status":
         if json.loads(content)["serial"] != _scope_serial(caller, world):
             problems.append(f"serial {json.loads(content)['serial']}")
-    elif cell.route in ("release", "release-review") and cell.obj in RELEASE_BY_KEY:
+    elif (
+        cell.route
+        in (
+            "release",
+            "release-review",
+            "release-deprecate",
+            "release-yank",
+            "release-withdraw",
+        )
+        and cell.obj in RELEASE_BY_KEY
+    ):
         if RELEASE_BY_KEY[cell.obj].title.encode() not in content:
             problems.append("its title")
     elif cell.route == "release-artifact":

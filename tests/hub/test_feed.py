@@ -1,7 +1,7 @@
 """The change feed: a snapshot and the feed applied to it describe the same catalogue.
 
-Random interleavings of what changes a catalogue (publishing, deprecating, visibility changes
-both ways, finished evaluations), in models of an organisation; after each step, for an
+Random interleavings of what changes a catalogue (publishing, deprecating, yanking, visibility
+changes both ways, finished evaluations), in models of an organisation; after each step, for an
 anonymous viewer, a signed-in outsider and a member, the feed applied from serial 0 in small
 pages equals the snapshot they are answered, release for release.
 """
@@ -115,7 +115,7 @@ def test_the_feed_from_zero_rebuilds_every_viewers_snapshot_at_every_step(seed: 
     for _ in range(14):
         name = rng.choice(MODELS)
         model = GenerativeModel.objects.get(name=name)
-        step = rng.choice(["publish", "new", "deprecate", "visibility", "evaluation"])
+        step = rng.choice(["publish", "new", "deprecate", "yank", "visibility", "evaluation"])
         with transaction.atomic():
             waiting = model.releases.filter(state="in_review").first()
             published = model.releases.filter(state="published").first()
@@ -130,7 +130,13 @@ def test_the_feed_from_zero_rebuilds_every_viewers_snapshot_at_every_step(seed: 
                     state="in_review",
                 )
             elif step == "deprecate" and published is not None:
-                services.release_transition(release_id=published.pk, target=ReleaseState.DEPRECATED)
+                services.release_transition(
+                    release_id=published.pk, target=ReleaseState.DEPRECATED, note="superseded"
+                )
+            elif step == "yank" and published is not None:
+                services.release_transition(
+                    release_id=published.pk, target=ReleaseState.YANKED, note="broken weights"
+                )
             elif step == "visibility":
                 target = rng.choice(list(Visibility))
                 _set_visibility(model, target, owner)

@@ -62,6 +62,25 @@ class ErrorCode(StrEnum):
     # A client of several hubs found one model id with different content on two of them and
     # will not choose (the dependency-confusion guard): pin it to a hub.
     HUB_CONFLICT = "hub_conflict"
+    # A release its hub withdrew after publication (an administrator's decision, with a
+    # reason): it is no longer served, and a client refuses to generate from it.
+    RELEASE_WITHDRAWN = "release_withdrawn"
+    # GitHub-linked submissions (docs/github.md): a webhook whose X-Hub-Signature-256 does not
+    # verify, a delivery id seen before, a release tag that is not a semantic version, a release
+    # without the package asset, GitHub's rate limit, and any other failure of GitHub's API.
+    GITHUB_SIGNATURE_INVALID = "github_signature_invalid"
+    GITHUB_DELIVERY_REPLAYED = "github_delivery_replayed"
+    GITHUB_TAG_NOT_SEMVER = "github_tag_not_semver"
+    GITHUB_ASSET_MISSING = "github_asset_missing"
+    GITHUB_RATE_LIMITED = "github_rate_limited"
+    GITHUB_FAILED = "github_failed"
+    # DOI pinning with Zenodo (docs/operations.md, "DOI pinning"): Zenodo could not be reached
+    # or timed out (retried), Zenodo refused a request or answered what is not its API, a DOI
+    # that names no Zenodo record the hub can read, and a DOI deposit this hub does not make.
+    ZENODO_UNAVAILABLE = "zenodo_unavailable"
+    ZENODO_FAILED = "zenodo_failed"
+    DOI_UNRESOLVABLE = "doi_unresolvable"
+    DOI_MINT_UNAVAILABLE = "doi_mint_unavailable"
 
 
 class ErrorBody(TypedDict):

@@ -6,15 +6,24 @@ admin screens and the API list :func:`allowed_targets`. Nothing else decides wha
 ::
 
     submitted <-> validating -> in_review -> approved -> published -> deprecated
-         |             |             |  \\                  |             |
-         v             v             v   v                 v             v
-     withdrawn      rejected     rejected withdrawn      withdrawn     withdrawn
+         |             |             |  \\                  |   \\         |    \\
+         v             v             v   v                 v    v        v     v
+     withdrawn      rejected     rejected withdrawn   withdrawn yanked  withdrawn yanked
+                                                                  |
+                                                                  v
+                                                              withdrawn
 
 ``validating -> submitted`` is the way back for a validation whose worker was lost (killed, out
 of memory, its host gone): the hub's janitor returns the release to the queue, and rejects it
 once it has been started too many times.
 
-``published -> withdrawn`` and ``deprecated -> withdrawn`` take a release out of the hub after
+``deprecated`` (a maintainer's word, with a reason and perhaps the model that replaces it) and
+``yanked`` (PEP 592: a release that should not be chosen, kept downloadable by exact version for
+whoever pinned it) stay in the catalogue, marked, so clients warn; a model named without a version
+resolves to its newest published release, else its newest deprecated one, never a yanked one
+(:func:`selection_rank`).
+
+``published``, ``deprecated`` or ``yanked -> withdrawn`` take a release out of the hub after
 publication (an admin's decision: a licence problem, patient data in the weights). The release
 leaves the catalogue and is no longer served, but its stored artifacts are kept for audit.
 """
@@ -37,6 +46,7 @@ class ReleaseState(StrEnum):
     APPROVED = "approved"
     PUBLISHED = "published"
     DEPRECATED = "deprecated"
+    YANKED = "yanked"
     REJECTED = "rejected"
     WITHDRAWN = "withdrawn"
 
@@ -52,8 +62,11 @@ TRANSITIONS: Mapping[ReleaseState, frozenset[ReleaseState]] = MappingProxyType(
             {ReleaseState.APPROVED, ReleaseState.REJECTED, ReleaseState.WITHDRAWN}
         ),
         ReleaseState.APPROVED: frozenset({ReleaseState.PUBLISHED}),
-        ReleaseState.PUBLISHED: frozenset({ReleaseState.DEPRECATED, ReleaseState.WITHDRAWN}),
-        ReleaseState.DEPRECATED: frozenset({ReleaseState.WITHDRAWN}),
+        ReleaseState.PUBLISHED: frozenset(
+            {ReleaseState.DEPRECATED, ReleaseState.YANKED, ReleaseState.WITHDRAWN}
+        ),
+        ReleaseState.DEPRECATED: frozenset({ReleaseState.YANKED, ReleaseState.WITHDRAWN}),
+        ReleaseState.YANKED: frozenset({ReleaseState.WITHDRAWN}),
         ReleaseState.REJECTED: frozenset(),
         ReleaseState.WITHDRAWN: frozenset(),
     }
@@ -62,20 +75,36 @@ TRANSITIONS: Mapping[ReleaseState, frozenset[ReleaseState]] = MappingProxyType(
 # States no transition leaves.
 FINAL_STATES: frozenset[ReleaseState] = frozenset({ReleaseState.REJECTED, ReleaseState.WITHDRAWN})
 
-# Releases anyone may see by exact id and download: a deprecated release stays reachable so that
-# scripts pinned to it keep working, marked as deprecated.
-VISIBLE_STATES: frozenset[ReleaseState] = frozenset(
-    {ReleaseState.PUBLISHED, ReleaseState.DEPRECATED}
+# Releases the catalogue snapshot lists, each with its state, that anyone who may see the model
+# may download by exact id: deprecated and yanked releases stay reachable so that scripts pinned
+# to them keep working, marked so that clients warn.
+CATALOGUE_STATES: frozenset[ReleaseState] = frozenset(
+    {ReleaseState.PUBLISHED, ReleaseState.DEPRECATED, ReleaseState.YANKED}
 )
+VISIBLE_STATES: frozenset[ReleaseState] = CATALOGUE_STATES
 
-# Releases the catalogue snapshot lists, and that search, rank and "newest release" resolution
-# consider: published only, so a deprecated release is never picked for a user.
-CATALOGUE_STATES: frozenset[ReleaseState] = frozenset({ReleaseState.PUBLISHED})
+# States a maintainer's notice goes with (a reason, and for deprecation a replacement model).
+NOTICE_STATES: frozenset[ReleaseState] = frozenset({ReleaseState.DEPRECATED, ReleaseState.YANKED})
 
 # States whose release may still change its artifacts (before anyone could have downloaded it).
 MUTABLE_STATES: frozenset[ReleaseState] = frozenset(
     {ReleaseState.SUBMITTED, ReleaseState.VALIDATING, ReleaseState.IN_REVIEW}
 )
+
+
+def selection_rank(state: ReleaseState | str) -> int | None:
+    """How a release in ``state`` is preferred when its model is named without a version.
+
+    0 for published, 1 for deprecated (chosen only when no published release is left, with a
+    warning), None for every other state: a yanked release is never chosen (PEP 592), whatever
+    else is left, and releases outside the catalogue are not candidates at all.
+    """
+    value = ReleaseState(state)
+    if value is ReleaseState.PUBLISHED:
+        return 0
+    if value is ReleaseState.DEPRECATED:
+        return 1
+    return None
 
 
 def allowed_targets(state: ReleaseState | str) -> frozenset[ReleaseState]:

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from medigan_catalog.access import Visibility
 from medigan_catalog.errors import CatalogError, ErrorCode
+from medigan_catalog.lifecycle import CATALOGUE_STATES, ReleaseState, selection_rank
 from medigan_catalog.schema import JSON_SCHEMA_DIALECT, SEMVER_RE, Card, schema_command
 from medigan_catalog.signing import Attestation
 
@@ -216,18 +217,60 @@ def _is_none(value: object) -> bool:
     return value is None
 
 
+class ReleasePin(_WireModel):
+    """The DOI a hub pinned for a release: the Zenodo record that holds its package's bytes.
+
+    ``concept_doi`` names every version of the model's record (a hub-minted DOI's); ``broken``
+    says the hub's last re-check found the record changed or gone, and ``note`` what it found;
+    ``checked_at`` is when the record was last checked as of the document's serial (a re-check
+    that changes nothing does not move the serial, so it may be older than the latest check).
+    """
+
+    doi: str
+    concept_doi: str | None = None
+    broken: bool = False
+    note: str | None = None
+    checked_at: datetime | None = None
+
+
+class ReleaseNotice(_WireModel):
+    """Why a maintainer deprecated or yanked a release, and which model to use instead.
+
+    ``replacement`` is a model id (``ns/name``), set by a deprecation that names one.
+    """
+
+    reason: str = Field(min_length=1)
+    replacement: str | None = Field(default=None, exclude_if=_is_none)
+    at: datetime | None = None
+
+    def describe(self, state: str) -> str:
+        """One line for a user: ``deprecated: <reason>; use <replacement> instead``."""
+        text = f"{state}: {self.reason}"
+        return f"{text}; use {self.replacement} instead" if self.replacement else text
+
+
+def _is_published(value: object) -> bool:
+    return value == ReleaseState.PUBLISHED
+
+
 class SnapshotRelease(_WireModel):
-    """One published release in a catalogue snapshot: its card and the hub's evaluations.
+    """One release in a catalogue snapshot: its card, its state and the hub's evaluations.
 
     In the snapshot each card artifact the hub stores lists the hub's absolute download URL first.
+    ``state`` is ``published`` (left out of the document), ``deprecated`` or ``yanked``: the two
+    last stay downloadable by exact version, and ``notice`` says why and what replaces them
+    (:func:`medigan_catalog.lifecycle.selection_rank` says which release a bare model id means).
     ``attestation`` is the publishing hub's signature over the release's content identity
-    (``medigan_catalog.signing``); ``origin`` is set on a mirror's copy of another hub's release.
-    Both are left out of the document when absent.
+    (``medigan_catalog.signing``); ``origin`` is set on a mirror's copy of another hub's release;
+    ``pin`` is the DOI the hub pinned (:class:`ReleasePin`). All three are left out of the
+    document when absent.
     """
 
     model_id: str
     version: str
     published_at: datetime | None = None
+    state: ReleaseState = Field(default=ReleaseState.PUBLISHED, exclude_if=_is_published)
+    notice: ReleaseNotice | None = Field(default=None, exclude_if=_is_none)
     # Who may see the model on its hub; a client keeps what is not public readable only by its
     # user. Absent in documents of hubs before access control, where everything was public.
     visibility: Visibility = Visibility.PUBLIC
@@ -235,6 +278,7 @@ class SnapshotRelease(_WireModel):
     evaluations: tuple[EvaluationSummary, ...] = ()
     attestation: Attestation | None = Field(default=None, exclude_if=_is_none)
     origin: ReleaseOrigin | None = Field(default=None, exclude_if=_is_none)
+    pin: ReleasePin | None = Field(default=None, exclude_if=_is_none)
 
     @model_validator(mode="after")
     def _names_its_card(self) -> Self:
@@ -243,12 +287,22 @@ class SnapshotRelease(_WireModel):
                 f"the entry {self.model_id}@{self.version} carries the card of "
                 f"{self.card.model_id}@{self.card.version}"
             )
+        if self.state not in CATALOGUE_STATES:
+            raise ValueError(f"a catalogue does not list {self.state.value} releases")
         return self
+
+    @property
+    def warning(self) -> str | None:
+        """What a user of this release should be told (deprecated or yanked), or None."""
+        if self.state is ReleaseState.PUBLISHED:
+            return None
+        notice = self.notice or ReleaseNotice(reason="no reason given")
+        return f"{self.model_id}@{self.version} is {notice.describe(self.state.value)}"
 
 
 class CatalogSnapshot(_WireModel):
-    """``GET /api/v1/catalog``: every published release, in catalogue order (model id, then
-    publication), at one serial of the hub's catalogue."""
+    """``GET /api/v1/catalog``: every published, deprecated or yanked release, in catalogue order
+    (model id, then publication), at one serial of the hub's catalogue."""
 
     serial: int = Field(ge=0)
     generated_at: datetime | None = None
@@ -267,10 +321,11 @@ class CatalogChange(_WireModel):
     """One change of a viewer's catalogue, with what it takes to apply it.
 
     ``releases`` are the model's catalogue entries to put in place (added or replaced, each
-    whole, as the snapshot carries them); ``removed`` names releases (``ns/name@version``) that
-    left the viewer's catalogue (the model became invisible to them, a release was withdrawn),
-    and ``removed_states`` says why each left, where it still exists: ``deprecated``,
-    ``withdrawn`` (a mirror marks its copy so), or absent when the viewer merely lost sight of it.
+    whole, as the snapshot carries them, deprecated or yanked ones with their state); ``removed``
+    names releases (``ns/name@version``) that left the viewer's catalogue (the model became
+    invisible to them, a release was withdrawn), and ``removed_states`` says why each left, where
+    it still exists: ``withdrawn`` (a mirror marks its copy so), or absent when the viewer merely
+    lost sight of it.
     Entries are the release's state when the page was answered, so applying a feed from any
     serial up to the current one gives the current snapshot.
     """
@@ -421,17 +476,43 @@ def newest(items: Iterable[_T], *, version: Callable[[_T], str] = _version_of) -
     return best
 
 
+def _state_of(item: object) -> str:
+    # Cards and other state-less items count as published.
+    return str(getattr(item, "state", ReleaseState.PUBLISHED.value))
+
+
+def newest_selectable(
+    items: Iterable[_T],
+    *,
+    version: Callable[[_T], str] = _version_of,
+    state: Callable[[_T], str] = _state_of,
+) -> _T | None:
+    """The release a model id without a version means: the newest published one, else the
+    newest deprecated one, never a yanked one (:func:`~medigan_catalog.lifecycle.selection_rank`).
+    None when nothing is selectable."""
+    ranked: dict[int, list[_T]] = {}
+    for item in items:
+        rank = selection_rank(state(item))
+        if rank is not None:
+            ranked.setdefault(rank, []).append(item)
+    if not ranked:
+        return None
+    return newest(ranked[min(ranked)], version=version)
+
+
 def newest_per_model(
     items: Iterable[_T],
     *,
     model_id: Callable[[_T], str] = lambda item: str(getattr(item, "model_id")),  # noqa: B009
     version: Callable[[_T], str] = _version_of,
+    state: Callable[[_T], str] = _state_of,
 ) -> list[_T]:
-    """The newest item of each model id, models in the order they first appear."""
+    """The selectable release of each model id (:func:`newest_selectable`), models in the order
+    they first appear; a model whose releases are all yanked is left out."""
     groups: dict[str, list[_T]] = {}
     for item in items:
         groups.setdefault(model_id(item), []).append(item)
-    chosen = (newest(group, version=version) for group in groups.values())
+    chosen = (newest_selectable(group, version=version, state=state) for group in groups.values())
     return [item for item in chosen if item is not None]
 
 
@@ -472,6 +553,17 @@ def sample_grid_path(model_id: str, version: str) -> str:
 def review_path(model_id: str, version: str) -> str:
     """``…/releases/<version>/review``: a reviewer's decision."""
     return f"{release_path(model_id, version)}/review"
+
+
+# The lifecycle actions a release answers at ``…/releases/<version>/<action>`` (docs/api.md).
+LIFECYCLE_ACTIONS: Final = ("deprecate", "yank", "withdraw")
+
+
+def lifecycle_path(model_id: str, version: str, action: str) -> str:
+    """``…/releases/<version>/<action>``: deprecate, yank or withdraw a release."""
+    if action not in LIFECYCLE_ACTIONS:
+        raise ValueError(f"{action!r} is not one of {', '.join(LIFECYCLE_ACTIONS)}")
+    return f"{release_path(model_id, version)}/{action}"
 
 
 def evaluations_path(model_id: str, version: str) -> str:

@@ -19,6 +19,7 @@ unless the config's ``[pins]`` names the hub (:meth:`Client.locate`).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -34,7 +35,14 @@ from medigan_catalog.search import (
     split_query,
 )
 from medigan_catalog.search_index import IndexHit
-from medigan_client.errors import BadRequestError, ClientError, HubConflictError, NotFoundError
+from medigan_client.errors import (
+    BadRequestError,
+    ClientError,
+    HubConflictError,
+    NotFoundError,
+    ReleaseLifecycleWarning,
+    ReleaseWithdrawnError,
+)
 from medigan_client.settings import ClientSettings, HubEntry
 from medigan_client.sync import (
     IndexedCatalog,
@@ -109,9 +117,9 @@ def _dataset_module() -> ModuleType:
 class ReleaseVersion:
     """One release of a model as the synced catalogue lists it (see :meth:`Client.versions`).
 
-    ``state`` is ``published``: the catalogue lists the releases a client may pick and nothing
-    else (a deprecated or withdrawn release is not in it; ``Client.release_status`` asks the hub
-    about any release). ``newest`` marks the release ``ns/name`` resolves to.
+    ``state`` is ``published``, ``deprecated`` or ``yanked`` (the catalogue lists nothing else;
+    ``Client.release_status`` asks the hub about any release) and ``notice`` says why a
+    deprecated or yanked one is so. ``newest`` marks the release ``ns/name`` resolves to.
     """
 
     model_id: str
@@ -121,6 +129,7 @@ class ReleaseVersion:
     package_sha256: str | None
     newest: bool
     hub: str = ""
+    notice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -573,16 +582,22 @@ class Client:
         (:meth:`locate`). Raises ``NotFoundError`` (naming close matches) for a model the
         catalogue does not list.
         """
-        from medigan_catalog.lifecycle import ReleaseState
-        from medigan_catalog.snapshot import newest, version_key
+        from medigan_catalog.snapshot import newest_selectable, version_key
 
         model_id, version = split_model_ref(split_hub_ref(model)[1])
         if version is not None:
             raise BadRequestError(f"{model!r} names a version; write {model_id}")
-        found = self.locate(model)  # NotFoundError with close matches for an unknown model
-        snapshot = self.snapshot(found.hub if self.settings.hubs else None)
+        try:
+            found = self.locate(model)  # NotFoundError with close matches for an unknown model
+            hub_name = found.hub
+        except NotFoundError:
+            # A model whose releases are all yanked resolves to none, yet has versions to list.
+            hub_name = self.hubs[0].name
+            if not any(r.model_id == model_id for r in self.snapshot().releases):
+                raise
+        snapshot = self.snapshot(hub_name if self.settings.hubs else None)
         releases = [r for r in snapshot.releases if r.card.model_id == model_id]
-        latest = newest(releases)
+        latest = newest_selectable(releases)
         listed = []
         for release in sorted(releases, key=lambda r: version_key(r.version), reverse=True):
             artifact = release.card.package_artifact
@@ -590,11 +605,14 @@ class Client:
                 ReleaseVersion(
                     model_id=model_id,
                     version=release.version,
-                    state=ReleaseState.PUBLISHED.value,
+                    state=release.state.value,
                     published_at=release.published_at,
                     package_sha256=artifact.sha256 if artifact is not None else None,
                     newest=release is latest,
-                    hub=found.hub,
+                    hub=hub_name,
+                    notice=release.notice.describe(release.state.value)
+                    if release.notice is not None
+                    else None,
                 )
             )
         return listed
@@ -704,11 +722,53 @@ class Client:
     # -- artifacts and generation ----------------------------------------------------------
 
     def _resolved(self, model: str) -> tuple[HubRelease, ClientSettings, HubSession]:
-        """The release ``model`` names, its hub's settings and session."""
-        found = self.locate(model)
+        """The release ``model`` names for a use of it (download, generation), its hub's
+        settings and session.
+
+        A deprecated or yanked release is used with a :class:`ReleaseLifecycleWarning` that
+        gives the reason and names the replacement. A release the catalogue no longer lists
+        because its hub withdrew it raises :class:`ReleaseWithdrawnError` with the hub's reason
+        (asked of the hub when online; offline it is not found).
+        """
+        try:
+            found = self.locate(model)
+        except NotFoundError:
+            self._raise_if_withdrawn(model)
+            raise
+        if found.release.warning is not None:
+            warnings.warn(found.release.warning, ReleaseLifecycleWarning, stacklevel=3)
         name = found.hub if self.settings.hubs else None
         settings = self.hub_settings(name)
         return found, settings, self.session_for(settings.hub_name)
+
+    def _raise_if_withdrawn(self, model: str) -> None:
+        """Ask the hub about an exact release the catalogue does not list: the hub answers
+        ``release_withdrawn`` (raised as :class:`ReleaseWithdrawnError`) for one it withdrew."""
+        hub, ref = split_hub_ref(model)
+        model_id, version = split_model_ref(ref)
+        settings = self.hub_settings(hub if self.settings.hubs else None)
+        if version is None or settings.offline:
+            return
+        from medigan_catalog.snapshot import release_path
+
+        try:
+            status = self.session_for(settings.hub_name).get_json(release_path(model_id, version))
+        except ReleaseWithdrawnError:
+            raise
+        except ClientError:
+            return  # not known to the hub, or not reachable: the NotFoundError stands
+        # Who may see withdrawn releases (the hub's administrators) gets their status instead.
+        if isinstance(status, dict) and status.get("state") == "withdrawn":
+            events = [e for e in status.get("events") or [] if isinstance(e, dict)]
+            reason = next(
+                (e.get("note") for e in reversed(events) if e.get("to_state") == "withdrawn"),
+                None,
+            )
+            release = f"{model_id}@{version}"
+            raise ReleaseWithdrawnError(
+                f"{release} was withdrawn by the hub: {reason or 'no reason given'}",
+                detail={"release": release, "reason": reason or "no reason given"},
+            )
 
     def download(self, model: str) -> Path:
         """Download (once, verified) the package zip of a release; return its cached path."""
@@ -905,16 +965,32 @@ class Client:
 
     # -- contributing and reviewing --------------------------------------------------------
 
-    def push(self, package_dir: Path | str, *, visibility: str | None = None) -> PushResult:
+    def push(
+        self,
+        package_dir: Path | str,
+        *,
+        visibility: str | None = None,
+        mint_doi: bool = False,
+        doi: str | None = None,
+    ) -> PushResult:
         """Check, zip and upload a package directory; return the hub's answer.
 
         ``visibility`` (``public``, ``internal`` or ``private``) is who may see the model when
         this push creates it; the hub's default applies when it is ``None``, and a model that
-        exists keeps its own (change it with :meth:`set_visibility`).
+        exists keeps its own (change it with :meth:`set_visibility`). ``mint_doi`` asks the hub
+        to deposit the package on Zenodo once it is approved and pin the DOI it gets; ``doi``
+        names the Zenodo record that already holds the package, which the hub checks and pins.
         """
         from medigan_client.push import push
 
-        return push(self.settings, Path(package_dir), session=self.session, visibility=visibility)
+        return push(
+            self.settings,
+            Path(package_dir),
+            session=self.session,
+            visibility=visibility,
+            mint_doi=mint_doi,
+            doi=doi,
+        )
 
     def release_status(self, model_at_version: str) -> dict[str, Any]:
         """The hub's status of a release: state, checks, events, DOI."""
@@ -970,6 +1046,39 @@ class Client:
         status = self.session.post_json(
             wire_review_path(*_model_and_version(model_at_version)),
             {"decision": decision, "note": note},
+        )
+        if not isinstance(status, dict):
+            raise BadRequestError(f"the hub's status of {model_at_version} is not an object")
+        return status
+
+    def deprecate(
+        self, model_at_version: str, reason: str, replacement: str | None = None
+    ) -> dict[str, Any]:
+        """Deprecate a published release (the model's maintainers), with a reason and maybe the
+        model to use instead; return its new status."""
+        return self._lifecycle(
+            model_at_version, "deprecate", {"reason": reason, "replacement": replacement or ""}
+        )
+
+    def yank(self, model_at_version: str, reason: str) -> dict[str, Any]:
+        """Yank a release (PEP 592; the model's maintainers): it stays downloadable by exact
+        version and is never chosen for ``ns/name``; return its new status."""
+        return self._lifecycle(model_at_version, "yank", {"reason": reason})
+
+    def withdraw(self, model_at_version: str, reason: str) -> dict[str, Any]:
+        """Withdraw a release: your own before publication, any after it with an administrator's
+        admin-scope token; return its new status."""
+        return self._lifecycle(model_at_version, "withdraw", {"reason": reason})
+
+    def _lifecycle(
+        self, model_at_version: str, action: str, payload: dict[str, str]
+    ) -> dict[str, Any]:
+        from medigan_catalog.snapshot import lifecycle_path
+
+        if not payload["reason"].strip():
+            raise BadRequestError(f"say why: {action} needs a reason")
+        status = self.session.post_json(
+            lifecycle_path(*_model_and_version(model_at_version), action), payload
         )
         if not isinstance(status, dict):
             raise BadRequestError(f"the hub's status of {model_at_version} is not an object")

@@ -1,6 +1,6 @@
 """The ``medigan-client`` command line: sync, search, rank, versions, show, download, generate,
 init-package, push, status, review, login, whoami, token, org, namespace, visibility, logout,
-keys, cache.
+keys, cache, github.
 
 ``medigan-client [--hub URL] [--token T] [--cache-dir D] [--offline] COMMAND ...``. Every error
 the client raises on purpose is printed as one line ``error: <message>`` on stderr with exit
@@ -28,8 +28,10 @@ schema, HTTP, torch) when it runs.
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,6 +43,7 @@ from medigan_client.api import OPERATORS, Client, HubRelease
 from medigan_client.cache_cli import cache_group
 from medigan_client.compat.importer_cli import import_medigan_command
 from medigan_client.errors import BadRequestError, ClientError
+from medigan_client.github_cli import github_group
 from medigan_client.settings import (
     default_config_path,
     record_hub_url,
@@ -84,6 +87,10 @@ EXAMPLES: dict[str, str] = {
     "push": "MEDIGAN_TOKEN=... medigan-client push ./my_model --wait",
     "status": "medigan-client status my-lab/my-model@0.1.0",
     "review": "medigan-client review my-lab/my-model@0.1.0 --decision approve --note 'checks pass'",
+    "deprecate": "medigan-client deprecate my-lab/my-model@0.1.0 --reason 'mode collapse' "
+    "--replacement my-lab/my-model-v2",
+    "yank": "medigan-client yank my-lab/my-model@0.1.1 --reason 'wrong output range'",
+    "withdraw": "medigan-client withdraw my-lab/my-model@0.2.0 --reason 'pushed by mistake'",
     "login": "medigan-client login --username alice",
     "whoami": "medigan-client whoami",
     "token": "medigan-client token create ci --scope read --days 30",
@@ -93,6 +100,7 @@ EXAMPLES: dict[str, str] = {
     "logout": "medigan-client logout --revoke",
     "keys": "medigan-client keys forget institution",
     "cache": "medigan-client cache ls",
+    "github": "medigan-client github link my-lab/my-model my-lab/my-model-repo",
 }
 
 # The values of medigan_catalog.access's TokenScope, OrgRole and Visibility, written out so that
@@ -142,6 +150,26 @@ def _client(ctx: click.Context) -> Client:
 
 def _warn(message: str) -> None:
     click.echo(f"warning: {message}", err=True)
+
+
+@contextlib.contextmanager
+def _lifecycle_warnings_shown() -> Iterator[None]:
+    """Print each warning about a deprecated or yanked release as the CLI's ``warning:`` line,
+    even when the command then fails."""
+    from medigan_client.errors import ReleaseLifecycleWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ReleaseLifecycleWarning)
+        try:
+            yield
+        finally:
+            for warning in caught:
+                if issubclass(warning.category, ReleaseLifecycleWarning):
+                    _warn(str(warning.message))
+                else:
+                    warnings.showwarning(
+                        warning.message, warning.category, warning.filename, warning.lineno
+                    )
 
 
 class _WorkflowOrder(click.Group):
@@ -228,6 +256,8 @@ def sync(ctx: click.Context, hub_url: str | None) -> None:
     if result.warning:
         _warn(result.warning)
     click.echo(f"catalogue of {client.settings.hub_url}: {_sync_state(result)}")
+    for notice in result.notices:
+        _warn(notice)
     for problem in client.snapshot().skipped:
         _warn(f"skipped a release this client cannot read: {problem}")
     if client.settings.hub_url_source == "argument" and not several_configured:
@@ -251,6 +281,8 @@ def _sync_hubs(client: Client) -> None:
         if report.result.warning:
             _warn(f"{report.hub}: {report.result.warning}")
         click.echo(f"hub {report.hub} ({report.hub_url}): {_sync_state(report.result)}")
+        for notice in report.result.notices:
+            _warn(f"{report.hub}: {notice}")
         for problem in client.snapshot(report.hub).skipped:
             _warn(f"{report.hub}: skipped a release this client cannot read: {problem}")
     failed = [report for report in reports if report.error is not None]
@@ -375,8 +407,9 @@ def versions(ctx: click.Context, model: str) -> None:
     """List a model's releases in the synced catalogue, newest version first.
 
     Prints per line: version, state, publication date, the package's sha256 (first 12 hex
-    digits) and "newest" on the release ns/name resolves to. The catalogue lists published
-    releases only; `status ns/name@version` asks the hub about any release.
+    digits) and "newest" on the release ns/name resolves to. The catalogue lists published,
+    deprecated and yanked releases (a line after each of the last two says why); `status
+    ns/name@version` asks the hub about any release.
     """
     client = _client(ctx)
     for release in client.versions(model):
@@ -389,6 +422,8 @@ def versions(ctx: click.Context, model: str) -> None:
             # Always the last column, after "newest" or an empty field where it is not.
             fields = [*fields, release.hub] if release.newest else [*fields, "", release.hub]
         click.echo("\t".join(fields))
+        if release.notice:
+            click.echo(f"  {release.notice}")
 
 
 def _card_summary(card: Card) -> list[str]:
@@ -443,7 +478,7 @@ def show(ctx: click.Context, model: str) -> None:
     client = _client(ctx)
     found = client.locate(model)
     lines = _card_summary(found.card)
-    lines[1:1] = _hub_lines(found)
+    lines[1:1] = [*_state_lines(found), *_hub_lines(found)]
     for line in lines:
         click.echo(line)
     for evaluation in client.evaluations(model):
@@ -451,8 +486,20 @@ def show(ctx: click.Context, model: str) -> None:
             click.echo(line)
 
 
+def _state_lines(found: HubRelease) -> list[str]:
+    """The release's state, and for a deprecated or yanked one why and what replaces it."""
+    release = found.release
+    lines = [f"  state:       {release.state.value}"]
+    if release.notice is not None:
+        lines.append(f"  reason:      {release.notice.reason}")
+        if release.notice.replacement:
+            lines.append(f"  replacement: {release.notice.replacement}")
+    return lines
+
+
 def _hub_lines(found: HubRelease) -> list[str]:
-    """Where a release was found, where it came from, and whether a pinned key attested it."""
+    """Where a release was found, where it came from, whether a pinned key attested it, and
+    the DOI its hub pinned (and whether the pin broke)."""
     lines = [f"  hub:         {found.hub} ({found.hub_url})"]
     origin = found.release.origin
     attestation = found.release.attestation
@@ -469,6 +516,17 @@ def _hub_lines(found: HubRelease) -> list[str]:
     elif attestation is not None:
         lines.append(f"  origin:      {attestation.hub}")
     lines.append(f"  attestation: {attested}")
+    pin = found.release.pin
+    if pin is not None:
+        checked = f", checked {pin.checked_at:%Y-%m-%d %H:%M}" if pin.checked_at else ""
+        concept = f", all versions {pin.concept_doi}" if pin.concept_doi else ""
+        if pin.broken:
+            lines.append(f"  pinned DOI:  {pin.doi} (PIN BROKEN{checked})")
+            lines.append(f"  pin broken:  {pin.note or 'its Zenodo record changed'}")
+        else:
+            lines.append(
+                f"  pinned DOI:  {pin.doi} (its record holds this release{concept}{checked})"
+            )
     return lines
 
 
@@ -477,7 +535,9 @@ def _hub_lines(found: HubRelease) -> list[str]:
 @click.pass_context
 def download(ctx: click.Context, model: str) -> None:
     """Download a release's package into the verified cache; prints its path."""
-    click.echo(str(_client(ctx).download(model)))
+    with _lifecycle_warnings_shown():
+        path = _client(ctx).download(model)
+    click.echo(str(path))
 
 
 def _parse_args(pairs: Sequence[str]) -> dict[str, object]:
@@ -588,23 +648,24 @@ def generate(
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other")
     client = _client(ctx)
-    result = client.generate(
-        model,
-        num_samples,
-        output_dir,
-        seed=seed,
-        batch_size=batch_size,
-        device=device,
-        args=_parse_args(arg),
-        format=output_format,
-        start_index=start_index,
-        resume=resume,
-        overwrite=overwrite,
-        isolation=isolation,
-        half=half,
-        workers=workers,
-        dicom_uid_root=dicom_uid_root,
-    )
+    with _lifecycle_warnings_shown():
+        result = client.generate(
+            model,
+            num_samples,
+            output_dir,
+            seed=seed,
+            batch_size=batch_size,
+            device=device,
+            args=_parse_args(arg),
+            format=output_format,
+            start_index=start_index,
+            resume=resume,
+            overwrite=overwrite,
+            isolation=isolation,
+            half=half,
+            workers=workers,
+            dicom_uid_root=dicom_uid_root,
+        )
     kept = result.count - result.generated
     click.echo(
         f"wrote {result.generated} images of {result.model_id}@{result.version} to "
@@ -619,8 +680,24 @@ def generate(
 @app.command()
 @click.argument(
     "package_dir",
-    metavar="PACKAGE_DIR",
+    metavar="[PACKAGE_DIR]",
     type=click.Path(path_type=Path),
+    required=False,
+)
+@click.option(
+    "--from-github",
+    "from_github",
+    metavar="OWNER/REPO@TAG",
+    default=None,
+    help="Instead of PACKAGE_DIR: have the hub fetch this GitHub release's package asset and "
+    "submit it as version = tag (the repository must be linked: `github link`).",
+)
+@click.option(
+    "--model",
+    "github_model",
+    metavar=MODEL_ID,
+    default=None,
+    help="With --from-github: the model, when several are linked to the repository.",
 )
 @click.option(
     "--verbose",
@@ -647,22 +724,54 @@ def generate(
     help="Who may see the model when this push creates it (default: the hub's); an existing "
     "model keeps its own (see `visibility`).",
 )
+@click.option(
+    "--mint-doi",
+    is_flag=True,
+    help="Ask the hub to deposit the package on Zenodo once it is approved and pin the DOI it "
+    "gets (a new version of the model's previous deposit); the release is published then.",
+)
+@click.option(
+    "--doi",
+    default=None,
+    metavar="DOI",
+    help="The Zenodo DOI (10.5281/zenodo.N) of a record that already holds this package: the "
+    "hub checks its files against the package on approval and pins it.",
+)
 @click.pass_context
 def push(
     ctx: click.Context,
-    package_dir: Path,
+    package_dir: Path | None,
+    from_github: str | None,
+    github_model: str | None,
     verbose: bool,
     wait: bool,
     wait_timeout: float,
     visibility: str | None,
+    mint_doi: bool,
+    doi: str | None,
 ) -> None:
     """Check a package locally (card, smoke generation), zip it and upload it.
 
     PACKAGE_DIR holds card.json and __init__.py. A failed dry run is shown in the package's
     terms: the exception and the package's own frames (--verbose adds the full traceback).
+    With --from-github OWNER/REPO@TAG the hub fetches the release's package asset itself, with
+    its own GitHub token, and submits it (docs/github.md).
     """
+    if (package_dir is None) == (from_github is None):
+        raise click.UsageError("give either PACKAGE_DIR or --from-github OWNER/REPO@TAG")
+    if from_github is not None:
+        from medigan_client.github_cli import push_from_github
+
+        if visibility is not None:
+            raise click.UsageError("--visibility applies to a PACKAGE_DIR push only")
+        if mint_doi or doi:
+            raise click.UsageError("--mint-doi and --doi apply to a PACKAGE_DIR push only")
+
+        push_from_github(_client(ctx), from_github, github_model, wait, wait_timeout)
+        return
+    assert package_dir is not None  # checked above; for the type checker
     try:
-        result = _client(ctx).push(package_dir, visibility=visibility)
+        result = _client(ctx).push(package_dir, visibility=visibility, mint_doi=mint_doi, doi=doi)
     except ClientError as exc:
         if exc.traceback is None:
             raise
@@ -703,7 +812,14 @@ def status(ctx: click.Context, release: str) -> None:
                 + (f" ({event.get('note')})" if event.get("note") else "")
             )
     if answer.get("doi"):
-        click.echo(f"  DOI: {answer['doi']}")
+        pinned = (
+            "pin broken"
+            if answer.get("pin_broken")
+            else ("pinned" if answer.get("pinned") else "not pinned")
+        )
+        click.echo(f"  DOI: {answer['doi']} ({pinned})")
+        if answer.get("pin_broken") and answer.get("pin_note"):
+            click.echo(f"  pin broken: {answer['pin_note']}")
 
 
 @app.command()
@@ -714,6 +830,57 @@ def status(ctx: click.Context, release: str) -> None:
 def review(ctx: click.Context, release: str, decision: str, note: str) -> None:
     """Approve or reject a release in review (reviewer tokens only)."""
     answer = _client(ctx).review(release, decision, note)
+    click.echo(f"{release}: {answer.get('state')}")
+    if decision == "approve" and answer.get("state") == "approved":
+        click.echo(
+            "  the hub pins its DOI on Zenodo, then publishes it "
+            f"(`medigan-client status {release}` shows when)"
+        )
+
+
+@app.command()
+@click.argument("release", metavar=RELEASE_REF)
+@click.option("--reason", required=True, help="Why; shown to every user of the release.")
+@click.option(
+    "--replacement",
+    metavar=MODEL_ID,
+    default=None,
+    help="The model users should take instead (namespace/name).",
+)
+@click.pass_context
+def deprecate(ctx: click.Context, release: str, reason: str, replacement: str | None) -> None:
+    """Deprecate a published release (the model's maintainers).
+
+    It stays in the catalogue and downloadable; clients warn whoever uses it and name the
+    replacement, and ns/name resolves to it only when no published release is left.
+    """
+    answer = _client(ctx).deprecate(release, reason, replacement)
+    click.echo(f"{release}: {answer.get('state')}")
+
+
+@app.command()
+@click.argument("release", metavar=RELEASE_REF)
+@click.option("--reason", required=True, help="Why; shown to every user of the release.")
+@click.pass_context
+def yank(ctx: click.Context, release: str, reason: str) -> None:
+    """Yank a release (PEP 592; the model's maintainers).
+
+    It stays downloadable by its exact version, for whoever pinned it, and is never chosen for
+    ns/name nor ranked on leaderboards.
+    """
+    answer = _client(ctx).yank(release, reason)
+    click.echo(f"{release}: {answer.get('state')}")
+
+
+@app.command()
+@click.argument("release", metavar=RELEASE_REF)
+@click.option("--reason", required=True, help="Why; kept in the release's audit trail.")
+@click.pass_context
+def withdraw(ctx: click.Context, release: str, reason: str) -> None:
+    """Withdraw a release: your own before publication; after it, the hub's administrators
+    (with an admin-scope token). A withdrawn release leaves the catalogue and clients refuse it.
+    """
+    answer = _client(ctx).withdraw(release, reason)
     click.echo(f"{release}: {answer.get('state')}")
 
 
@@ -1250,6 +1417,7 @@ def keys_forget(ctx: click.Context, hub: str) -> None:
 
 
 app.add_command(cache_group)
+app.add_command(github_group)
 app.add_command(import_medigan_command)
 
 

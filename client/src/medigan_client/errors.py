@@ -300,6 +300,81 @@ class HubConflictError(ClientError):
     code = ErrorCode.HUB_CONFLICT
 
 
+class ReleaseWithdrawnError(ClientError):
+    """The release was withdrawn by its hub after publication; the client will not use it.
+
+    ``detail`` is ``{"release", "reason"}``, the administrator's reason as the hub gives it.
+    """
+
+    code = ErrorCode.RELEASE_WITHDRAWN
+
+
+class GithubSignatureInvalidError(ClientError):
+    """A GitHub webhook whose ``X-Hub-Signature-256`` does not verify with its link's secret."""
+
+    code = ErrorCode.GITHUB_SIGNATURE_INVALID
+
+
+class GithubDeliveryReplayedError(ClientError):
+    """A GitHub webhook delivery id the hub has handled before: nothing was done again."""
+
+    code = ErrorCode.GITHUB_DELIVERY_REPLAYED
+
+
+class GithubTagNotSemverError(BadRequestError):
+    """A GitHub release tag that is not a semantic version (``1.2.3`` or ``v1.2.3``)."""
+
+    code = ErrorCode.GITHUB_TAG_NOT_SEMVER
+
+
+class GithubAssetMissingError(NotFoundError):
+    """A GitHub release without the package asset its link names."""
+
+    code = ErrorCode.GITHUB_ASSET_MISSING
+
+
+class GithubRateLimitedError(ClientError):
+    """GitHub refused the hub for its rate limit; the hub retries later by itself."""
+
+    code = ErrorCode.GITHUB_RATE_LIMITED
+
+
+class GithubFailedError(ClientError):
+    """GitHub's API failed otherwise (no such repository or release, an error of GitHub's)."""
+
+    code = ErrorCode.GITHUB_FAILED
+
+
+class ZenodoUnavailableError(ClientError):
+    """The hub could not reach Zenodo, or Zenodo timed out; the hub retries by itself."""
+
+    code = ErrorCode.ZENODO_UNAVAILABLE
+
+
+class ZenodoFailedError(ClientError):
+    """Zenodo refused the hub's request, or answered with something that is not its API."""
+
+    code = ErrorCode.ZENODO_FAILED
+
+
+class DoiUnresolvableError(BadRequestError):
+    """A DOI that names no Zenodo record the hub can read (only ``10.NNNN/zenodo.N`` DOIs are
+    resolved; other DOIs are cited in the card, not pinned)."""
+
+    code = ErrorCode.DOI_UNRESOLVABLE
+
+
+class DoiMintUnavailableError(BadRequestError):
+    """``push --mint-doi`` on a hub that deposits nothing on Zenodo (its operator's setting)."""
+
+    code = ErrorCode.DOI_MINT_UNAVAILABLE
+
+
+class ReleaseLifecycleWarning(UserWarning):
+    """A release used although it is deprecated or yanked: the message gives the maintainer's
+    reason and the model that replaces it, where one is named."""
+
+
 _BY_CODE: dict[str, type[ClientError]] = {
     cls.code.value: cls
     for cls in (
@@ -335,6 +410,17 @@ _BY_CODE: dict[str, type[ClientError]] = {
         BundleInvalidError,
         UpstreamFailedError,
         HubConflictError,
+        ReleaseWithdrawnError,
+        GithubSignatureInvalidError,
+        GithubDeliveryReplayedError,
+        GithubTagNotSemverError,
+        GithubAssetMissingError,
+        GithubRateLimitedError,
+        GithubFailedError,
+        ZenodoUnavailableError,
+        ZenodoFailedError,
+        DoiUnresolvableError,
+        DoiMintUnavailableError,
     )
 }
 

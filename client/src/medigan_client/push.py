@@ -4,8 +4,9 @@
 must validate, a smoke generation of two samples must succeed in the sandboxed child process and
 match the card's ``output``; then the directory is zipped deterministically (same files, same
 bytes, same sha256) and sent as ``POST /api/v1/releases`` (multipart ``card``, ``package``,
-``sha256``, and ``visibility`` when the pusher chose who may see a new model). The hub answers
-202 with the release status.
+``sha256``, ``visibility`` when the pusher chose who may see a new model, ``mint_doi`` or
+``doi`` when the hub is to pin a Zenodo DOI on approval). The hub answers 202 with the release
+status.
 
 A failed dry run raises :class:`~medigan_client.errors.GenerationFailedError` whose ``message``
 is the failure's short form, as the hub's ``smoke_generation`` check would word it (the
@@ -90,13 +91,18 @@ def push(
     smoke_timeout_seconds: float = 300.0,
     smoke_memory_limit_bytes: int | None = 4 << 30,
     visibility: str | None = None,
+    mint_doi: bool = False,
+    doi: str | None = None,
 ) -> PushResult:
     """Check, zip and upload the package in ``package_dir``; return the hub's answer.
 
     ``visibility`` (``public``, ``internal``, ``private``) is sent as the form field of that
-    name: who may see the model when this push creates it. Fails before any upload when the
-    client is offline, has no token, the visibility is unknown, the card is invalid, or the
-    smoke generation fails or breaks the card's output promise.
+    name: who may see the model when this push creates it. ``mint_doi`` (form field
+    ``mint_doi``) asks the hub to deposit the package on Zenodo on approval and pin the DOI it
+    gets; ``doi`` (form field ``doi``) names a Zenodo record that already holds the package. Fails
+    before any upload when the client is offline, has no token, the visibility is unknown, both
+    DOI options are given, the card is invalid, or the smoke generation fails or breaks the
+    card's output promise.
     """
     package_dir = Path(package_dir).resolve()
     if settings.offline:
@@ -109,6 +115,10 @@ def push(
     if visibility is not None and visibility not in VISIBILITIES:
         raise BadRequestError(
             f"visibility must be one of {', '.join(VISIBILITIES)}, not {visibility!r}"
+        )
+    if mint_doi and doi:
+        raise BadRequestError(
+            "either name the DOI that holds the package or ask the hub to mint one, not both"
         )
     card, card_text = read_package_card(package_dir)
     arguments = resolve_arguments(card, {})
@@ -144,6 +154,10 @@ def push(
         fields = {"card": card_text, "sha256": info.sha256}
         if visibility is not None:
             fields["visibility"] = visibility
+        if mint_doi:
+            fields["mint_doi"] = "true"
+        if doi:
+            fields["doi"] = doi
         own_session = session is None
         hub = session or HubSession(settings)
         try:

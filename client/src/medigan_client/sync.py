@@ -29,6 +29,7 @@ import difflib
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -93,6 +94,9 @@ class SyncResult:
     warning: str | None = None
     # The name of the hub synced (ClientSettings.hub_name).
     hub: str = ""
+    # One line per release that this sync found newly deprecated or yanked, with the reason
+    # and the replacement (the CLI prints them as warnings).
+    notices: tuple[str, ...] = ()
 
 
 def parse_snapshot(data: object, *, hub_url: str) -> Snapshot:
@@ -147,6 +151,32 @@ def sync(settings: ClientSettings, *, session: HubSession | None = None) -> Sync
 
     warnings = [w for w in (result.warning, unverified_warning(settings)) if w]
     return replace(result, warning="; ".join(warnings))
+
+
+def _lifecycle_states(document: dict[str, object] | None) -> dict[str, str]:
+    """``ns/name@version`` -> state of each release of a stored catalogue document, read from
+    the raw JSON (an entry without ``state`` is published)."""
+    releases = document.get("releases") if document is not None else None
+    states: dict[str, str] = {}
+    for entry in releases if isinstance(releases, list) else []:
+        if isinstance(entry, dict):
+            key = f"{entry.get('model_id')}@{entry.get('version')}"
+            states[key] = str(entry.get("state") or "published")
+    return states
+
+
+def _lifecycle_notices(
+    cached: dict[str, object] | None, releases: Iterable[SnapshotRelease]
+) -> tuple[str, ...]:
+    """What a user should hear after a sync: each release that became deprecated or yanked
+    since the cached copy."""
+    before = _lifecycle_states(cached)
+    return tuple(
+        entry.warning
+        for entry in releases
+        if entry.warning is not None
+        and before.get(f"{entry.model_id}@{entry.version}", "published") != entry.state.value
+    )
 
 
 def _sync(settings: ClientSettings, *, session: HubSession | None) -> SyncResult:
@@ -223,6 +253,7 @@ def _sync(settings: ClientSettings, *, session: HubSession | None) -> SyncResult
             release_count=len(followed.releases),
             changed=True,
             from_cache=False,
+            notices=_lifecycle_notices(cached, followed.releases),
         )
     assert response is not None
     if response.status_code == 304 and cached is not None:
@@ -244,7 +275,11 @@ def _sync(settings: ClientSettings, *, session: HubSession | None) -> SyncResult
     _store_snapshot(settings, snapshot, body, etag=etag)
     changed = cached is None or _serial(cached) != _serial(document) or cached != document
     return SyncResult(
-        serial=_serial(document), release_count=_count(document), changed=changed, from_cache=False
+        serial=_serial(document),
+        release_count=_count(document),
+        changed=changed,
+        from_cache=False,
+        notices=_lifecycle_notices(cached, snapshot.releases) if changed else (),
     )
 
 
@@ -423,22 +458,29 @@ def latest_releases(snapshot: Snapshot) -> list[SnapshotRelease]:
 
 
 def find_release(snapshot: Snapshot, model: str) -> Card:
-    """The card of ``ns/name@version``, or of the newest release of ``ns/name``.
+    """The card of ``ns/name@version``, or of the release ``ns/name`` resolves to (see
+    :func:`find_entry`)."""
+    return find_entry(snapshot, model).card
+
+
+def find_entry(snapshot: Snapshot, model: str) -> SnapshotRelease:
+    """The catalogue entry of ``ns/name@version``, or of the release ``ns/name`` resolves to:
+    its newest published release, else its newest deprecated one, never a yanked one (PEP 592;
+    a yanked release is found by its exact version only).
 
     A medigan-style id (``00102_NAME``, ``102``, maybe with ``@version``) names the model of any
     namespace it matches (:mod:`medigan_client.model_refs`). Raises :class:`NotFoundError`
-    naming close matches when the model or version is unknown.
+    naming close matches when the model or version is unknown, and the versions to choose from
+    when every release of the model is yanked.
     """
-    from medigan_catalog.snapshot import newest, version_key
+    from medigan_catalog.snapshot import newest_selectable, version_key
     from medigan_client.model_refs import resolve_model_ref
 
     model = resolve_model_ref(model, (release.model_id for release in snapshot.releases))
     model_id, version = split_model_ref(model)
-    candidates = [
-        r.card for r in snapshot.releases if f"{r.card.namespace}/{r.card.name}" == model_id
-    ]
+    candidates = [r for r in snapshot.releases if r.model_id == model_id]
     if not candidates:
-        known = sorted({f"{r.card.namespace}/{r.card.name}" for r in snapshot.releases})
+        known = sorted({r.model_id for r in snapshot.releases})
         close = difflib.get_close_matches(model_id, known, n=3, cutoff=0.6)
         prefixed = [k for k in known if k.startswith(model_id)][:3]
         hints = list(dict.fromkeys([*prefixed, *close]))
@@ -447,15 +489,21 @@ def find_release(snapshot: Snapshot, model: str) -> Card:
             f"no model {model_id} in the catalogue of {snapshot.hub_url} "
             f"(serial {snapshot.serial}){hint}"
         )
-    if version is None:
-        chosen = newest(candidates)
-        assert chosen is not None  # candidates is not empty
-        return chosen
-    for card in candidates:
-        if card.version == version:
-            return card
     versions = ", ".join(sorted((c.version for c in candidates), key=version_key))
-    raise NotFoundError(f"{model_id} has no published release {version}; releases: {versions}")
+    if version is None:
+        chosen = newest_selectable(candidates)
+        if chosen is None:
+            raise NotFoundError(
+                f"every release of {model_id} is yanked, so none is chosen for it; name one "
+                f"exactly ({model_id}@VERSION) to use it anyway: {versions}"
+            )
+        return chosen
+    for entry in candidates:
+        if entry.version == version:
+            return entry
+    raise NotFoundError(
+        f"{model_id} has no release {version} in the catalogue; releases: {versions}"
+    )
 
 
 # --- the search index beside the snapshot ---------------------------------------------------

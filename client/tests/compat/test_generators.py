@@ -221,5 +221,5 @@ def test_a_release_is_pinned_with_at_version(
     assert generators.get_config_by_id(pinned, "description.version") == "1.0.0"
     samples = generators.generate(pinned, num_samples=2, save_images=False)
     assert len(samples) == 2
-    with pytest.raises(NotFoundError, match=r"no published release 9\.9\.9"):
+    with pytest.raises(NotFoundError, match=r"no release 9\.9\.9 in the catalogue"):
         generators.generate(f"{images_model}@9.9.9", num_samples=1)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from celery.signals import task_retry
+from celery.signals import task_prerun, task_retry
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import call_command
@@ -524,3 +524,28 @@ def test_the_operators_seeding_path_still_submits_and_approves_as_one_person(
     assert release.state == ReleaseState.PUBLISHED
     assert release.submitted_by == operator
     assert {event.actor for event in release.events.all() if event.actor} == {operator}
+
+
+def test_the_operators_seeding_path_leaves_no_validation_for_a_running_worker(
+    tmp_path: Path, django_capture_on_commit_callbacks: Any
+) -> None:
+    """A worker that also took the release would race the operator's own validation for it."""
+    operator = factories.user("hub-operator", staff=True, reviewer=True)
+    package = factories.package_dir(tmp_path, model_id="zoo/noise-16")
+    started: list[str] = []
+
+    def record(sender: Any = None, **_: Any) -> None:
+        started.append(sender.name)
+
+    task_prerun.connect(record)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            release = services.package_publish_as_operator(
+                package_dir=package, operator=operator, note="seeded"
+            )
+    finally:
+        task_prerun.disconnect(record)
+
+    assert release.state == ReleaseState.PUBLISHED
+    assert release_validate_task.name not in started
+    assert release.events.filter(to_state=ReleaseState.VALIDATING).count() == 1

@@ -10,6 +10,7 @@ import pytest
 from django.test import Client as HttpClient
 
 from hub.registry import services
+from medigan_catalog.lifecycle import ReleaseState
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -228,3 +229,39 @@ def test_the_model_page_shows_the_release_notes_as_text() -> None:
 
     assert "What's new in 1.0.0" in page
     assert "Sharper.<br>&lt;script&gt;x()&lt;/script&gt;" in page
+
+
+def test_a_deprecated_release_page_says_why_and_links_its_replacement() -> None:
+    alice = factories.user("alice")
+    release = factories.release_row(submitter=alice, model_id="alice/noise-16")
+    factories.release_row(submitter=alice, model_id="alice/noise-32")
+    services.release_transition(
+        release_id=release.pk,
+        target=ReleaseState.DEPRECATED,
+        actor=alice,
+        note="mode <b>collapse</b>",
+        replacement_model_id="alice/noise-32",
+    )
+
+    page = HttpClient().get("/models/alice/noise-16/")
+
+    notice = re.search(rb'<p class="warn" id="lifecycle-notice">(.*?)</p>', page.content, re.S)
+    assert notice is not None
+    assert b"<strong>deprecated</strong>" in notice.group(1)
+    assert b"mode &lt;b&gt;collapse&lt;/b&gt;" in notice.group(1)
+    assert b'<a href="/models/alice/noise-32/">alice/noise-32</a>' in notice.group(1)
+
+
+def test_the_model_page_shows_the_newest_release_that_is_not_yanked() -> None:
+    alice = factories.user("alice")
+    factories.release_row(submitter=alice, version="1.0.0")
+    newer = factories.release_row(submitter=alice, version="1.1.0")
+    services.release_transition(release_id=newer.pk, target=ReleaseState.YANKED, note="wrong range")
+
+    page = HttpClient().get("/models/alice/noise-16/")
+    pinned = HttpClient().get("/models/alice/noise-16/1.1.0/")
+
+    assert b"version 1.0.0" in page.content
+    assert b"lifecycle-notice" not in page.content
+    assert b"<strong>yanked</strong>" in pinned.content
+    assert b"never chosen as the newest" in pinned.content

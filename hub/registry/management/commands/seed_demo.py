@@ -2,7 +2,9 @@
 
 Idempotent: run it again and existing releases are kept. Zoo packages go through submit,
 validation (with the sandboxed smoke generation) and approval like any contributor's; their
-publication queues their evaluations against the reference sets loaded first.
+publication queues their evaluations against the reference sets loaded first. medigan's models
+are imported with the DOI of the Zenodo record each package lives on, unpinned until
+``manage.py pin_verify`` has checked the record's bytes.
 
 The demo accounts each get a personal namespace and an API token with the scopes their part
 needs, written with the passwords to the credentials file: ``admin`` (staff and superuser, every
@@ -180,6 +182,13 @@ class Command(BaseCommand):
             f"medigan catalogue: {len(created)} releases imported, "
             f"{len(raw) - len(created)} already present"
         )
+        with_doi = sum(1 for release in created if release.doi)
+        if with_doi:
+            # Recorded from each package's Zenodo record, not yet checked against its bytes.
+            self._detail(
+                f"  {with_doi} Zenodo DOIs recorded unpinned; `manage.py pin_verify --namespace "
+                "medigan` checks them against Zenodo and serves the packages from this hub"
+            )
         medigan = f"medigan's {len(raw)} models (their packages live on Zenodo)"
         catalogue = (
             f"Demo catalogue: {len(zoo)} zoo models ({published} published now; the gpu worker "

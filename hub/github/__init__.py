@@ -1,0 +1,1 @@
+"""GitHub-linked submissions: links, webhooks, fetching release assets, commit statuses."""
