@@ -316,7 +316,7 @@ def _mirror_entry(
                     visibility=entry.visibility,
                     upstream=upstream.name,
                 )
-            _follow_state(upstream, existing, entry, serial, report)
+            _follow_state(existing, entry, report)
         return
     release = registry_services.release_mirror_create(
         card=entry.card,
@@ -338,12 +338,10 @@ def _mirror_entry(
     )
     MirroredRelease.objects.create(upstream=upstream, release=release)
     report.mirrored.append(key)
-    _follow_state(upstream, release, entry, serial, report)
+    _follow_state(release, entry, report)
 
 
-def _follow_state(
-    upstream: Upstream, release: Release, entry: SnapshotRelease, serial: int, report: SyncReport
-) -> None:
+def _follow_state(release: Release, entry: SnapshotRelease, report: SyncReport) -> None:
     """Deprecate or yank the mirrored copy as the upstream did, with the upstream's notice.
 
     Only a copy published here follows (one still in local review follows at a later change),
@@ -361,10 +359,7 @@ def _follow_state(
         note=reason,
         replacement_model_id=(notice.replacement or "") if notice is not None else "",
     )
-    report.retired.append(
-        f"{release_key(entry.model_id, entry.version)}: {target.value} on the upstream "
-        f"{upstream.name} (serial {serial})"
-    )
+    report.retired.append(f"{release_key(entry.model_id, entry.version)}: {target.value}")
 
 
 # Why a release left an upstream's feed: withdrawn (or, from hubs that took deprecated

@@ -69,6 +69,9 @@ def _signed_in_user(request: Request) -> User:
     return request.user
 
 
+_POSITIVE_ID = {"type": "integer", "minimum": 1}
+
+
 class ModelGithubLinkApi(APIView):
     """A model's GitHub link: ``GET`` it, ``POST`` to link (or link again, with a new secret),
     ``DELETE`` to unlink. The model's maintainers only (those who may push to its namespace)."""
@@ -125,6 +128,7 @@ _WEBHOOK_ERRORS = {
     "another repository (bad_request)",
     401: "the X-Hub-Signature-256 header is missing or does not verify with the link's secret, "
     "or there is no such link (github_signature_invalid); nothing is recorded",
+    404: "the link id in the path is not a positive whole number: no route of the hub (not_found)",
     409: "this delivery id was received before; nothing is done again (github_delivery_replayed)",
     413: "the body is over its limit (payload_too_large)",
     422: "the release's tag is not a semantic version (github_tag_not_semver); recorded",
@@ -140,7 +144,7 @@ class GithubWebhookApi(APIView):
     permission_classes: list[Any] = []
 
     @extend_schema(
-        parameters=[OpenApiParameter("link_id", OpenApiTypes.INT, OpenApiParameter.PATH)],
+        parameters=[OpenApiParameter("link_id", _POSITIVE_ID, OpenApiParameter.PATH)],
         request=OpenApiTypes.OBJECT,
         responses={
             200: OpenApiTypes.OBJECT,
@@ -214,7 +218,7 @@ class GithubSubmissionDetailApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
-        parameters=[OpenApiParameter("submission_id", OpenApiTypes.INT, OpenApiParameter.PATH)],
+        parameters=[OpenApiParameter("submission_id", _POSITIVE_ID, OpenApiParameter.PATH)],
         responses={200: OpenApiTypes.OBJECT, **error_responses(401, 404, 429)},
     )
     def get(self, request: Request, submission_id: int) -> Response:

@@ -354,7 +354,8 @@ def test_deprecation_and_withdrawal_upstream_reach_the_mirror(upstream_hub: Live
         "from hub.registry import services; from hub.registry.models import Release; "
         "from medigan_catalog.lifecycle import ReleaseState; "
         f"r = Release.objects.get(generative_model__name={first.generative_model.name!r}); "
-        "services.release_transition(release_id=r.pk, target=ReleaseState.DEPRECATED); print(1)"
+        "services.release_transition(release_id=r.pk, target=ReleaseState.DEPRECATED, "
+        "note='superseded by v2'); print(1)"
     )
     upstream_hub.manage(
         "release_withdraw", second.release_id, "--note", "licence problem", "--as", "admin"
@@ -366,6 +367,7 @@ def test_deprecation_and_withdrawal_upstream_reach_the_mirror(upstream_hub: Live
     first.refresh_from_db()
     second.refresh_from_db()
     assert first.state == ReleaseState.DEPRECATED
+    assert first.lifecycle_reason == "superseded by v2"
     assert second.state == ReleaseState.WITHDRAWN
     assert sorted(report.retired) == sorted(
         [f"{first.release_id}: deprecated", f"{second.release_id}: withdrawn"]
