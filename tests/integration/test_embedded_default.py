@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -194,5 +195,17 @@ def test_a_push_is_validated_while_an_evaluation_runs_and_both_workers_stop_with
         if b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()
     )
     os.kill(gunicorn, signal.SIGTERM)
-    hub.processes["embedded"].wait(timeout=60)
+    try:
+        hub.processes["embedded"].wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        # What each process was doing when it did not stop: the end of every log.
+        tails = {
+            name: "\n".join(hub.log(name).splitlines()[-15:])
+            for name in ("embedded", "web", "worker-validation", "worker-gpu")
+        }
+        still = [pid for pid in (gunicorn, *workers) if _pid_alive(pid)]
+        pytest.fail(
+            f"the embedded hub did not stop within 60 s of gunicorn's TERM; alive: {still}\n"
+            + "\n".join(f"--- {name}.log\n{tail}" for name, tail in tails.items())
+        )
     _wait("both workers stopped", lambda: not any(_pid_alive(pid) for pid in workers), 60)
