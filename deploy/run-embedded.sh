@@ -23,10 +23,14 @@ LOG=$DATA/log
 mkdir -p "$LOG"
 
 workers=()
+names=()
 # Stopping asks the workers to finish their current task (TERM, a warm shutdown), but an
 # evaluation can take minutes: after WORKER_STOP_GRACE_SECONDS they stop at once (QUIT, a cold
-# shutdown that ends the pool and its sandboxes). Work they held is not lost: the janitors put it
-# back on the queue once it is past its deadline (docs/operations.md).
+# shutdown that ends the pool and its sandboxes). A worker that is still there after as long
+# again (a pool process stuck where no signal handler runs) is killed with everything it started,
+# so Ctrl-C always ends the hub; with PYTHONFAULTHANDLER (below) its Python stacks go to its log
+# first (ABRT). Work they held is not lost: the janitors put it back on the queue once it is past
+# its deadline (docs/operations.md).
 any_worker_alive() {
   local pid
   for pid in "${workers[@]}"; do
@@ -34,16 +38,39 @@ any_worker_alive() {
   done
   return 1
 }
+wait_workers() { # wait_workers SECONDS: until no worker is left or SECONDS have passed
+  local waited=0
+  while any_worker_alive && ((waited < $1 * 5)); do
+    sleep 0.2
+    waited=$((waited + 1))
+  done
+}
+process_tree() { # process_tree PID: PID and every process below it, children first
+  local pid=$1 child
+  for child in $(cat /proc/"$pid"/task/*/children 2>/dev/null); do
+    process_tree "$child"
+  done
+  echo "$pid"
+}
 stop_workers() {
   trap - EXIT INT TERM
   ((${#workers[@]})) || return 0
+  local grace=${WORKER_STOP_GRACE_SECONDS:-10} i tree
   kill -TERM "${workers[@]}" 2>/dev/null || true
-  local waited=0
-  while any_worker_alive && ((waited < ${WORKER_STOP_GRACE_SECONDS:-10})); do
-    sleep 1
-    waited=$((waited + 1))
-  done
+  wait_workers "$grace"
   kill -QUIT "${workers[@]}" 2>/dev/null || true
+  wait_workers "$grace"
+  for i in "${!workers[@]}"; do
+    kill -0 "${workers[$i]}" 2>/dev/null || continue
+    tree=$(process_tree "${workers[$i]}")
+    echo "the ${names[$i]} worker did not stop within $((2 * grace)) s of Ctrl-C; killing it" \
+      "and the processes it started ($(echo $tree)); its stacks are in $LOG/worker-${names[$i]}.log" >&2
+    # shellcheck disable=SC2086 # a list of pids
+    kill -ABRT $tree 2>/dev/null || true
+    sleep 1
+    # shellcheck disable=SC2086
+    kill -KILL $tree 2>/dev/null || true
+  done
   wait "${workers[@]}" 2>/dev/null || true
 }
 trap stop_workers EXIT INT TERM
@@ -57,7 +84,11 @@ worker() {
     --without-gossip --without-mingle --loglevel INFO --pidfile "$DATA/worker-$name.pid" "$@" \
     >>"$LOG/worker-$name.log" 2>&1 &
   workers+=("$!")
+  names+=("$name")
 }
+# A worker that has to be killed at the end writes its Python stacks to its log first.
+export PYTHONFAULTHANDLER=1
+ulimit -c 0 # ... and leaves no core file behind
 worker validation validation,default --beat --schedule "$DATA/celerybeat-schedule"
 worker gpu gpu
 

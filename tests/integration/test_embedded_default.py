@@ -136,6 +136,22 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _descendants(pid: int) -> list[int]:
+    below = _children(pid)
+    return [*below, *(grandchild for child in below for grandchild in _descendants(child))]
+
+
+def _describe_process(pid: int) -> str:
+    """pid, state, the kernel function it sleeps in, and its command line."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        wchan = Path(f"/proc/{pid}/wchan").read_text() or "-"
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return f"{pid} (gone)"
+    return f"{pid} {state} {wchan} {command[:200]}"
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -203,9 +219,17 @@ def test_a_push_is_validated_while_an_evaluation_runs_and_both_workers_stop_with
             name: "\n".join(hub.log(name).splitlines()[-15:])
             for name in ("embedded", "web", "worker-validation", "worker-gpu")
         }
-        still = [pid for pid in (gunicorn, *workers) if _pid_alive(pid)]
+        # Last, as the end of a long report is what survives: who is left, and where it waits.
+        still = [
+            _describe_process(pid)
+            for root in (hub.processes["embedded"].pid, gunicorn, *workers)
+            for pid in (root, *_descendants(root))
+            if _pid_alive(pid)
+        ]
         pytest.fail(
-            f"the embedded hub did not stop within 60 s of gunicorn's TERM; alive: {still}\n"
+            "the embedded hub did not stop within 60 s of gunicorn's TERM\n"
             + "\n".join(f"--- {name}.log\n{tail}" for name, tail in tails.items())
+            + "\n--- still alive\n"
+            + "\n".join(dict.fromkeys(still))
         )
     _wait("both workers stopped", lambda: not any(_pid_alive(pid) for pid in workers), 60)
