@@ -23,11 +23,13 @@ app.autodiscover_tasks()
 
 
 def janitors_run_at_start_up(sender: Any = None, **kwargs: Any) -> None:
-    """Run the registry's and the evaluations' janitors once, in the worker's main process."""
+    """Run the registry's, the evaluations' and the pins' janitors once, in the worker's main
+    process."""
     from hub.evaluations.services import evaluations_janitor_run
+    from hub.pinning.services import pins_requeue_lost
     from hub.registry.services import registry_janitor_run
 
-    for janitor in (registry_janitor_run, evaluations_janitor_run):
+    for janitor in (registry_janitor_run, evaluations_janitor_run, pins_requeue_lost):
         try:
             janitor()
         except Exception:

@@ -51,6 +51,10 @@ class DoiPin(models.Model):
     last_error = models.TextField(blank=True, default="")
     # Set while a pin task works on it: a second delivery of the task leaves it alone.
     running_since = models.DateTimeField(null=True, blank=True)
+    # When a pin task is to start at the latest: when it was queued, or when its retry is due.
+    # A pending pin whose task has not come long after that lost its message; the janitor
+    # queues it again (``pins_requeue_lost``).
+    task_due_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     pinned_at = models.DateTimeField(null=True, blank=True)
     checked_at = models.DateTimeField(null=True, blank=True)

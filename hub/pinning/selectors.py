@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from hub.pinning.models import DoiPin, PinnedFile
 from hub.registry.models import Release
-from medigan_catalog.lifecycle import CATALOGUE_STATES
+from medigan_catalog.lifecycle import CATALOGUE_STATES, ReleaseState
 from medigan_catalog.schema import card_from_json
 from medigan_catalog.snapshot import ReleasePin
 
@@ -94,6 +94,23 @@ def pin_deposit_in_progress(pin: DoiPin) -> bool:
 def pins_recheck_due(now: datetime) -> list[int]:
     """The pins whose last check is older than ``MEDIGAN_ZENODO_RECHECK_SECONDS`` at ``now``."""
     return pins_checked_before(now - timedelta(seconds=settings.MEDIGAN_ZENODO_RECHECK_SECONDS))
+
+
+def pins_lost(now: datetime, *, claim_stale: timedelta) -> QuerySet[DoiPin]:
+    """The pending pins that wait for a task that is not coming.
+
+    A pin of an approved release is lost when its task was due more than
+    ``MEDIGAN_ZENODO_PIN_LOST_SECONDS`` before ``now`` (its message dropped with a killed worker
+    or never queued) and no task holds it, or the one that did has held it longer than
+    ``claim_stale`` (its worker died in the middle of the pin).
+    """
+    cutoff = now - timedelta(seconds=settings.MEDIGAN_ZENODO_PIN_LOST_SECONDS)
+    return (
+        DoiPin.objects.filter(status=DoiPin.Status.PENDING, release__state=ReleaseState.APPROVED)
+        .filter(Q(task_due_at__lt=cutoff) | Q(task_due_at__isnull=True, created_at__lt=cutoff))
+        .filter(Q(running_since__isnull=True) | Q(running_since__lt=now - claim_stale))
+        .order_by("pk")
+    )
 
 
 def pins_checked_before(cutoff: datetime) -> list[int]:

@@ -37,6 +37,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import IO, Final
 from urllib.parse import unquote, urlsplit
@@ -233,6 +234,7 @@ def pin_start(*, release_id: int) -> bool:
             pin.kind, pin.requested_doi, pin.status = plan.kind, plan.doi, DoiPin.Status.PENDING
             pin.attempts, pin.last_error = 0, ""
             pin.save(update_fields=["kind", "requested_doi", "status", "attempts", "last_error"])
+        DoiPin.objects.filter(pk=pin.pk).update(task_due_at=timezone.now())
         _event(pin.pk, "queued", plan.describe())
         transaction.on_commit(lambda: _queue_pin(release_id))
     logger.info("release %s: %s", release.release_id, plan.describe())
@@ -251,11 +253,34 @@ def pin_retry(*, release_id: int) -> DoiPin:
                 code=ErrorCode.TRANSITION_NOT_ALLOWED,
             )
         pin.status, pin.attempts, pin.last_error = DoiPin.Status.PENDING, 0, ""
-        pin.running_since = None
-        pin.save(update_fields=["status", "attempts", "last_error", "running_since"])
+        pin.running_since, pin.task_due_at = None, timezone.now()
+        pin.save(update_fields=["status", "attempts", "last_error", "running_since", "task_due_at"])
         _event(pin.pk, "queued", "queued again by an operator")
         transaction.on_commit(lambda: _queue_pin(release_id))
     return pin
+
+
+def pins_requeue_lost() -> list[int]:
+    """Queue again the pins whose task was lost (the janitor's pass); their release ids.
+
+    A task delivered after all finds the pin taken or done and leaves it (``_claim``).
+    """
+    requeued = []
+    now = timezone.now()
+    lost = selectors.pins_lost(now, claim_stale=_CLAIM_STALE)
+    for release_id in list(lost.values_list("release_id", flat=True)):
+        with transaction.atomic():
+            # Locked and asked again: a task may have taken or finished it since the list.
+            pin = lost.select_for_update(of=("self",)).filter(release_id=release_id).first()
+            if pin is None:
+                continue
+            DoiPin.objects.filter(pk=pin.pk).update(task_due_at=timezone.now(), running_since=None)
+            _event(pin.pk, "queued", "its task was lost; queued again by the janitor")
+            transaction.on_commit(partial(_queue_pin, release_id))
+        requeued.append(release_id)
+    if requeued:
+        logger.warning("pins queued again after their tasks were lost: releases %s", requeued)
+    return requeued
 
 
 def _queue_pin(release_id: int) -> None:
@@ -327,6 +352,9 @@ def release_pin(*, release_id: int, final_attempt: bool) -> str:
         return "skipped"
     if not _claim(pin):
         return "busy"
+    # A task the janitor queued again starts counting its retries from 0; the pin's own count
+    # still ends the attempts in time.
+    final_attempt = final_attempt or pin.attempts + 1 >= settings.MEDIGAN_ZENODO_PIN_ATTEMPTS
     try:
         with _client(pin.zenodo_url) as client:
             found = (
@@ -350,7 +378,12 @@ def release_pin(*, release_id: int, final_attempt: bool) -> str:
 
 def _attempt_failed(pin: DoiPin, error: CatalogError, *, final: bool) -> None:
     attempts = pin.attempts + 1
-    DoiPin.objects.filter(pk=pin.pk).update(attempts=attempts, last_error=error.message)
+    DoiPin.objects.filter(pk=pin.pk).update(
+        attempts=attempts,
+        last_error=error.message,
+        # The task's retry (pin_retry_delay of its retries so far) is due then.
+        task_due_at=timezone.now() + timedelta(seconds=pin_retry_delay(attempts - 1)),
+    )
     if not final:
         _event(pin.pk, "attempt_failed", f"attempt {attempts}: {error.message}; retried later")
         logger.warning("pin of %s, attempt %d failed: %s", pin.release, attempts, error.message)

@@ -47,3 +47,9 @@ def pins_recheck_due_task() -> list[int]:
     for pin_id in due:
         pin_recheck_task.delay(pin_id)
     return due
+
+
+@shared_task(name="hub.pinning.tasks.pins_janitor_run_task", **BUSY_RETRY)
+def pins_janitor_run_task() -> list[int]:
+    """Queue again the pins whose task was lost (beat, and every worker at start-up)."""
+    return services.pins_requeue_lost()

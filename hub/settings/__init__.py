@@ -333,6 +333,9 @@ MEDIGAN_ZENODO_HTTP_BACKOFF_SECONDS = float(
 )
 MEDIGAN_ZENODO_PIN_ATTEMPTS = int(os.environ.get("MEDIGAN_ZENODO_PIN_ATTEMPTS", "8"))
 MEDIGAN_ZENODO_RETRY_SECONDS = float(os.environ.get("MEDIGAN_ZENODO_RETRY_SECONDS", "60"))
+# A pending pin whose task has not started this long after it was due (queued, or its retry
+# due) lost its message: the janitor queues it again.
+MEDIGAN_ZENODO_PIN_LOST_SECONDS = float(os.environ.get("MEDIGAN_ZENODO_PIN_LOST_SECONDS", "900"))
 # Pinned records are fetched again when their last check is older than this (daily); beat
 # looks for them every MEDIGAN_ZENODO_RECHECK_POLL_SECONDS. With MEDIGAN_ZENODO_RECHECK_DOWNLOAD
 # the files are downloaded and their sha256 compared too, not only Zenodo's md5 and size.
@@ -437,6 +440,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     "evaluations-janitor": {
         "task": "hub.evaluations.tasks.evaluations_janitor_run_task",
+        "schedule": MEDIGAN_JANITOR_INTERVAL_SECONDS,
+    },
+    "pinning-janitor": {
+        "task": "hub.pinning.tasks.pins_janitor_run_task",
         "schedule": MEDIGAN_JANITOR_INTERVAL_SECONDS,
     },
     # Each upstream has its own interval and backoff; this only looks for the ones that are due.

@@ -93,11 +93,12 @@ def in_review() -> Callable[..., Release]:
 
 
 @pytest.fixture
-def approve(django_capture_on_commit_callbacks: Any) -> Callable[[Release], Release]:
-    """Approve a release as a reviewer, running what the approval queues (the pin task)."""
+def approve(django_capture_on_commit_callbacks: Any) -> Callable[..., Release]:
+    """Approve a release as a reviewer, running what the approval queues (the pin task) unless
+    ``run_queued`` is off (the task's message lost)."""
 
-    def run(release: Release) -> Release:
-        with django_capture_on_commit_callbacks(execute=True):
+    def run(release: Release, *, run_queued: bool = True) -> Release:
+        with django_capture_on_commit_callbacks(execute=run_queued):
             services.release_review(
                 release_id=release.pk,
                 reviewer=factories.user("rita", reviewer=True),
