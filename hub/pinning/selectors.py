@@ -96,6 +96,13 @@ def pins_recheck_due(now: datetime) -> list[int]:
     return pins_checked_before(now - timedelta(seconds=settings.MEDIGAN_ZENODO_RECHECK_SECONDS))
 
 
+def pin_retry_countdown(release_id: int, now: datetime) -> float:
+    """Seconds from ``now`` until the next attempt of a release's pin is due (0: due now), as
+    its last failed attempt recorded."""
+    due = DoiPin.objects.filter(release_id=release_id).values_list("task_due_at", flat=True).first()
+    return max(0.0, (due - now).total_seconds()) if due is not None else 0.0
+
+
 def pins_lost(now: datetime, *, claim_stale: timedelta) -> QuerySet[DoiPin]:
     """The pending pins that wait for a task that is not coming.
 

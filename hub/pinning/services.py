@@ -293,10 +293,10 @@ def _queue_pin(release_id: int) -> None:
         logger.exception("could not queue the pin of release %s", release_id)
 
 
-def pin_retry_delay(retries: int) -> float:
-    """Seconds before attempt ``retries + 2``: doubling from MEDIGAN_ZENODO_RETRY_SECONDS, at
-    most an hour."""
-    return float(min(settings.MEDIGAN_ZENODO_RETRY_SECONDS * 2**retries, _RETRY_MAX_SECONDS))
+def pin_retry_delay(failed_before: int) -> float:
+    """Seconds before the attempt that follows ``failed_before + 1`` failed ones: doubling from
+    MEDIGAN_ZENODO_RETRY_SECONDS, at most an hour."""
+    return float(min(settings.MEDIGAN_ZENODO_RETRY_SECONDS * 2**failed_before, _RETRY_MAX_SECONDS))
 
 
 # --- one attempt -------------------------------------------------------------------------------
@@ -333,7 +333,7 @@ def _claim(pin: DoiPin) -> bool:
     )
 
 
-def release_pin(*, release_id: int, final_attempt: bool) -> str:
+def release_pin(*, release_id: int) -> str:
     """One attempt to pin an approved release's DOI and publish it (the pin task's work).
 
     Returns ``published``, ``failed`` (recorded: the release stays approved, its ``doi_pin``
@@ -352,9 +352,9 @@ def release_pin(*, release_id: int, final_attempt: bool) -> str:
         return "skipped"
     if not _claim(pin):
         return "busy"
-    # A task the janitor queued again starts counting its retries from 0; the pin's own count
-    # still ends the attempts in time.
-    final_attempt = final_attempt or pin.attempts + 1 >= settings.MEDIGAN_ZENODO_PIN_ATTEMPTS
+    # The pin counts its attempts, not the task: a task queued again (by an operator, or by the
+    # janitor after a lost message) goes on from the pin's count.
+    final_attempt = pin.attempts + 1 >= settings.MEDIGAN_ZENODO_PIN_ATTEMPTS
     try:
         with _client(pin.zenodo_url) as client:
             found = (
@@ -378,23 +378,25 @@ def release_pin(*, release_id: int, final_attempt: bool) -> str:
 
 def _attempt_failed(pin: DoiPin, error: CatalogError, *, final: bool) -> None:
     attempts = pin.attempts + 1
+    if final:
+        DoiPin.objects.filter(pk=pin.pk).update(attempts=attempts)
+        _pin_failed(
+            pin,
+            f"Zenodo could not be reached after {attempts} attempts ({error.message}); the "
+            "release stays approved and unpublished until an operator queues its pin again "
+            "(manage.py pin_retry, or the admin)",
+            code=error.code.value,
+        )
+        return
+    # The pin says when its next attempt is due: the task waits until then, and the janitor
+    # takes the pin back only well after it (selectors.pins_lost).
     DoiPin.objects.filter(pk=pin.pk).update(
         attempts=attempts,
         last_error=error.message,
-        # The task's retry (pin_retry_delay of its retries so far) is due then.
         task_due_at=timezone.now() + timedelta(seconds=pin_retry_delay(attempts - 1)),
     )
-    if not final:
-        _event(pin.pk, "attempt_failed", f"attempt {attempts}: {error.message}; retried later")
-        logger.warning("pin of %s, attempt %d failed: %s", pin.release, attempts, error.message)
-        return
-    _pin_failed(
-        pin,
-        f"Zenodo could not be reached after {attempts} attempts ({error.message}); the "
-        "release stays approved and unpublished until an operator queues its pin again "
-        "(manage.py pin_retry, or the admin)",
-        code=error.code.value,
-    )
+    _event(pin.pk, "attempt_failed", f"attempt {attempts}: {error.message}; retried later")
+    logger.warning("pin of %s, attempt %d failed: %s", pin.release, attempts, error.message)
 
 
 def _pin_failed(pin: DoiPin, message: str, *, code: str) -> None:

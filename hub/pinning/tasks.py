@@ -8,7 +8,6 @@ approved). A locked database is retried like everywhere else (``hub.work.BUSY_RE
 from __future__ import annotations
 
 from celery import Task, shared_task
-from django.conf import settings
 from django.db import OperationalError
 from django.utils import timezone
 
@@ -21,12 +20,10 @@ def release_pin_task(self: Task, release_id: int) -> str:
     """Pin an approved release's DOI and publish it; retried while Zenodo is unreachable."""
     retries = int(self.request.retries or 0)
     try:
-        return services.release_pin(
-            release_id=release_id,
-            final_attempt=retries + 1 >= settings.MEDIGAN_ZENODO_PIN_ATTEMPTS,
-        )
+        return services.release_pin(release_id=release_id)
     except services.TRANSIENT_ERRORS as error:
-        raise self.retry(exc=error, countdown=services.pin_retry_delay(retries)) from error
+        countdown = selectors.pin_retry_countdown(release_id, timezone.now())
+        raise self.retry(exc=error, countdown=countdown) from error
     except OperationalError as error:
         if retries >= BUSY_RETRY["max_retries"]:
             raise

@@ -15,7 +15,7 @@ import pytest
 from django.utils import timezone
 
 from hub.celery import janitors_run_at_start_up
-from hub.pinning import services
+from hub.pinning import selectors, services
 from hub.pinning.models import DoiPin, PinEvent
 from hub.registry.models import Release
 from medigan_catalog.lifecycle import ReleaseState
@@ -125,7 +125,7 @@ def test_a_task_queued_again_ends_the_attempts_at_the_pins_own_count(
     assert Release.objects.get(pk=lost_pin.release_id).state == ReleaseState.APPROVED
 
 
-def test_a_failed_attempt_sets_when_its_retry_is_due(
+def test_a_failed_attempt_sets_when_its_retry_is_due_and_the_task_waits_for_it(
     lost_pin: DoiPin,
     zenodo: ZenodoServer,
     settings: Any,
@@ -136,9 +136,11 @@ def test_a_failed_attempt_sets_when_its_retry_is_due(
     before = timezone.now()
 
     with pytest.raises(services.TRANSIENT_ERRORS):
-        services.release_pin(release_id=lost_pin.release_id, final_attempt=False)
+        services.release_pin(release_id=lost_pin.release_id)
 
     pin = DoiPin.objects.get(pk=lost_pin.pk)
     assert pin.attempts == 1 and pin.status == "pending"
     assert pin.task_due_at is not None
     assert pin.task_due_at >= before + timedelta(seconds=600)
+    # ... and the task's retry waits for that time.
+    assert 590 < selectors.pin_retry_countdown(lost_pin.release_id, timezone.now()) <= 600
